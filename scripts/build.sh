@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build the three bare-metal images (hypervisor, Dom0, PV guest kernel) with the
+# installed stable toolchain and copy them to target/images/.
+#
+# The images are ordinary host-target (x86_64-unknown-linux-gnu) no_std binaries
+# linked freestanding by each crate's build.rs (see
+# shared/notes/bare-metal-on-stable.md). A separate --target-dir keeps these
+# RUSTFLAGS away from host tests and build scripts.
+#
+#   PROFILE=dev scripts/build.sh      # unoptimised images (default: release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=${PROFILE:-release}
+out=target/images
+dir=$profile; [ "$profile" = dev ] && dir=debug
+
+echo "build: images ($profile) -> $out/" >&2
+RUSTFLAGS="-C no-redzone=yes -C force-frame-pointers=yes" \
+    cargo build --quiet --profile "$profile" \
+    --target x86_64-unknown-linux-gnu --target-dir target/bare \
+    -p xen-core --bin xen-core -p dom0 -p pv-guest-kernel
+
+mkdir -p "$out"
+for img in xen-core dom0 pv-guest-kernel; do
+    cp "target/bare/x86_64-unknown-linux-gnu/$dir/$img" "$out/$img"
+done
+ls -l "$out" >&2
