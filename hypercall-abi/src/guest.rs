@@ -1,0 +1,176 @@
+//! Guest-side hypercalls, for our PV kernels.
+//!
+//! A hypercall is `call hypercall_page + 32 * nr` with the arguments in
+//! `%rdi %rsi %rdx %r10 %r8` and the result in `%rax`. The page is the
+//! 4 KiB, page-aligned `hypercall_page` symbol that `pv-rt` defines in the
+//! kernel's `.text` and names in its `XEN_ELFNOTE_HYPERCALL_PAGE` note, so the
+//! hypervisor fills it before the kernel starts.
+//!
+//! Register contract: `%rcx` and `%r11` are clobbered by `syscall` (the page
+//! saves and restores them, but we do not rely on it); Xen may clobber the
+//! argument registers (debug builds of Xen deliberately do), so all of them
+//! are outputs here too. The stack is used by the page's pushes and by the
+//! `call`, so no `nostack`.
+
+use core::arch::asm;
+
+use crate::console::CONSOLEIO_write;
+use crate::nr;
+use crate::sched::{SchedShutdown, SCHEDOP_shutdown, SCHEDOP_yield};
+
+extern "C" {
+    /// Defined by `pv-rt`; filled by the hypervisor at domain build.
+    static hypercall_page: [u8; 4096];
+}
+
+#[inline(always)]
+fn entry(nr: u64) -> usize {
+    // Taking the address of an extern static reads nothing, so needs no unsafe.
+    let base = &raw const hypercall_page as usize;
+    base + 32 * nr as usize
+}
+
+/// A number past the page's 128 entries has no entry to call: report it as
+/// the hypervisor would an unknown hypercall instead of jumping past the page.
+macro_rules! check_nr {
+    ($nr:expr) => {
+        if $nr >= crate::nr::HYPERCALL_PAGE_ENTRIES as u64 {
+            return crate::errno::Errno::ENOSYS.to_ret();
+        }
+    };
+}
+
+/// # Safety
+/// The hypercall page must be mapped and filled (true once a PV kernel runs),
+/// and `nr` must be a hypercall whose side effects the caller accepts.
+#[inline(always)]
+pub unsafe fn hypercall0(nr: u64) -> i64 {
+    check_nr!(nr);
+    let ret: i64;
+    // SAFETY: the caller guarantees the page; every register the hypercall or
+    // `syscall` may change is declared as clobbered.
+    unsafe {
+        asm!("call {entry}",
+             entry = in(reg) entry(nr),
+             lateout("rax") ret,
+             lateout("rdi") _, lateout("rsi") _, lateout("rdx") _, lateout("r10") _,
+             lateout("r8") _, lateout("rcx") _, lateout("r11") _);
+    }
+    ret
+}
+
+/// # Safety
+/// As [`hypercall0`]; pointer arguments must be valid for what `nr` does.
+#[inline(always)]
+pub unsafe fn hypercall1(nr: u64, a1: u64) -> i64 {
+    check_nr!(nr);
+    let ret: i64;
+    // SAFETY: as in hypercall0.
+    unsafe {
+        asm!("call {entry}",
+             entry = in(reg) entry(nr),
+             lateout("rax") ret,
+             inout("rdi") a1 => _, lateout("rsi") _, lateout("rdx") _, lateout("r10") _,
+             lateout("r8") _, lateout("rcx") _, lateout("r11") _);
+    }
+    ret
+}
+
+/// # Safety
+/// As [`hypercall1`].
+#[inline(always)]
+pub unsafe fn hypercall2(nr: u64, a1: u64, a2: u64) -> i64 {
+    check_nr!(nr);
+    let ret: i64;
+    // SAFETY: as in hypercall0.
+    unsafe {
+        asm!("call {entry}",
+             entry = in(reg) entry(nr),
+             lateout("rax") ret,
+             inout("rdi") a1 => _, inout("rsi") a2 => _, lateout("rdx") _, lateout("r10") _,
+             lateout("r8") _, lateout("rcx") _, lateout("r11") _);
+    }
+    ret
+}
+
+/// # Safety
+/// As [`hypercall1`].
+#[inline(always)]
+pub unsafe fn hypercall3(nr: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    check_nr!(nr);
+    let ret: i64;
+    // SAFETY: as in hypercall0.
+    unsafe {
+        asm!("call {entry}",
+             entry = in(reg) entry(nr),
+             lateout("rax") ret,
+             inout("rdi") a1 => _, inout("rsi") a2 => _, inout("rdx") a3 => _,
+             lateout("r10") _, lateout("r8") _, lateout("rcx") _, lateout("r11") _);
+    }
+    ret
+}
+
+/// # Safety
+/// As [`hypercall1`].
+#[inline(always)]
+pub unsafe fn hypercall4(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
+    check_nr!(nr);
+    let ret: i64;
+    // SAFETY: as in hypercall0.
+    unsafe {
+        asm!("call {entry}",
+             entry = in(reg) entry(nr),
+             lateout("rax") ret,
+             inout("rdi") a1 => _, inout("rsi") a2 => _, inout("rdx") a3 => _,
+             inout("r10") a4 => _, lateout("r8") _, lateout("rcx") _, lateout("r11") _);
+    }
+    ret
+}
+
+/// # Safety
+/// As [`hypercall1`].
+#[inline(always)]
+pub unsafe fn hypercall5(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    check_nr!(nr);
+    let ret: i64;
+    // SAFETY: as in hypercall0.
+    unsafe {
+        asm!("call {entry}",
+             entry = in(reg) entry(nr),
+             lateout("rax") ret,
+             inout("rdi") a1 => _, inout("rsi") a2 => _, inout("rdx") a3 => _,
+             inout("r10") a4 => _, inout("r8") a5 => _, lateout("rcx") _, lateout("r11") _);
+    }
+    ret
+}
+
+/// `console_io(CONSOLEIO_write, len, buf)`: returns 0 or `-errno`.
+pub fn console_write(buf: &[u8]) -> i64 {
+    // SAFETY: Xen only reads `buf.len()` bytes from `buf`, which the slice
+    // guarantees are readable.
+    unsafe {
+        hypercall3(nr::CONSOLE_IO, CONSOLEIO_write as u64, buf.len() as u64, buf.as_ptr() as u64)
+    }
+}
+
+/// `xen_version(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must be null or point to a buffer of the type `cmd` writes.
+pub unsafe fn xen_version(cmd: u32, arg: *mut u8) -> i64 {
+    // SAFETY: the caller guarantees `arg` matches `cmd`.
+    unsafe { hypercall2(nr::XEN_VERSION, cmd as u64, arg as u64) }
+}
+
+/// `sched_op(SCHEDOP_shutdown, {reason})`: returns only on failure.
+pub fn sched_shutdown(reason: u32) -> i64 {
+    let arg = SchedShutdown { reason };
+    // SAFETY: Xen reads the 4-byte struct, which lives on our stack for the call.
+    unsafe { hypercall2(nr::SCHED_OP, SCHEDOP_shutdown as u64, &arg as *const _ as u64) }
+}
+
+/// `sched_op(SCHEDOP_yield, NULL)`.
+pub fn sched_yield() -> i64 {
+    // SAFETY: yield takes no memory argument.
+    unsafe { hypercall2(nr::SCHED_OP, SCHEDOP_yield as u64, 0) }
+}
