@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Boot xen-core (or real Xen 4.17) with a Dom0 kernel in QEMU, serial console on
+# the terminal. Returns the mapped status of the run:
+#   0 Dom0 powered off, 3 Dom0 rebooted, 5 Dom0 crashed, 7 hypervisor panic,
+#   9 triple fault, 124 timeout, anything else: QEMU's own exit status.
+# xen-core ends QEMU itself with that status (ACPI S5, isa-debug-exit 1/2/3).
+# Real Xen does not (noreboot): this script watches its log for the final line
+# and ends QEMU. tests/src/lib.rs (the test harness) builds the same command line.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/run.sh [options]
+
+Boot target/images/xen-core (default) or Xen 4.17 in QEMU (TCG) with a Dom0.
+
+  --mem MIB              machine memory, QEMU -m (default 512)
+  --dom0-mem SIZE        Dom0 memory, hypervisor option dom0_mem= (default 64M)
+  --append "OPTS"        extra hypervisor options, after the defaults
+                         (xen-core: console=com1 loglvl=all guest_loglvl=all;
+                          Xen: console=com1 dom0=pv loglvl=all guest_loglvl=all noreboot)
+  --dom0 PATH            Dom0 kernel (default target/images/dom0)
+  --dom0-cmdline "..."   Dom0's command line, e.g. "workload=enosys"
+  --module "PATH [cmdline]"
+                         a further module after Dom0 (repeatable)
+  --xen                  boot real Xen 4.17 (.cache/xen/xen.bin, fetched if missing)
+  --kvm                  use KVM instead of TCG (needs /dev/kvm; see notes: the
+                         KVM on the project's machines breaks on SSE)
+  --icount               -icount shift=0: guest rdtsc counts instructions
+  --gdb                  start halted, gdb stub on :1234 (QEMU -s -S)
+  --timeout SECS         end the run after SECS seconds (status 124)
+  --qemu ARG             extra QEMU argument (repeatable), e.g. --qemu -d --qemu int
+  --no-build             do not run scripts/build.sh first
+  --dry-run              print the QEMU command line and exit
+  -h, --help             this text
+
+Exit status: 0 powered off, 3 reboot, 5 Dom0 crashed, 7 hypervisor panic,
+9 triple fault, 124 timeout, otherwise QEMU's.
+Examples:
+  scripts/run.sh
+  scripts/run.sh --dom0 target/images/pv-guest-kernel --dom0-cmdline workload=privop
+  scripts/run.sh --xen --dom0 target/images/pv-guest-kernel --dom0-cmdline workload=banner
+EOF
+}
+
+die() { echo "run: $*" >&2; exit 2; }
+
+orig_pwd=$PWD
+cd "$(dirname "$0")/.."
+root=$PWD
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$orig_pwd/$1" ;; esac; }
+
+mem=512 dom0_mem=64M append="" dom0="" dom0_cmdline="" modules=()
+xen=0 kvm=0 icount=0 gdb=0 timeout=0 build=1 dry_run=0 qemu_extra=()
+
+need() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
+while [ $# -gt 0 ]; do
+    opt=$1 val=
+    case "$opt" in
+        --*=*) val=${opt#*=}; opt=${opt%%=*}; set -- "$opt" "$val" "${@:2}" ;;
+    esac
+    case "$opt" in
+        --mem)          need "$@"; mem=$2; shift ;;
+        --dom0-mem)     need "$@"; dom0_mem=$2; shift ;;
+        --append)       need "$@"; append="$append $2"; shift ;;
+        --dom0)         need "$@"; dom0=$(abspath "$2"); shift ;;
+        --dom0-cmdline) need "$@"; dom0_cmdline=$2; shift ;;
+        --module)       need "$@"; modules+=("$2"); shift ;;
+        --timeout)      need "$@"; timeout=$2; shift ;;
+        --qemu)         need "$@"; qemu_extra+=("$2"); shift ;;
+        --xen)          xen=1 ;;
+        --kvm)          kvm=1 ;;
+        --icount)       icount=1 ;;
+        --gdb)          gdb=1 ;;
+        --no-build)     build=0 ;;
+        --dry-run)      dry_run=1 ;;
+        -h|--help)      usage; exit 0 ;;
+        *)              die "unknown option: $opt (see --help)" ;;
+    esac
+    shift
+done
+[[ $mem =~ ^[0-9]+$ ]] || die "--mem takes MiB, not '$mem'"
+[[ $timeout =~ ^[0-9]+$ ]] || die "--timeout takes seconds, not '$timeout'"
+
+if [ $build = 1 ]; then
+    scripts/build.sh
+fi
+scripts/ensure-qemu.sh
+
+if [ $xen = 1 ]; then
+    kernel=$root/$(scripts/fetch-xen.sh)
+    opts="console=com1 dom0=pv loglvl=all guest_loglvl=all noreboot dom0_mem=$dom0_mem$append"
+else
+    kernel=$root/target/images/xen-core
+    opts="console=com1 loglvl=all guest_loglvl=all dom0_mem=$dom0_mem$append"
+fi
+[ -n "$dom0" ] || dom0=$root/target/images/dom0
+for f in "$kernel" "$dom0"; do
+    [ -f "$f" ] || die "missing $f (run scripts/build.sh)"
+done
+
+# -initrd "path cmdline,path cmdline": commas separate modules, so a comma inside
+# a command line is doubled; a path cannot contain a space or a comma.
+module_arg() {
+    local path=$1 cmdline=$2
+    case "$path" in *[\ ,]*) die "QEMU cannot pass a module path with a space or comma: $path" ;; esac
+    [ -f "$path" ] || die "missing module $path"
+    if [ -n "$cmdline" ]; then
+        printf '%s %s' "$path" "${cmdline//,/,,}"
+    else
+        printf '%s' "$path"
+    fi
+}
+initrd=$(module_arg "$dom0" "$dom0_cmdline")
+for m in ${modules[@]+"${modules[@]}"}; do
+    path=${m%% *} cmdline=
+    [ "$path" = "$m" ] || cmdline=${m#* }
+    initrd="$initrd,$(module_arg "$(abspath "$path")" "$cmdline")"
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/xen-core-run.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+qemu=(qemu-system-x86_64 -cpu max -m "$mem" -display none -serial stdio -no-reboot
+      -device isa-debug-exit,iobase=0xf4,iosize=0x04
+      -d cpu_reset -D "$tmp/qemu.log"
+      -kernel "$kernel" -append "$opts" -initrd "$initrd")
+if [ $kvm = 1 ]; then
+    [ -e /dev/kvm ] || die "--kvm: /dev/kvm does not exist"
+    qemu+=(-accel kvm)
+else
+    qemu+=(-accel tcg)
+fi
+[ $icount = 0 ] || qemu+=(-icount shift=0)
+[ $gdb = 0 ] || qemu+=(-s -S)
+qemu+=(${qemu_extra[@]+"${qemu_extra[@]}"})
+if [ "$timeout" -gt 0 ]; then
+    qemu=(timeout --foreground "$timeout" "${qemu[@]}")
+fi
+
+if [ $dry_run = 1 ]; then
+    printf '%q ' "${qemu[@]}"; echo
+    exit 0
+fi
+if [ $gdb = 1 ]; then
+    sym=$kernel; [ $xen = 1 ] && sym="<xen-syms>"
+    echo "run: QEMU waits for gdb: gdb $sym -ex 'target remote :1234'" >&2
+fi
+echo "run: $(printf '%q ' "${qemu[@]}")" >&2
+
+# Real Xen's last words (Debian's 4.17.7, noreboot) and the status they mean.
+xen_status() {
+    case "$1" in
+        *"(XEN) Hardware Dom0 halted"*) echo 0 ;;
+        *"(XEN) Hardware Dom0 shutdown: "*) echo 3 ;;
+        *"(XEN) Hardware Dom0 shutdown (unknown reason"*) echo 1 ;;
+        *"(XEN) Hardware Dom0 crashed"*) echo 5 ;;
+        *"(XEN) Panic on CPU"*) echo 7 ;;
+    esac
+}
+
+watch_xen_log() {
+    local line st
+    while IFS= read -r line || [ -n "$line" ]; do
+        printf '%s\n' "$line"
+        [ -e "$tmp/status" ] && continue
+        st=$(xen_status "${line%$'\r'}")
+        if [ -n "$st" ]; then
+            echo "$st" > "$tmp/status"
+            # Let the rest of a crash or panic report through, then end QEMU.
+            ( sleep 0.3; kill "$(cat "$tmp/qemu.pid" 2>/dev/null)" 2>/dev/null || true ) &
+        fi
+    done
+    wait
+}
+
+set +e
+if [ $xen = 1 ]; then
+    "${qemu[@]}" -pidfile "$tmp/qemu.pid" | watch_xen_log
+    qemu_rc=${PIPESTATUS[0]}
+else
+    "${qemu[@]}"
+    qemu_rc=$?
+fi
+set -e
+
+if [ -e "$tmp/status" ]; then
+    rc=$(cat "$tmp/status")
+elif [ "$timeout" -gt 0 ] && [ "$qemu_rc" = 124 ]; then
+    rc=124
+elif [ "$qemu_rc" = 0 ] && grep -q "Triple fault" "$tmp/qemu.log" 2>/dev/null; then
+    rc=9
+else
+    rc=$qemu_rc
+fi
+case $rc in
+    0) what="Dom0 powered off" ;;
+    3) what="Dom0 rebooted" ;;
+    5) what="Dom0 crashed" ;;
+    7) what="hypervisor panic" ;;
+    9) what="triple fault" ;;
+    124) what="timeout after ${timeout}s" ;;
+    *) what="QEMU exited with $qemu_rc" ;;
+esac
+echo "run: $what (status $rc)" >&2
+exit "$rc"
