@@ -40,8 +40,10 @@ fn probe_kernel(mode: u32) -> PathBuf {
 }
 
 fn probe(hv: Hypervisor, mode: u32) -> tests::Outcome {
-    let out = Boot::new(hv).dom0(probe_kernel(mode)).dom0_cmdline("probe=1").run();
+    let out = Boot::new(hv).dom0(probe_kernel(mode)).dom0_cmdline("probe=1 list=a,b").run();
     out.assert_guest_line("probe: hello");
+    // The module's command line reaches start_info without the module's path.
+    out.assert_guest_line("probe: cmdline=probe=1 list=a,b");
     out
 }
 

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Benchmark xen-core against real Xen 4.17: boot pv-guest-kernel with each
+# benchmark workload as Dom0 on both hypervisors under `-icount shift=0` (guest
+# rdtsc counts instructions: deterministic, comparable across machines), collect
+# every `bench <name> ... per_call_tsc=<P>` line and print
+#   benchmark | xen-core | Xen 4.17 | ratio        (TSC per call; xen-core / Xen)
+# to stdout and to target/bench/report.md. Serial logs: target/bench/*.log.
+# Any new `bench` line a workload prints shows up as a new row by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/bench.sh [options]
+
+  --workload NAME   a benchmark workload of pv-guest-kernel (repeatable;
+                    default: bench-null)
+  --iters N         iterations per benchmark, passed as iters=N (default 100000)
+  --timeout SECS    per boot (default 600)
+  --no-build        do not run scripts/build.sh first
+  --report-only     no boots: make the report from the logs of the last run
+  -h, --help        this text
+
+Writes target/bench/report.md; exits non-zero if a boot did not power off
+cleanly or printed no bench line.
+EOF
+}
+
+workloads=() iters=100000 timeout=600 build=1 boot=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --workload) workloads+=("${2:?--workload needs a name}"); shift ;;
+        --workload=*) workloads+=("${1#*=}") ;;
+        --iters) iters=${2:?--iters needs a number}; shift ;;
+        --iters=*) iters=${1#*=} ;;
+        --timeout) timeout=${2:?--timeout needs seconds}; shift ;;
+        --timeout=*) timeout=${1#*=} ;;
+        --no-build) build=0 ;;
+        --report-only) boot=0 build=0 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null)
+
+say() { echo "bench: $*" >&2; }
+
+out=target/bench
+mkdir -p "$out"
+export LC_ALL=C   # sort and join must agree on the order
+if [ $build = 1 ]; then
+    say "building images"
+    scripts/build.sh
+fi
+if [ $boot = 1 ]; then
+    scripts/ensure-qemu.sh
+    scripts/fetch-xen.sh >/dev/null
+fi
+
+# One boot: $1 = xen-core|xen, $2 = workload. Serial log to $out/<hv>-<workload>.log.
+boot() {
+    local hv=$1 wl=$2 flag=() rc=0
+    [ "$hv" = xen ] && flag=(--xen)
+    local log=$out/$hv-$wl.log
+    say "$hv: workload=$wl iters=$iters (-icount shift=0) ..."
+    scripts/run.sh --no-build ${flag[@]+"${flag[@]}"} --icount --timeout "$timeout" \
+        --dom0 target/images/pv-guest-kernel --dom0-cmdline "workload=$wl iters=$iters" \
+        >"$log" 2>"$log.stderr" || rc=$?
+    if [ $rc -ne 0 ]; then
+        say "$hv: workload=$wl ended with status $rc (see $log)"
+        return 1
+    fi
+    say "$hv: workload=$wl done: $(grep -c '^bench ' "$log" || true) bench line(s)"
+}
+
+# Two cores: the two hypervisors run side by side (icount makes the numbers
+# independent of the load).
+failed=0
+for wl in "${workloads[@]}"; do
+    [ $boot = 1 ] || break
+    boot xen-core "$wl" & p1=$!
+    boot xen "$wl" & p2=$!
+    wait $p1 || failed=1
+    wait $p2 || failed=1
+done
+
+# per_call_tsc of each benchmark, in order of first appearance: "name value".
+results() {
+    local f
+    for wl in "${workloads[@]}"; do
+        f=$out/$1-$wl.log
+        [ -f "$f" ] || continue
+        tr -d '\r' <"$f" | sed -n 's/^\(([dD]0) \)\{0,1\}bench \([^ ]*\) .*per_call_tsc=\([0-9][0-9]*\).*/\2 \3/p'
+    done
+}
+
+report=$out/report.md
+{
+    echo "# Benchmarks: xen-core vs Xen 4.17"
+    echo
+    echo "pv-guest-kernel as Dom0 under QEMU TCG \`-icount shift=0\` (TSC = instructions),"
+    [ $boot = 1 ] && echo "iters=$iters," || echo "(report of earlier logs)"
+    echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown),"
+    echo "Xen: $(cat .cache/xen/version 2>/dev/null || echo unknown)."
+    echo
+    echo "| benchmark | xen-core | Xen 4.17 | ratio |"
+    echo "|---|---:|---:|---:|"
+    join -a1 -a2 -e - -o 0,1.2,2.2 \
+        <(results xen-core | awk '!seen[$1]++' | sort -k1,1) \
+        <(results xen | awk '!seen[$1]++' | sort -k1,1) |
+    awk '{
+        ratio = ($2 != "-" && $3 != "-" && $3 > 0) ? sprintf("%.2f", $2 / $3) : "-"
+        printf "| %s | %s | %s | %s |\n", $1, $2, $3, ratio
+    }'
+} >"$report"
+
+rows=$(( $(grep -c '^| ' "$report") - 1 ))   # less the header
+if [ "$rows" -eq 0 ]; then
+    say "no bench lines found"
+    failed=1
+fi
+cat "$report"
+say "report written to $report"
+exit $failed

@@ -1,0 +1,73 @@
+//! `pv-guest-kernel workload=NAME` as Dom0: each workload's verdict and how the
+//! run ends. Every scenario runs on xen-core and on Xen 4.17, the oracle.
+
+use tests::{on_both_hypervisors, Boot, Hypervisor, Outcome, Status};
+
+fn workload(hv: Hypervisor, cmdline: &str) -> Outcome {
+    Boot::new(hv).dom0_image("pv-guest-kernel").dom0_cmdline(cmdline).run()
+}
+
+/// A self-test workload passed: every check line ok, the verdict SUCCESS, poweroff.
+fn assert_self_test_passed(out: &Outcome) {
+    out.assert_status(Status::PoweredOff);
+    let checks = out.check_lines();
+    assert!(!checks.is_empty(), "no 'check ...' lines\n{}", out.tail(30));
+    let failed: Vec<_> = checks.iter().filter(|l| !l.ends_with(" ok")).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    out.assert_guest_line("Test result: SUCCESS");
+}
+
+on_both_hypervisors! {
+    fn banner_workload_prints_banner_and_powers_off(hv) {
+        let out = workload(hv, "workload=banner");
+        out.assert_status(Status::PoweredOff);
+        let banner = out.banner_lines();
+        assert!(banner.iter().any(|l| l.starts_with("pv-guest-kernel: Xen PV kernel ")), "{banner:#?}");
+        assert!(banner.iter().any(|l| l.starts_with("hypervisor: Xen ")), "{banner:#?}");
+        // Xen hands the module's command line on without the path.
+        out.assert_guest_line("start_info: cmd_line=\"workload=banner\"");
+    }
+
+    /// A privileged instruction in the guest kernel (ring 3) with no trap handler
+    /// crashes Dom0 alone: the hypervisor reports the fault and carries on.
+    fn privop_crashes_dom0_and_the_hypervisor_reports_the_fault(hv) {
+        let out = workload(hv, "workload=privop");
+        out.assert_status(Status::Crashed);
+        out.assert_hypervisor_line("saying the domain crashed", |l| l.to_lowercase().contains("crashed"));
+        out.assert_hypervisor_line("naming vector 13 (#GP)", |l| {
+            l.contains("#GP") || l.contains("vec 13") || l.contains("vector 13")
+        });
+        out.assert_hypervisor_line("giving the guest rip", |l| l.to_lowercase().contains("rip"));
+        out.assert_hypervisor_line("giving the error code", |l| {
+            let l = l.to_lowercase();
+            l.contains("#gp[") || l.contains("error code") || l.contains("errcode") || l.contains("ec=")
+        });
+    }
+
+    fn unknown_hypercalls_return_enosys(hv) {
+        assert_self_test_passed(&workload(hv, "workload=enosys"));
+    }
+
+    fn bad_guest_pointers_return_efault(hv) {
+        assert_self_test_passed(&workload(hv, "workload=efault"));
+    }
+
+    fn shutdown_reboot_ends_the_run_with_reboot(hv) {
+        workload(hv, "workload=reboot").assert_status(Status::Reboot);
+    }
+
+    fn shutdown_crash_ends_the_run_crashed(hv) {
+        workload(hv, "workload=crash").assert_status(Status::Crashed);
+    }
+
+    fn bench_null_prints_a_bench_line(hv) {
+        let out = workload(hv, "workload=bench-null iters=1000");
+        out.assert_status(Status::PoweredOff);
+        let results = out.bench_results();
+        assert!(
+            results.iter().any(|(name, per_call)| name == "null_hypercall" && *per_call > 0),
+            "no 'bench null_hypercall ... per_call_tsc=<P>' line: {results:?}\n{}",
+            out.tail(20)
+        );
+    }
+}
