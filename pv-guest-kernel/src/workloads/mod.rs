@@ -1,0 +1,24 @@
+//! Workloads, chosen by `workload=<name>` on the command line. Each gets the
+//! whole command line for its own options.
+
+mod bench;
+mod efault;
+mod enosys;
+mod privop;
+mod shutdown;
+
+pub type Workload = fn(cmdline: &str);
+
+const WORKLOADS: &[(&str, Workload)] = &[
+    ("banner", |_| {}),
+    ("privop", privop::run),
+    ("enosys", enosys::run),
+    ("efault", efault::run),
+    ("reboot", shutdown::reboot),
+    ("crash", shutdown::crash),
+    ("bench-null", bench::null_hypercall),
+];
+
+pub fn find(name: &str) -> Option<Workload> {
+    WORKLOADS.iter().find(|(n, _)| *n == name).map(|(_, w)| *w)
+}

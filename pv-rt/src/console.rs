@@ -1,0 +1,94 @@
+//! Console output through `console_io(CONSOLEIO_write)`.
+//!
+//! Output is gathered into lines so that one `println!` is one hypercall:
+//! cheaper, and a line never interleaves with the hypervisor's own messages.
+
+use core::fmt;
+
+use hypercall_abi::guest;
+
+/// Writes `bytes` as they are; returns the hypercall result (0 or -errno).
+pub fn write_bytes(bytes: &[u8]) -> i64 {
+    if bytes.is_empty() {
+        return 0;
+    }
+    guest::console_write(bytes)
+}
+
+/// Unbuffered `fmt::Write` over the console.
+pub struct Console;
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+const LINE: usize = 256;
+
+/// Buffers output and hands it to the hypervisor at each newline, when the
+/// buffer fills, and when dropped.
+pub struct LineWriter {
+    buf: [u8; LINE],
+    len: usize,
+}
+
+impl LineWriter {
+    pub const fn new() -> Self {
+        LineWriter { buf: [0; LINE], len: 0 }
+    }
+
+    pub fn flush(&mut self) {
+        write_bytes(&self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl Default for LineWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Write for LineWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == LINE {
+                self.flush();
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+            if b == b'\n' {
+                self.flush();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments) {
+    let mut w = LineWriter::new();
+    // Console writes cannot fail in a way worth reporting: there is nowhere else to report to.
+    let _ = fmt::Write::write_fmt(&mut w, args);
+}
+
+/// Prints to the hypervisor console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the hypervisor console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}
