@@ -103,3 +103,23 @@ pub fn print(kernel: &str, version: &str, si: &StartInfo) {
         si.pt_base, si.nr_pt_frames, si.mfn_list, si.shared_info
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sif_names() {
+        assert_eq!(SifNames(0).to_string(), "none");
+        assert_eq!(SifNames(0x303).to_string(), "privileged,initdomain,pm=0x3");
+        assert_eq!(SifNames(SIF_MOD_START_PFN).to_string(), "mod_start_pfn");
+        assert_eq!(SifNames(0x10000 | SIF_PRIVILEGED).to_string(), "privileged,0x10000");
+    }
+
+    #[test]
+    fn c_str_stops_at_nul() {
+        assert_eq!(c_str(b".7\0\0\0"), ".7");
+        assert_eq!(c_str(b"abc"), "abc");
+        assert_eq!(c_str(b"ab\xffc\0"), "ab");
+    }
+}

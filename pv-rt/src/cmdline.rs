@@ -21,3 +21,32 @@ pub fn parse_u64(s: &str) -> Option<u64> {
         None => s.parse().ok(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_key_value_words() {
+        let cmd = "workload=bench-null iters=1000 quiet";
+        assert_eq!(get(cmd, "workload"), Some("bench-null"));
+        assert_eq!(get(cmd, "iters"), Some("1000"));
+        assert_eq!(get(cmd, "quiet"), Some(""));
+        assert_eq!(get(cmd, "work"), None);
+        assert_eq!(get("", "workload"), None);
+    }
+
+    #[test]
+    fn later_words_override_earlier_ones() {
+        assert_eq!(get("iters=1 iters=2", "iters"), Some("2"));
+        assert_eq!(get("a=b=c", "a"), Some("b=c"));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64("100000"), Some(100000));
+        assert_eq!(parse_u64("0x10"), Some(16));
+        assert_eq!(parse_u64("ten"), None);
+        assert_eq!(parse_u64(""), None);
+    }
+}

@@ -15,15 +15,20 @@
 //! Each kernel links with `link.ld` from this crate; its build.rs finds the
 //! file through `DEP_PV_RT_LINKER_SCRIPT` (see [`build_support`] for the
 //! arguments).
-#![no_std]
+// Host unit tests (`cargo test`) cover the pure parts; the entry code, panic
+// handler and bare-rt's symbols would clash with the host's std and C runtime.
+#![cfg_attr(not(test), no_std)]
 
 // The mem functions and personality symbol `core` expects.
+#[cfg(not(test))]
 extern crate bare_rt;
 
 pub mod banner;
 pub mod cmdline;
 pub mod console;
+#[cfg(not(test))]
 mod panic;
+#[cfg(not(test))]
 mod start;
 pub mod tsc;
 

@@ -43,7 +43,7 @@ pub fn run(cmd: &str) {
 
 fn execute(insn: &str) {
     let dtr = DescriptorTablePointer { limit: 0, base: 0 };
-    // SAFETY (all arms): in ring 3 each of these faults before it has any
+    // SAFETY: in ring 3 each of these (all arms) faults before it has any
     // effect. Where a hypervisor emulates one instead, the operands are
     // harmless: an empty IDT/GDT a PV kernel never uses, a null selector, the
     // TSC MSR read, the PIT status port read, a cache flush, a register read.
