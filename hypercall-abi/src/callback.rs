@@ -6,10 +6,13 @@ pub const CALLBACKTYPE_event: u16 = 0;
 pub const CALLBACKTYPE_failsafe: u16 = 1;
 /// x86-64: 64-bit `syscall` from guest user mode.
 pub const CALLBACKTYPE_syscall: u16 = 2;
+/// Retired: x86-32 `sysenter` with a ring-0 kernel.
+pub const CALLBACKTYPE_sysenter_deprecated: u16 = 3;
 pub const CALLBACKTYPE_nmi: u16 = 4;
-/// x86-64: 32-bit `syscall` from compat user mode.
+/// x86-64: `sysenter` from a 32-bit guest application (Intel).
+pub const CALLBACKTYPE_sysenter: u16 = 5;
+/// x86-64: `syscall` from a 32-bit guest application (AMD).
 pub const CALLBACKTYPE_syscall32: u16 = 7;
-pub const CALLBACKTYPE_sysenter: u16 = 8;
 
 /// Mask events while in the callback (ignored for event and NMI callbacks,
 /// which always mask).

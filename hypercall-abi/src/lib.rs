@@ -36,6 +36,7 @@ pub mod nr;
 pub mod sched;
 pub mod shared_info;
 pub mod start_info;
+pub mod vcpu;
 pub mod version;
 
 pub use errno::Errno;

@@ -24,7 +24,7 @@ pub struct VcpuTimeInfo {
     /// `system_time + (((tsc - tsc_timestamp) << tsc_shift) * tsc_to_system_mul) >> 32`.
     pub tsc_to_system_mul: u32,
     pub tsc_shift: i8,
-    /// `XEN_PVCLOCK_*` (the header's `pad1[0]`).
+    /// `XEN_PVCLOCK_*` (interface versions after 0x040600; before, `pad1[0]`).
     pub flags: u8,
     pub pad1: [u8; 2],
 }
