@@ -13,3 +13,13 @@ mod mem;
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Landing pads in the precompiled `alloc` name it; with `panic = "abort"`
+/// no unwind ever starts, so nothing can reach it.
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}

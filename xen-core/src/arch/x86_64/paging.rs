@@ -1,0 +1,49 @@
+//! The hypervisor's own page tables.
+//!
+//! After boot, the lower half belongs to guests: the idle page table maps
+//! nothing but the direct map (all RAM, PML4 slot 262, 2 MiB pages,
+//! supervisor-only, no-execute except over the hypervisor image). Every
+//! guest L4 gets the same hypervisor slots, so the hypervisor keeps running
+//! whichever guest's CR3 is loaded.
+
+use xen_core::mm::pte::*;
+
+pub fn phys_to_virt(pa: u64) -> u64 {
+    DIRECTMAP_VIRT_START + pa
+}
+
+pub fn virt_to_phys(va: u64) -> u64 {
+    va - DIRECTMAP_VIRT_START
+}
+
+/// Build the idle L4 covering `[0, top)` of machine memory in frames taken
+/// from `alloc_frame` (each returned zeroed). Returns the L4's physical
+/// address and the PML4 entries of the hypervisor slots.
+pub fn build_idle_tables(top: u64, mut alloc_frame: impl FnMut() -> u64, nx: bool) -> (u64, [u64; 16]) {
+    let table = |pa: u64| phys_to_virt(pa) as *mut u64;
+    let l4 = alloc_frame();
+    let l3 = alloc_frame();
+    let image = super::image_phys_range();
+    let gib = top.div_ceil(1 << 30).clamp(4, 512);
+    for g in 0..gib {
+        let l2 = alloc_frame();
+        for i in 0..512u64 {
+            let pa = (g << 30) | (i << 21);
+            let exec = pa < image.1 && pa + (1 << 21) > image.0;
+            let mut e = pa | _PAGE_PRESENT | _PAGE_RW | _PAGE_PSE | _PAGE_GLOBAL;
+            if nx && !exec {
+                e |= _PAGE_NX;
+            }
+            // SAFETY: l2 is a fresh, zeroed, direct-mapped frame we own.
+            unsafe { table(l2).add(i as usize).write_volatile(e) };
+        }
+        // SAFETY: as above, for the L3.
+        unsafe { table(l3).add(g as usize).write_volatile(l2 | _PAGE_PRESENT | _PAGE_RW) };
+    }
+    let slot = l4_index(DIRECTMAP_VIRT_START);
+    // SAFETY: as above, for the L4.
+    unsafe { table(l4).add(slot).write_volatile(l3 | _PAGE_PRESENT | _PAGE_RW) };
+    let mut slots = [0u64; 16];
+    slots[slot - FIRST_HYPERVISOR_SLOT] = l3 | _PAGE_PRESENT | _PAGE_RW;
+    (l4, slots)
+}

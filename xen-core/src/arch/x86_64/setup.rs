@@ -1,0 +1,237 @@
+//! `xen_start`: from the boot stub to Dom0 (Xen's `__start_xen`).
+
+use x86_64::registers::control::Cr3;
+use xen_core::build::{build_pv_domain, BuildRequest};
+use xen_core::cmdline::{strip_image_name, Options};
+use xen_core::domain::DomId;
+use xen_core::mm::{FrameTable, Mfn, PAGE_SIZE};
+use xen_core::regs::GuestRegs;
+use xen_core::Xen;
+
+use super::multiboot::{self, MemRegion};
+use super::paging::{phys_to_virt, virt_to_phys};
+use super::platform::{Machine, SerialLog};
+use super::{descriptors, entry, heap, image_phys_range, serial, stack, traps};
+
+/// The boot map covers 4 GiB; the heap must lie inside it.
+const BOOT_MAPPED: u64 = 4 << 30;
+
+/// Dom0's first registers, kept off the stack that `enter_guest` overwrites.
+static mut DOM0_ENTRY: GuestRegs = GuestRegs {
+    r15: 0, r14: 0, r13: 0, r12: 0, rbp: 0, rbx: 0, r11: 0, r10: 0, r9: 0, r8: 0, rax: 0, rcx: 0, rdx: 0,
+    rsi: 0, rdi: 0, entry_vector: 0, error_code: 0, rip: 0, cs: 0, rflags: 0, rsp: 0, ss: 0,
+};
+
+pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
+    serial::init();
+    xen_core::log::set_sink(&SerialLog);
+    if magic != multiboot::BOOTLOADER_MAGIC {
+        traps::fatal("not loaded by a Multiboot loader");
+    }
+    let info = multiboot::parse(info_pa);
+    let cmdline = strip_image_name(info.cmdline);
+    let opts = Options::parse(cmdline);
+    xen_core::log::set_threshold(opts.loglvl);
+    xen_core::log::set_guest_threshold(opts.guest_loglvl);
+    xen_core::info!("xen-core {} (Xen {}.{} x86-64 PV ABI)", env!("CARGO_PKG_VERSION"), 4, 17);
+    xen_core::info!("Command line: {}", cmdline);
+
+    let reserved = reserved_ranges(&info, info_pa);
+    let (heap_start, heap_size) = choose_heap(&info, &reserved).unwrap_or_else(|| traps::fatal("no RAM for the heap"));
+    // SAFETY: the range is usable RAM outside every reserved range, below
+    // 4 GiB (direct-mapped by the boot tables), and given to nobody else.
+    unsafe { heap::init(phys_to_virt(heap_start), heap_size) };
+
+    xen_core::info!("Xen-e820 RAM map:");
+    for r in &info.memory {
+        xen_core::info!(" {:016x} - {:016x} ({})", r.base, r.base + r.len, if r.usable { "usable" } else { "reserved" });
+    }
+
+    descriptors::init(stack::stack_top(), stack::ist_tops(), entry::idt_stubs_addr(), entry::STUB_SIZE);
+    mask_legacy_pic();
+    let features = super::cpu::init(entry::syscall_entry as *const () as u64, entry::syscall32_entry as *const () as u64);
+    xen_core::info!("CPU: SMEP {}, SMAP {}", on_off(features.smep), on_off(features.smap));
+
+    let ram_top = info.memory.iter().filter(|r| r.usable).map(|r| r.base + r.len).max().unwrap_or(0);
+    let mut frames = FrameTable::new(ram_top / PAGE_SIZE);
+    let mut busy = reserved.clone();
+    let _ = busy.push((heap_start, heap_start + heap_size));
+    add_free_ram(&mut frames, &info.memory, &busy);
+    xen_core::info!(
+        "Memory: {} MiB usable, heap {} MiB at {:#x}, {} frames free",
+        info.memory.iter().filter(|r| r.usable).map(|r| r.len).sum::<u64>() >> 20,
+        heap_size >> 20,
+        heap_start,
+        frames.free_count()
+    );
+
+    let (idle_l4, slots) = super::paging::build_idle_tables(ram_top, alloc_table_frame, true);
+    let (_, flags) = Cr3::read_raw();
+    let frame = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(idle_l4));
+    // SAFETY: the idle tables map the direct map, which holds this code, its
+    // stack and the heap; the identity map of the lower half goes away here.
+    unsafe { Cr3::write_raw(frame, flags) };
+
+    let machine = Machine { nr_frames: frames.len(), hypervisor_slots: slots };
+    let mut xen = Xen::new(machine, frames, cmdline);
+    let dom0 = build_dom0(&mut xen, &info, &opts);
+    let (regs, cr3) = xen.start(dom0).unwrap_or_else(|| traps::fatal("Dom0 has no vCPU"));
+    *traps::XEN.lock() = Some(xen);
+    xen_core::info!("Starting Dom0 at {:#x}", regs.rip);
+
+    let frame = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(cr3.maddr()));
+    // SAFETY: Dom0's L4 was built with the hypervisor slots; DOM0_ENTRY is
+    // written once, here, before the only entry into Dom0.
+    unsafe {
+        Cr3::write_raw(frame, flags);
+        let slot = core::ptr::addr_of_mut!(DOM0_ENTRY);
+        slot.write(regs);
+        (*slot).sanitize_for_guest();
+        entry::enter_guest(slot)
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn build_dom0(xen: &mut Xen<Machine>, info: &multiboot::Info, opts: &Options) -> DomId {
+    let Some(kmod) = info.modules.first() else { traps::fatal("no Dom0 kernel: give one as the first module (-initrd)") };
+    let slice = |m: &multiboot::Module| {
+        // SAFETY: module memory is reserved (never in the frame allocator),
+        // below 4 GiB and so direct-mapped, and never written.
+        unsafe { core::slice::from_raw_parts(phys_to_virt(m.start) as *const u8, (m.end - m.start) as usize) }
+    };
+    let kernel = slice(kmod);
+    let module = info.modules.get(1).map(slice);
+    let dom0_cmdline = strip_image_name(multiboot::cstr(kmod.string, 4096));
+    let free = xen.frames.free_count();
+    // Without dom0_mem, Dom0 gets what is free less a reserve for the
+    // hypervisor (Xen keeps 1/16 or at least 128 MiB).
+    let reserve = (free / 16).max((128 << 20) / PAGE_SIZE).min(free / 2);
+    let nr_pages = opts.dom0_mem.map_or(free - reserve, |b| b / PAGE_SIZE).min(free.saturating_sub(64));
+    xen_core::info!("*** Building a PV Dom0 ***");
+    xen_core::info!(" Dom0 kernel: 64-bit, {} bytes; {} pages of memory", kernel.len(), nr_pages);
+    let req = BuildRequest {
+        domid: DomId::DOM0,
+        name: "Dom0",
+        privileged: true,
+        kernel,
+        module,
+        cmdline: dom0_cmdline,
+        nr_pages,
+    };
+    match build_pv_domain(&xen.platform, &mut xen.frames, &req) {
+        Ok(built) => {
+            xen_core::info!("Dom0 has maximum 1 VCPUs");
+            xen.domains.insert(DomId::DOM0, built.domain);
+            DomId::DOM0
+        }
+        Err(e) => {
+            xen_core::error!("Could not construct Dom0: {}", e);
+            traps::fatal("Could not set up DOM0 guest OS")
+        }
+    }
+}
+
+type Ranges = heapless::Vec<(u64, u64), 160>;
+
+/// Physical ranges that must never be handed out: low memory, the image,
+/// the Multiboot structures and the modules.
+fn reserved_ranges(info: &multiboot::Info, info_pa: u64) -> Ranges {
+    let (img_lo, img_hi) = image_phys_range();
+    let page = |a: u64| (a & !0xfff, (a & !0xfff) + 0x2000);
+    let mut r = Ranges::new();
+    let _ = r.push((0, 1 << 20));
+    let _ = r.push((img_lo, img_hi));
+    for a in [info_pa, info.cmdline_pa, info.mmap_pa, info.mods_pa] {
+        let _ = r.push(page(a));
+    }
+    for m in &info.modules {
+        let _ = r.push((m.start & !0xfff, (m.end + 0xfff) & !0xfff));
+        let _ = r.push(page(m.string));
+    }
+    r
+}
+
+fn overlaps(lo: u64, hi: u64, busy: &[(u64, u64)]) -> bool {
+    busy.iter().any(|&(b_lo, b_hi)| lo < b_hi && b_lo < hi)
+}
+
+/// The heap: 1/32 of RAM (8 MiB to 256 MiB), from the highest free,
+/// 2 MiB-aligned stretch below 4 GiB.
+fn choose_heap(info: &multiboot::Info, busy: &[(u64, u64)]) -> Option<(u64, u64)> {
+    let ram: u64 = info.memory.iter().filter(|r| r.usable).map(|r| r.len).sum();
+    let size = (ram / 32).clamp(8 << 20, 256 << 20) & !0x1f_ffff;
+    let mut best = None;
+    for r in info.memory.iter().filter(|r| r.usable) {
+        let hi = (r.base + r.len).min(BOOT_MAPPED) & !0x1f_ffff;
+        let mut start = hi.saturating_sub(size);
+        while start >= r.base.max(1 << 20) && start + size <= hi {
+            if !overlaps(start, start + size, busy) {
+                best = best.max(Some(start));
+                break;
+            }
+            start = match start.checked_sub(2 << 20) {
+                Some(s) => s,
+                None => break,
+            };
+        }
+    }
+    best.map(|s| (s, size))
+}
+
+fn add_free_ram(frames: &mut FrameTable, memory: &[MemRegion], busy: &[(u64, u64)]) {
+    for r in memory.iter().filter(|r| r.usable) {
+        let first = (r.base + 0xfff) / PAGE_SIZE;
+        let last = (r.base + r.len) / PAGE_SIZE;
+        let mut m = first;
+        while m < last {
+            let pa = m * PAGE_SIZE;
+            if overlaps(pa, pa + PAGE_SIZE, busy) {
+                m += 1;
+                continue;
+            }
+            let run_start = m;
+            while m < last && !overlaps(m * PAGE_SIZE, (m + 1) * PAGE_SIZE, busy) {
+                m += 1;
+            }
+            frames.add_free(Mfn(run_start), m - run_start);
+        }
+    }
+}
+
+/// A zeroed 4 KiB frame from the heap for the idle page tables (kept forever).
+fn alloc_table_frame() -> u64 {
+    let layout = core::alloc::Layout::from_size_align(4096, 4096).unwrap_or_else(|_| traps::fatal("bad layout"));
+    // SAFETY: the layout has non-zero size.
+    let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        traps::fatal("out of heap for page tables");
+    }
+    virt_to_phys(p as u64)
+}
+
+/// The BIOS leaves the 8259 PICs on vectors 8-15, on top of CPU exceptions:
+/// move them to 0x20-0x2f and mask every line (no device interrupts yet).
+fn mask_legacy_pic() {
+    use x86_64::instructions::port::Port;
+    let out = |port: u16, v: u8| {
+        // SAFETY: standard 8259 programming; no memory is involved.
+        unsafe { Port::<u8>::new(port).write(v) }
+    };
+    out(0x20, 0x11);
+    out(0xa0, 0x11);
+    out(0x21, 0x20);
+    out(0xa1, 0x28);
+    out(0x21, 0x04);
+    out(0xa1, 0x02);
+    out(0x21, 0x01);
+    out(0xa1, 0x01);
+    out(0x21, 0xff);
+    out(0xa1, 0xff);
+}

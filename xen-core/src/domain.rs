@@ -1,0 +1,88 @@
+//! Domains and their virtual CPUs.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::mm::Mfn;
+use crate::regs::GuestRegs;
+
+/// A domain id. 0 is Dom0; ids from 0x7FF0 up are Xen's reserved ones
+/// (`DOMID_SELF`, `DOMID_IO`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DomId(pub u16);
+
+impl DomId {
+    pub const DOM0: DomId = DomId(0);
+}
+
+impl core::fmt::Display for DomId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "d{}", self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Runnable,
+    /// `SCHEDOP_block`: waits for an event.
+    Blocked,
+    /// Not brought up, or taken down.
+    Down,
+}
+
+pub struct Vcpu {
+    pub id: u32,
+    /// Registers while not running; while running, the frame on the
+    /// hypervisor stack is authoritative.
+    pub regs: GuestRegs,
+    /// The guest kernel's top-level page table.
+    pub cr3: Mfn,
+    pub state: RunState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    Poweroff,
+    Reboot,
+    Suspend,
+    Crash,
+    Watchdog,
+    SoftReset,
+}
+
+impl ShutdownReason {
+    /// `SHUTDOWN_*` from `sched.h`.
+    pub fn from_abi(r: u32) -> Option<ShutdownReason> {
+        Some(match r {
+            0 => ShutdownReason::Poweroff,
+            1 => ShutdownReason::Reboot,
+            2 => ShutdownReason::Suspend,
+            3 => ShutdownReason::Crash,
+            4 => ShutdownReason::Watchdog,
+            5 => ShutdownReason::SoftReset,
+            _ => return None,
+        })
+    }
+}
+
+pub struct Domain {
+    pub id: DomId,
+    pub name: String,
+    /// Dom0: may use `domctl`, foreign mappings and the physical console.
+    pub privileged: bool,
+    pub max_pages: u64,
+    /// The page shared with the guest: vcpu_info, event bitmaps, time.
+    pub shared_info: Mfn,
+    /// Every frame given to the domain at build time, by pseudo-physical number.
+    pub p2m: Vec<Mfn>,
+    pub vcpus: Vec<Vcpu>,
+    pub shutdown: Option<ShutdownReason>,
+    /// `SCHEDOP_shutdown_code`: the reason to report if the guest dies later.
+    pub shutdown_code: Option<u32>,
+}
+
+impl Domain {
+    pub fn is_running(&self) -> bool {
+        self.shutdown.is_none()
+    }
+}

@@ -1,0 +1,29 @@
+//! xen-core: the portable hypervisor core.
+//!
+//! Everything here is plain Rust over the [`platform::Platform`] trait, so it
+//! builds and is tested on the host; `src/arch/x86_64` (part of the `xen-core`
+//! binary only) supplies the machine: boot, descriptors, entry assembly,
+//! paging, the serial console.
+#![cfg_attr(not(test), no_std)]
+// Xen's constant names (SCHEDOP_block, XENVER_version) are kept as spelled.
+#![allow(non_upper_case_globals)]
+
+extern crate alloc;
+
+pub mod log;
+
+pub mod build;
+pub mod cmdline;
+pub mod domain;
+pub mod guest_access;
+pub mod hypercall;
+pub mod mm;
+pub mod platform;
+pub mod regs;
+pub mod traps;
+pub mod xen;
+
+#[cfg(test)]
+pub mod testing;
+
+pub use xen::{Halt, Next, Xen};

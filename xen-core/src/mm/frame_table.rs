@@ -1,0 +1,243 @@
+//! The frame table: for every machine frame, who owns it, what it is used as
+//! (its type) and how many references hold it (DESIGN.md invariants 1 and 4).
+//!
+//! Xen's `struct page_info` in miniature. A frame has one type at a time; the
+//! type count says how many uses need that type (a writable mapping needs
+//! `Writable`, a page-table entry pointing at a table needs that table's
+//! level, a pin holds one more). The type can change only when the type count
+//! is zero, which is what keeps a page-table frame from ever being mapped
+//! writable. The general count holds the frame allocated: one reference for
+//! belonging to a domain, one per mapping or other user.
+
+use alloc::vec::Vec;
+
+use super::machine::MachineMemory;
+use super::types::Mfn;
+use crate::domain::DomId;
+use hypercall_abi::errno::Errno;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Not usable RAM: holes, firmware, the hypervisor image, boot modules.
+    None,
+    /// On the free list.
+    Free,
+    /// The hypervisor's own (heap, its page tables).
+    Xen,
+    Dom(DomId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageType {
+    None,
+    Writable,
+    L1,
+    L2,
+    L3,
+    L4,
+    SegDesc,
+}
+
+impl PageType {
+    pub fn is_page_table(self) -> bool {
+        matches!(self, PageType::L1 | PageType::L2 | PageType::L3 | PageType::L4)
+    }
+
+    pub fn table_level(level: u8) -> PageType {
+        match level {
+            1 => PageType::L1,
+            2 => PageType::L2,
+            3 => PageType::L3,
+            _ => PageType::L4,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    pub owner: Owner,
+    /// General references; a domain's frame holds one for being allocated.
+    pub count: u32,
+    pub ty: PageType,
+    pub type_count: u32,
+    pub pinned: bool,
+}
+
+impl PageInfo {
+    const UNUSABLE: PageInfo = PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false };
+}
+
+pub struct FrameTable {
+    frames: Vec<PageInfo>,
+    free: Vec<u64>,
+}
+
+impl FrameTable {
+    /// A table for `nr_frames` frames, all unusable until [`add_free`] hands
+    /// RAM to it.
+    ///
+    /// [`add_free`]: FrameTable::add_free
+    pub fn new(nr_frames: u64) -> FrameTable {
+        FrameTable { frames: alloc::vec![PageInfo::UNUSABLE; nr_frames as usize], free: Vec::new() }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.frames.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn get(&self, mfn: Mfn) -> Option<&PageInfo> {
+        self.frames.get(usize::try_from(mfn.0).ok()?)
+    }
+
+    fn get_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
+        self.frames.get_mut(usize::try_from(mfn.0).ok()?)
+    }
+
+    /// Hand RAM frames to the allocator (boot: the free ranges of the memory map).
+    pub fn add_free(&mut self, first: Mfn, count: u64) {
+        for m in first.0..first.0.saturating_add(count).min(self.len()) {
+            self.frames[m as usize].owner = Owner::Free;
+            self.free.push(m);
+        }
+        // Hand out low frames last: they are the scarce ones (DMA, legacy).
+        self.free.sort_unstable_by(|a, b| a.cmp(b));
+    }
+
+    pub fn free_count(&self) -> u64 {
+        self.free.len() as u64
+    }
+
+    /// Take a free frame for `owner`, zeroed so no data crosses between
+    /// domains. It holds the "allocated" reference.
+    pub fn alloc(&mut self, mem: &impl MachineMemory, owner: Owner) -> Option<Mfn> {
+        let m = self.free.pop()?;
+        let mfn = Mfn(m);
+        mem.zero_frame(mfn);
+        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false };
+        Some(mfn)
+    }
+
+    /// Drop the "allocated" reference; the frame returns to the free list when
+    /// nothing else holds it.
+    pub fn release(&mut self, mfn: Mfn) {
+        if let Some(pg) = self.get_mut(mfn) {
+            if matches!(pg.owner, Owner::Dom(_) | Owner::Xen) && pg.count > 0 {
+                pg.count -= 1;
+                if pg.count == 0 {
+                    *pg = PageInfo { owner: Owner::Free, ..PageInfo::UNUSABLE };
+                    self.free.push(mfn.0);
+                }
+            }
+        }
+    }
+
+    /// Take a general reference on a frame `dom` owns (Xen's `get_page`).
+    pub fn get_page(&mut self, mfn: Mfn, dom: DomId) -> Result<(), Errno> {
+        let pg = self.get_mut(mfn).ok_or(Errno::EINVAL)?;
+        if pg.owner != Owner::Dom(dom) || pg.count == 0 {
+            return Err(Errno::EINVAL);
+        }
+        pg.count = pg.count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
+        Ok(())
+    }
+
+    pub fn put_page(&mut self, mfn: Mfn) {
+        let Some(pg) = self.get_mut(mfn) else { return };
+        debug_assert!(pg.count > 1, "put_page would drop the allocation reference");
+        pg.count = pg.count.saturating_sub(1);
+    }
+
+    /// Take a type reference (Xen's `get_page_type`): the frame must have no
+    /// type uses yet, or already have this type.
+    pub fn get_page_type(&mut self, mfn: Mfn, ty: PageType) -> Result<(), Errno> {
+        let pg = self.get_mut(mfn).ok_or(Errno::EINVAL)?;
+        if pg.type_count == 0 {
+            pg.ty = ty;
+        } else if pg.ty != ty {
+            return Err(Errno::EBUSY);
+        }
+        pg.type_count = pg.type_count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
+        Ok(())
+    }
+
+    pub fn put_page_type(&mut self, mfn: Mfn) {
+        let Some(pg) = self.get_mut(mfn) else { return };
+        pg.type_count = pg.type_count.saturating_sub(1);
+    }
+
+    pub fn set_pinned(&mut self, mfn: Mfn, pinned: bool) {
+        if let Some(pg) = self.get_mut(mfn) {
+            pg.pinned = pinned;
+        }
+    }
+
+    /// Frames owned by `dom`.
+    pub fn owned_by(&self, dom: DomId) -> impl Iterator<Item = Mfn> + '_ {
+        self.frames
+            .iter()
+            .enumerate()
+            .filter(move |(_, pg)| pg.owner == Owner::Dom(dom))
+            .map(|(m, _)| Mfn(m as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::HostMemory;
+
+    #[test]
+    fn allocated_frames_are_zeroed_and_owned() {
+        let mem = HostMemory::new(16);
+        mem.fill(Mfn(3), 0, 4096, 0xaa);
+        let mut ft = FrameTable::new(16);
+        ft.add_free(Mfn(2), 4);
+        let mut got = Vec::new();
+        while let Some(m) = ft.alloc(&mem, Owner::Dom(DomId(1))) {
+            got.push(m);
+        }
+        got.sort();
+        assert_eq!(got, [Mfn(2), Mfn(3), Mfn(4), Mfn(5)]);
+        assert_eq!(mem.read_u64(Mfn(3), 7), 0);
+        assert_eq!(ft.get(Mfn(3)).unwrap().owner, Owner::Dom(DomId(1)));
+    }
+
+    #[test]
+    fn a_frame_has_one_type_at_a_time() {
+        let mem = HostMemory::new(4);
+        let mut ft = FrameTable::new(4);
+        ft.add_free(Mfn(0), 4);
+        let m = ft.alloc(&mem, Owner::Dom(DomId(0))).unwrap();
+        ft.get_page_type(m, PageType::L1).unwrap();
+        assert_eq!(ft.get_page_type(m, PageType::Writable), Err(Errno::EBUSY));
+        ft.put_page_type(m);
+        ft.get_page_type(m, PageType::Writable).unwrap();
+    }
+
+    #[test]
+    fn foreign_frames_cannot_be_referenced() {
+        let mem = HostMemory::new(4);
+        let mut ft = FrameTable::new(4);
+        ft.add_free(Mfn(0), 4);
+        let m = ft.alloc(&mem, Owner::Dom(DomId(1))).unwrap();
+        assert_eq!(ft.get_page(m, DomId(2)), Err(Errno::EINVAL));
+        assert_eq!(ft.get_page(Mfn(99), DomId(1)), Err(Errno::EINVAL));
+        ft.get_page(m, DomId(1)).unwrap();
+    }
+
+    #[test]
+    fn released_frames_return_to_the_free_list() {
+        let mem = HostMemory::new(4);
+        let mut ft = FrameTable::new(4);
+        ft.add_free(Mfn(0), 4);
+        let m = ft.alloc(&mem, Owner::Dom(DomId(1))).unwrap();
+        assert_eq!(ft.free_count(), 3);
+        ft.release(m);
+        assert_eq!(ft.free_count(), 4);
+        assert_eq!(ft.get(m).unwrap().owner, Owner::Free);
+    }
+}

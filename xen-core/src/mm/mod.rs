@@ -1,0 +1,10 @@
+//! Machine memory: frame numbers, page-table entries, the frame table.
+
+pub mod frame_table;
+pub mod machine;
+pub mod pte;
+pub mod types;
+
+pub use frame_table::{FrameTable, Owner, PageType};
+pub use machine::MachineMemory;
+pub use types::{Mfn, Pfn, PAGE_SHIFT, PAGE_SIZE};

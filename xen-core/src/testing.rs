@@ -1,0 +1,88 @@
+//! Host stand-ins for the platform, for unit and property tests.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use crate::mm::{MachineMemory, Mfn};
+use crate::platform::Platform;
+
+/// Simulated machine memory: `n` zeroed 4 KiB frames.
+pub struct HostMemory {
+    frames: RefCell<Vec<[u8; 4096]>>,
+}
+
+impl HostMemory {
+    pub fn new(n: usize) -> HostMemory {
+        HostMemory { frames: RefCell::new(alloc::vec![[0u8; 4096]; n]) }
+    }
+}
+
+impl MachineMemory for HostMemory {
+    fn read(&self, mfn: Mfn, offset: usize, buf: &mut [u8]) {
+        let f = self.frames.borrow();
+        buf.copy_from_slice(&f[mfn.0 as usize][offset..offset + buf.len()]);
+    }
+
+    fn write(&self, mfn: Mfn, offset: usize, data: &[u8]) {
+        let mut f = self.frames.borrow_mut();
+        f[mfn.0 as usize][offset..offset + data.len()].copy_from_slice(data);
+    }
+
+    fn fill(&self, mfn: Mfn, offset: usize, len: usize, byte: u8) {
+        let mut f = self.frames.borrow_mut();
+        f[mfn.0 as usize][offset..offset + len].fill(byte);
+    }
+}
+
+/// A whole host platform: memory, a console that records, a counting clock.
+pub struct HostPlatform {
+    pub mem: HostMemory,
+    pub console_out: RefCell<String>,
+    pub console_in: RefCell<Vec<u8>>,
+    pub hypervisor_slots: [u64; 16],
+}
+
+impl HostPlatform {
+    pub fn new(frames: usize) -> HostPlatform {
+        let mut slots = [0u64; 16];
+        // A recognisable stand-in for the direct-map entry (slot 262).
+        slots[6] = 0xdead_0000 | crate::mm::pte::_PAGE_PRESENT | crate::mm::pte::_PAGE_RW;
+        HostPlatform {
+            mem: HostMemory::new(frames),
+            console_out: RefCell::new(String::new()),
+            console_in: RefCell::new(Vec::new()),
+            hypervisor_slots: slots,
+        }
+    }
+}
+
+impl MachineMemory for HostPlatform {
+    fn read(&self, mfn: Mfn, offset: usize, buf: &mut [u8]) {
+        self.mem.read(mfn, offset, buf)
+    }
+    fn write(&self, mfn: Mfn, offset: usize, data: &[u8]) {
+        self.mem.write(mfn, offset, data)
+    }
+    fn fill(&self, mfn: Mfn, offset: usize, len: usize, byte: u8) {
+        self.mem.fill(mfn, offset, len, byte)
+    }
+}
+
+impl Platform for HostPlatform {
+    fn console_write(&self, bytes: &[u8]) {
+        self.console_out.borrow_mut().push_str(&String::from_utf8_lossy(bytes));
+    }
+
+    fn console_read(&self, buf: &mut [u8]) -> usize {
+        let mut input = self.console_in.borrow_mut();
+        let n = buf.len().min(input.len());
+        buf[..n].copy_from_slice(&input[..n]);
+        input.drain(..n);
+        n
+    }
+
+    fn hypervisor_l4_slots(&self) -> [u64; 16] {
+        self.hypervisor_slots
+    }
+}
