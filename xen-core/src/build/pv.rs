@@ -339,6 +339,7 @@ mod tests {
     use super::*;
     use crate::build::elf::test_image::{build, Note};
     use crate::guest_access::GuestMem;
+    use crate::mm::MachineMemory;
     use crate::testing::HostPlatform;
     use hypercall_abi::elfnote::*;
 
