@@ -14,11 +14,15 @@ pub struct Options {
     pub dom0_mem: Option<u64>,
     /// `noreboot`: on a Dom0 crash, halt instead of rebooting.
     pub noreboot: bool,
+    /// `debug_trap`: fault in ring 0 right before entering Dom0, to show
+    /// (and test) what a hypervisor bug looks like: registers, call trace,
+    /// exit status 7.
+    pub debug_trap: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { loglvl: Level::Info as u8, guest_loglvl: Level::Info as u8, dom0_mem: None, noreboot: false }
+        Options { loglvl: Level::Info as u8, guest_loglvl: Level::Info as u8, dom0_mem: None, noreboot: false, debug_trap: false }
     }
 }
 
@@ -62,6 +66,10 @@ impl Options {
                 ("dom0_mem", Some(v)) => parse_size(v).map(|b| o.dom0_mem = Some(b)).is_some(),
                 ("noreboot", None) => {
                     o.noreboot = true;
+                    true
+                }
+                ("debug_trap", None) => {
+                    o.debug_trap = true;
                     true
                 }
                 // Accepted for compatibility with Xen command lines; nothing to configure.

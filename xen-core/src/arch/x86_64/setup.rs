@@ -78,6 +78,11 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
     let (regs, cr3) = xen.start(dom0).unwrap_or_else(|| traps::fatal("Dom0 has no vCPU"));
     *traps::XEN.lock() = Some(xen);
     xen_core::info!("Starting Dom0 at {:#x}", regs.rip);
+    if opts.debug_trap {
+        xen_core::warn!("debug_trap: faulting in the hypervisor on purpose");
+        // SAFETY: raises #UD, which the fatal-trap path handles; never returns.
+        unsafe { core::arch::asm!("ud2") };
+    }
 
     let frame = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(cr3.maddr()));
     // SAFETY: Dom0's L4 was built with the hypervisor slots; DOM0_ENTRY is
