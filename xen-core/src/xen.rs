@@ -102,19 +102,18 @@ impl<P: Platform> Xen<P> {
     /// otherwise pick another, otherwise idle, or stop the machine when Dom0
     /// is gone. `frame` holds the current vCPU's live registers.
     pub fn schedule(&mut self, frame: &mut GuestRegs) -> Next {
+        // Fast path, taken after nearly every hypercall: the current vCPU can
+        // go on. (A shut-down domain's vCPUs are all Down, so Dom0's own
+        // shutdown always leaves this path.)
+        let Some((dom, v)) = self.current else { return Next::Idle };
+        if let Some(vc) = self.domains.get(&dom).and_then(|d| d.vcpus.get(v)) {
+            if vc.state == RunState::Runnable {
+                frame.sanitize_for_guest();
+                return Next::Resume { cr3: vc.cr3 };
+            }
+        }
         if let Some(halt) = self.dom0_halt() {
             return Next::Halt(halt);
-        }
-        let Some((dom, v)) = self.current else { return Next::Idle };
-        let runnable = self
-            .domains
-            .get(&dom)
-            .and_then(|d| d.vcpus.get(v))
-            .is_some_and(|vc| vc.state == RunState::Runnable);
-        if runnable {
-            let cr3 = self.domains[&dom].vcpus[v].cr3;
-            frame.sanitize_for_guest();
-            return Next::Resume { cr3 };
         }
         // Save the descheduled vCPU, then look for anyone else in domain order.
         if let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {

@@ -24,10 +24,17 @@ fn fixed<const N: usize>(s: &str) -> [u8; N] {
 
 impl<P: Platform> Xen<P> {
     pub(super) fn do_xen_version(&mut self, [cmd, arg, ..]: [u64; 5]) -> HcResult {
+        // The commands that return a value and touch no memory come first:
+        // XENVER_version is the cheapest hypercall there is, and the
+        // null-hypercall benchmark measures exactly it.
+        match cmd as u32 {
+            XENVER_version => return ret(xen_version_encode(XEN_MAJOR, XEN_MINOR) as i64),
+            XENVER_pagesize => return ret(4096),
+            _ => {}
+        }
         let privileged = self.current_domain().is_some_and(|d| d.privileged);
         let g = self.guest_mem().ok_or(Errno::ESRCH)?;
         match cmd as u32 {
-            XENVER_version => ret(xen_version_encode(XEN_MAJOR, XEN_MINOR) as i64),
             XENVER_extraversion => {
                 g.copy_to_guest(arg, &fixed::<16>(EXTRAVERSION))?;
                 ret(0)
@@ -66,7 +73,6 @@ impl<P: Platform> Xen<P> {
                 g.write_u32(arg + 4, submap)?;
                 ret(0)
             }
-            XENVER_pagesize => ret(4096),
             XENVER_guest_handle => {
                 g.copy_to_guest(arg, &[0u8; 16])?;
                 ret(0)
