@@ -23,7 +23,8 @@ fi
 mkdir -p "$cache"
 work=$(mktemp -d "$cache/fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-chmod 755 "$work"   # apt-get download drops privileges to _apt
+# apt-get download writes as the unprivileged _apt user where it can.
+chmod 777 "$work"
 
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
