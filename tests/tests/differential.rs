@@ -45,6 +45,20 @@ fn guest_banner_is_the_same_on_xen_core_and_xen() {
 }
 
 #[test]
+fn guest_banner_with_an_initrd_is_the_same_on_xen_core_and_xen() {
+    let blob = tests::repo_root().join("tests/fixtures/probe-kernel.S");
+    let boot = |hv| {
+        Boot::new(hv)
+            .dom0_image("pv-guest-kernel")
+            .dom0_cmdline("workload=banner")
+            .module(&blob, "")
+            .run()
+    };
+    let (ours, xen) = (boot(Hypervisor::XenCore), boot(Hypervisor::Xen));
+    assert_same("banner lines", comparable(ours.banner_lines()), comparable(xen.banner_lines()));
+}
+
+#[test]
 fn dom0_banner_is_the_same_on_xen_core_and_xen() {
     let (ours, xen) = on_both("dom0", "");
     assert_same("banner lines", comparable(ours.banner_lines()), comparable(xen.banner_lines()));
