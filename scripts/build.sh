@@ -19,7 +19,7 @@ echo "build: images ($profile) -> $out/" >&2
 RUSTFLAGS="-C no-redzone=yes -C force-frame-pointers=yes" \
     cargo build --quiet --profile "$profile" \
     --target x86_64-unknown-linux-gnu --target-dir target/bare \
-    -p xen-core --bin xen-core -p dom0 -p pv-guest-kernel
+    -p xen-core -p dom0 -p pv-guest-kernel --bins
 
 mkdir -p "$out"
 for img in xen-core dom0 pv-guest-kernel; do
