@@ -35,8 +35,11 @@ pub struct Vcpu {
     /// Registers while not running; while running, the frame on the
     /// hypervisor stack is authoritative.
     pub regs: GuestRegs,
-    /// The guest kernel's top-level page table.
+    /// The guest kernel's top-level page table (holds a general and an L4
+    /// type reference).
     pub cr3: Mfn,
+    /// The guest user's top-level table (`MMUEXT_NEW_USER_BASEPTR`), if any.
+    pub user_cr3: Option<Mfn>,
     pub state: RunState,
 }
 
@@ -71,6 +74,8 @@ pub struct Domain {
     /// Dom0: may use `domctl`, foreign mappings and the physical console.
     pub privileged: bool,
     pub max_pages: u64,
+    /// Frames currently allocated to the domain's memory (ballooning moves it).
+    pub tot_pages: u64,
     /// The page shared with the guest: vcpu_info, event bitmaps, time.
     pub shared_info: Mfn,
     /// Every frame given to the domain at build time, by pseudo-physical number.

@@ -104,6 +104,12 @@ impl<'a, M: MachineMemory> GuestMem<'a, M> {
         self.for_each_chunk(va, data.len(), Access::Write, |mfn, off, r| self.mem.write(mfn, off, &data[r]))
     }
 
+    pub fn copy_u16(&self, va: u64) -> Result<u16, Errno> {
+        let mut b = [0u8; 2];
+        self.copy_from_guest(va, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
     pub fn read_u32(&self, va: u64) -> Result<u32, Errno> {
         let mut b = [0u8; 4];
         self.copy_from_guest(va, &mut b)?;

@@ -41,6 +41,8 @@ pub struct HostPlatform {
     pub console_out: RefCell<String>,
     pub console_in: RefCell<Vec<u8>>,
     pub hypervisor_slots: [u64; 16],
+    pub tlb_flushes: core::cell::Cell<u64>,
+    pub invlpgs: RefCell<Vec<u64>>,
 }
 
 impl HostPlatform {
@@ -53,6 +55,8 @@ impl HostPlatform {
             console_out: RefCell::new(String::new()),
             console_in: RefCell::new(Vec::new()),
             hypervisor_slots: slots,
+            tlb_flushes: core::cell::Cell::new(0),
+            invlpgs: RefCell::new(Vec::new()),
         }
     }
 }
@@ -84,5 +88,19 @@ impl Platform for HostPlatform {
 
     fn hypervisor_l4_slots(&self) -> [u64; 16] {
         self.hypervisor_slots
+    }
+
+    fn flush_tlb(&self) {
+        self.tlb_flushes.set(self.tlb_flushes.get() + 1);
+    }
+
+    fn invlpg(&self, va: u64) {
+        self.invlpgs.borrow_mut().push(va);
+    }
+
+    fn flush_cache(&self) {}
+
+    fn m2p_maddr(&self) -> (u64, u64) {
+        (0x4000_0000, 2 << 20)
     }
 }

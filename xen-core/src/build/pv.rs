@@ -16,6 +16,7 @@ use super::elf::{self, ElfError, KernelImage};
 use super::layout::Layout;
 use crate::domain::{DomId, Domain, RunState, Vcpu};
 use crate::mm::pte::*;
+use crate::mm::validate::Mm;
 use crate::mm::{FrameTable, Mfn, Owner, PageType};
 use crate::platform::Platform;
 use crate::regs::{GuestRegs, RFLAGS_IF};
@@ -190,7 +191,10 @@ fn construct<P: Platform>(
         copy_in(p, &p2m, l, hp, &page);
     }
 
-    let l4 = build_page_tables(p, ft, &p2m, l)?;
+    for (pfn, mfn) in p2m.iter().enumerate() {
+        ft.set_m2p(*mfn, pfn as u64);
+    }
+    let l4 = build_page_tables(p, ft, req.domid, &p2m, l)?;
 
     // Every vCPU starts with events masked until the guest is ready (Xen sets
     // evtchn_upcall_mask in each vcpu_info).
@@ -216,9 +220,10 @@ fn construct<P: Platform>(
         name: String::from(req.name),
         privileged: req.privileged,
         max_pages: req.nr_pages,
+        tot_pages: req.nr_pages,
         shared_info,
         p2m,
-        vcpus: alloc::vec![Vcpu { id: 0, regs, cr3: l4, state: RunState::Runnable }],
+        vcpus: alloc::vec![Vcpu { id: 0, regs, cr3: l4, user_cr3: None, state: RunState::Runnable }],
         shutdown: None,
         shutdown_code: None,
     };
@@ -226,71 +231,50 @@ fn construct<P: Platform>(
 }
 
 /// Map `[v_start, v_end)` onto pfns 0.. with tables taken from the page-table
-/// area; the tables themselves read-only. Returns the L4, pinned.
-fn build_page_tables<P: Platform>(p: &P, ft: &mut FrameTable, p2m: &[Mfn], l: &Layout) -> Result<Mfn, BuildError> {
+/// area, the tables themselves read-only; then validate the whole tree by
+/// pinning the L4, exactly as a guest's own pin would, and take the vCPU's
+/// CR3 reference. Returns the L4.
+fn build_page_tables<P: Platform>(
+    p: &P,
+    ft: &mut FrameTable,
+    dom: DomId,
+    p2m: &[Mfn],
+    l: &Layout,
+) -> Result<Mfn, BuildError> {
     let pt_first = l.pfn_of(l.vpt_start) as usize;
-    let pt_frames = &p2m[pt_first..pt_first + l.nr_pt_pages as usize];
-    let mut next_pt = 1usize;
-    let l4 = pt_frames[0];
-    let mut take_table = |ft: &mut FrameTable, level: u8| -> Result<Mfn, BuildError> {
-        let mfn = *pt_frames.get(next_pt).ok_or(BuildError::BadImage("page-table area too small"))?;
-        next_pt += 1;
-        // A table entry points at it: one type reference of its level, one
-        // general reference (Xen's get_page_and_type from the parent entry).
-        ft.get_page_type(mfn, PageType::table_level(level)).map_err(|_| BuildError::BadImage("table reused"))?;
-        ft.get_page(mfn, owner_of(ft, mfn)).map_err(|_| BuildError::BadImage("table not owned"))?;
-        Ok(mfn)
-    };
-
-    let hv = p.hypervisor_l4_slots();
-    for (i, e) in hv.iter().enumerate() {
-        p.write_u64(l4, FIRST_HYPERVISOR_SLOT + i, *e);
-    }
-
+    let mut pt_frames = p2m[pt_first..pt_first + l.nr_pt_pages as usize].iter().copied();
+    let l4 = pt_frames.next().ok_or(BuildError::BadImage("no page-table area"))?;
     let mut va = l.v_start;
     while va < l.v_end {
-        let l3 = walk_or_alloc(p, ft, l4, l4_index(va), 3, &mut take_table)?;
-        let l2 = walk_or_alloc(p, ft, l3, l3_index(va), 2, &mut take_table)?;
-        let l1 = walk_or_alloc(p, ft, l2, l2_index(va), 1, &mut take_table)?;
-        let mfn = p2m[l.pfn_of(va) as usize];
+        let l3 = walk_or_alloc(p, l4, l4_index(va), &mut pt_frames)?;
+        let l2 = walk_or_alloc(p, l3, l3_index(va), &mut pt_frames)?;
+        let l1 = walk_or_alloc(p, l2, l2_index(va), &mut pt_frames)?;
         let is_table = (l.vpt_start..l.vpt_end).contains(&va);
         // Invariant 2: page tables are mapped, but never writable.
         let prot = if is_table { PAGE_PROT & !_PAGE_RW } else { PAGE_PROT };
-        p.write_u64(l1, l1_index(va), mfn.maddr() | prot);
-        ft.get_page(mfn, owner_of(ft, mfn)).map_err(|_| BuildError::BadImage("frame not owned"))?;
-        if !is_table {
-            ft.get_page_type(mfn, PageType::Writable).map_err(|_| BuildError::BadImage("frame typed twice"))?;
-        }
+        p.write_u64(l1, l1_index(va), p2m[l.pfn_of(va) as usize].maddr() | prot);
         va += 4096;
     }
-
-    // The L4: pinned (one type reference) and in use as CR3 (another).
-    ft.get_page_type(l4, PageType::L4).map_err(|_| BuildError::BadImage("L4 typed twice"))?;
-    ft.get_page_type(l4, PageType::L4).map_err(|_| BuildError::BadImage("L4 typed twice"))?;
-    ft.set_pinned(l4, true);
+    let mut mm = Mm::new(p, ft, p.hypervisor_l4_slots());
+    mm.pin(l4, dom, PageType::L4).map_err(|e| {
+        crate::error!("initial page tables failed validation: {}", e.name());
+        BuildError::BadImage("initial page tables do not validate")
+    })?;
+    mm.get_page_and_type(l4, dom, PageType::L4).map_err(|_| BuildError::BadImage("L4 reference"))?;
     Ok(l4)
-}
-
-fn owner_of(ft: &FrameTable, mfn: Mfn) -> DomId {
-    match ft.get(mfn).map(|pg| pg.owner) {
-        Some(Owner::Dom(d)) => d,
-        _ => DomId(u16::MAX),
-    }
 }
 
 fn walk_or_alloc<P: Platform>(
     p: &P,
-    ft: &mut FrameTable,
     table: Mfn,
     index: usize,
-    child_level: u8,
-    take: &mut impl FnMut(&mut FrameTable, u8) -> Result<Mfn, BuildError>,
+    pt_frames: &mut impl Iterator<Item = Mfn>,
 ) -> Result<Mfn, BuildError> {
     let e = p.read_u64(table, index);
     if e & _PAGE_PRESENT != 0 {
         return Ok(Mfn(entry_mfn(e)));
     }
-    let child = take(ft, child_level)?;
+    let child = pt_frames.next().ok_or(BuildError::BadImage("page-table area too small"))?;
     p.write_u64(table, index, child.maddr() | TABLE_PROT);
     Ok(child)
 }

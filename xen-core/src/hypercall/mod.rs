@@ -5,6 +5,9 @@
 //! alone turns that into `rax`. An unknown number is `-ENOSYS`, never success.
 
 mod console_io;
+mod memory_op;
+mod mmu;
+mod multicall;
 mod sched_op;
 mod xen_version;
 
@@ -35,15 +38,11 @@ impl<P: Platform> Xen<P> {
     pub fn hypercall(&mut self, regs: &mut GuestRegs) -> Next {
         let nr = regs.rax;
         let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
-        let result = match nr {
-            nr::CONSOLE_IO => self.do_console_io(args),
-            nr::XEN_VERSION => self.do_xen_version(args),
-            nr::SCHED_OP => self.do_sched_op(args),
-            _ => {
-                crate::gdprintk!("{:?}: unknown hypercall {} (rip {:#x})", self.current, nr, regs.rip);
-                Err(Errno::ENOSYS)
-            }
-        };
+        let result = self.dispatch(nr, args);
+        if self.frames.need_tlb_flush {
+            self.frames.need_tlb_flush = false;
+            self.platform.flush_tlb();
+        }
         match result {
             Ok(Done::Ret(v)) => regs.rax = v as u64,
             Err(e) => regs.rax = e.to_ret() as u64,
@@ -55,5 +54,24 @@ impl<P: Platform> Xen<P> {
             }
         }
         self.schedule(regs)
+    }
+
+    /// The hypercall table. `multicall` comes back here for each entry.
+    pub(crate) fn dispatch(&mut self, nr: u64, args: [u64; 5]) -> HcResult {
+        match nr {
+            nr::MMU_UPDATE => self.do_mmu_update(args),
+            nr::MEMORY_OP => self.do_memory_op(args),
+            nr::MULTICALL => self.do_multicall(args),
+            nr::UPDATE_VA_MAPPING => self.do_update_va_mapping(args),
+            nr::XEN_VERSION => self.do_xen_version(args),
+            nr::CONSOLE_IO => self.do_console_io(args),
+            nr::UPDATE_VA_MAPPING_OTHERDOMAIN => self.do_update_va_mapping_otherdomain(args),
+            nr::MMUEXT_OP => self.do_mmuext_op(args),
+            nr::SCHED_OP => self.do_sched_op(args),
+            _ => {
+                crate::gdprintk!("{:?}: unknown hypercall {}", self.current, nr);
+                Err(Errno::ENOSYS)
+            }
+        }
     }
 }

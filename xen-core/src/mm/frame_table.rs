@@ -61,15 +61,36 @@ pub struct PageInfo {
     pub ty: PageType,
     pub type_count: u32,
     pub pinned: bool,
+    /// Holds the "allocated" reference (Xen's `PGC_allocated`): set while
+    /// the frame belongs to its owner's memory, cleared when the owner gives
+    /// it back (the frame is freed once the last user lets go).
+    pub allocated: bool,
 }
 
 impl PageInfo {
-    const UNUSABLE: PageInfo = PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false };
+    const UNUSABLE: PageInfo =
+        PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false, allocated: false };
 }
+
+/// An M2P entry for a frame no guest has numbered (Xen's INVALID_M2P_ENTRY).
+pub const INVALID_M2P_ENTRY: u64 = !0;
+
+#[derive(Clone)]
+#[repr(C, align(4096))]
+struct M2pPage([u64; 512]);
 
 pub struct FrameTable {
     frames: Vec<PageInfo>,
+    /// The machine-to-phys table: each frame's pseudo-physical number in its
+    /// owner's view. Guests read it, read-only, at `MACH2PHYS_VIRT_START`;
+    /// its storage never moves (allocated once, full size) and is page
+    /// aligned, so it can be mapped as it is.
+    m2p: Vec<M2pPage>,
     free: Vec<u64>,
+    /// Set when a frame stops being writable or is freed: stale TLB entries
+    /// could still write it, so the CPU's TLB must be flushed before any
+    /// guest runs again.
+    pub need_tlb_flush: bool,
 }
 
 impl FrameTable {
@@ -78,7 +99,12 @@ impl FrameTable {
     ///
     /// [`add_free`]: FrameTable::add_free
     pub fn new(nr_frames: u64) -> FrameTable {
-        FrameTable { frames: alloc::vec![PageInfo::UNUSABLE; nr_frames as usize], free: Vec::new() }
+        FrameTable {
+            frames: alloc::vec![PageInfo::UNUSABLE; nr_frames as usize],
+            m2p: alloc::vec![M2pPage([INVALID_M2P_ENTRY; 512]); (nr_frames as usize).div_ceil(512)],
+            free: Vec::new(),
+            need_tlb_flush: false,
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -107,6 +133,24 @@ impl FrameTable {
         self.free.sort_unstable_by(|a, b| a.cmp(b));
     }
 
+    pub fn m2p(&self, mfn: Mfn) -> u64 {
+        let m = mfn.0 as usize;
+        self.m2p.get(m / 512).map_or(INVALID_M2P_ENTRY, |p| p.0[m % 512])
+    }
+
+    pub fn set_m2p(&mut self, mfn: Mfn, pfn: u64) {
+        let m = mfn.0 as usize;
+        if let Some(p) = self.m2p.get_mut(m / 512) {
+            p.0[m % 512] = pfn;
+        }
+    }
+
+    /// Where the M2P table lives (page aligned; the hypervisor maps it
+    /// read-only for guests) and how many entries it has.
+    pub fn m2p_storage(&self) -> (*const u64, usize) {
+        (self.m2p.as_ptr() as *const u64, self.m2p.len() * 512)
+    }
+
     pub fn free_count(&self) -> u64 {
         self.free.len() as u64
     }
@@ -117,22 +161,20 @@ impl FrameTable {
         let m = self.free.pop()?;
         let mfn = Mfn(m);
         mem.zero_frame(mfn);
-        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false };
+        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false, allocated: true };
         Some(mfn)
     }
 
-    /// Drop the "allocated" reference; the frame returns to the free list when
-    /// nothing else holds it.
+    /// Drop the "allocated" reference (a domain gives the frame back, or
+    /// dies). The frame returns to the free list when nothing else holds it;
+    /// until then its mappings keep it alive and owned.
     pub fn release(&mut self, mfn: Mfn) {
-        if let Some(pg) = self.get_mut(mfn) {
-            if matches!(pg.owner, Owner::Dom(_) | Owner::Xen) && pg.count > 0 {
-                pg.count -= 1;
-                if pg.count == 0 {
-                    *pg = PageInfo { owner: Owner::Free, ..PageInfo::UNUSABLE };
-                    self.free.push(mfn.0);
-                }
-            }
+        let Some(pg) = self.get_mut(mfn) else { return };
+        if !pg.allocated {
+            return;
         }
+        pg.allocated = false;
+        self.put_page(mfn);
     }
 
     /// Take a general reference on a frame `dom` owns (Xen's `get_page`).
@@ -145,28 +187,77 @@ impl FrameTable {
         Ok(())
     }
 
+    /// Drop a general reference; the last one frees the frame.
     pub fn put_page(&mut self, mfn: Mfn) {
         let Some(pg) = self.get_mut(mfn) else { return };
-        debug_assert!(pg.count > 1, "put_page would drop the allocation reference");
-        pg.count = pg.count.saturating_sub(1);
+        if pg.count == 0 {
+            return;
+        }
+        pg.count -= 1;
+        if pg.count == 0 {
+            debug_assert_eq!(pg.type_count, 0, "freeing {mfn:?} with type references");
+            *pg = PageInfo { owner: Owner::Free, ..PageInfo::UNUSABLE };
+            self.set_m2p(mfn, INVALID_M2P_ENTRY);
+            self.free.push(mfn.0);
+            self.need_tlb_flush = true;
+        }
     }
 
-    /// Take a type reference (Xen's `get_page_type`): the frame must have no
-    /// type uses yet, or already have this type.
-    pub fn get_page_type(&mut self, mfn: Mfn, ty: PageType) -> Result<(), Errno> {
+    /// Take a type reference without validation (the validating form, for
+    /// page tables, is `mm::validate`): the frame must have no type uses yet,
+    /// or already have this type. Returns whether this was the first use
+    /// (the type was just set).
+    pub fn get_page_type(&mut self, mfn: Mfn, ty: PageType) -> Result<bool, Errno> {
         let pg = self.get_mut(mfn).ok_or(Errno::EINVAL)?;
-        if pg.type_count == 0 {
+        let first = pg.type_count == 0;
+        if first {
+            if pg.ty == PageType::Writable && ty != PageType::Writable {
+                // Invariant 2: writable mappings may linger in TLBs.
+                self.need_tlb_flush = true;
+            }
+            let pg = self.get_mut(mfn).ok_or(Errno::EINVAL)?;
             pg.ty = ty;
-        } else if pg.ty != ty {
+            pg.type_count = 1;
+            return Ok(true);
+        }
+        if pg.ty != ty {
             return Err(Errno::EBUSY);
         }
         pg.type_count = pg.type_count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
-        Ok(())
+        Ok(false)
     }
 
-    pub fn put_page_type(&mut self, mfn: Mfn) {
-        let Some(pg) = self.get_mut(mfn) else { return };
-        pg.type_count = pg.type_count.saturating_sub(1);
+    /// Drop a type reference; returns whether it was the last.
+    pub fn put_page_type(&mut self, mfn: Mfn) -> bool {
+        let Some(pg) = self.get_mut(mfn) else { return false };
+        if pg.type_count == 0 {
+            return false;
+        }
+        pg.type_count -= 1;
+        pg.type_count == 0
+    }
+
+    /// Forget a frame's type once it has no users (after a table's entries
+    /// were dropped), so the next use may give it any type.
+    pub fn clear_type(&mut self, mfn: Mfn) {
+        if let Some(pg) = self.get_mut(mfn) {
+            if pg.type_count == 0 && pg.ty != PageType::Writable {
+                pg.ty = PageType::None;
+            }
+        }
+    }
+
+    /// Undo a failed first use: back to no type at all.
+    pub fn abandon_type(&mut self, mfn: Mfn) {
+        if let Some(pg) = self.get_mut(mfn) {
+            pg.type_count = 0;
+            pg.ty = PageType::None;
+        }
+    }
+
+    /// Every frame, for invariant checks.
+    pub fn iter(&self) -> impl Iterator<Item = (Mfn, &PageInfo)> + '_ {
+        self.frames.iter().enumerate().map(|(m, pg)| (Mfn(m as u64), pg))
     }
 
     pub fn set_pinned(&mut self, mfn: Mfn, pinned: bool) {
@@ -214,6 +305,8 @@ mod tests {
         let m = ft.alloc(&mem, Owner::Dom(DomId(0))).unwrap();
         ft.get_page_type(m, PageType::L1).unwrap();
         assert_eq!(ft.get_page_type(m, PageType::Writable), Err(Errno::EBUSY));
+        ft.put_page_type(m);
+        ft.get_page_type(m, PageType::L1).unwrap();
         ft.put_page_type(m);
         ft.get_page_type(m, PageType::Writable).unwrap();
     }

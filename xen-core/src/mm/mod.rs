@@ -4,6 +4,7 @@ pub mod frame_table;
 pub mod machine;
 pub mod pte;
 pub mod types;
+pub mod validate;
 
 pub use frame_table::{FrameTable, Owner, PageType};
 pub use machine::MachineMemory;

@@ -47,3 +47,28 @@ pub fn build_idle_tables(top: u64, mut alloc_frame: impl FnMut() -> u64, nx: boo
     slots[slot - FIRST_HYPERVISOR_SLOT] = l3 | _PAGE_PRESENT | _PAGE_RW;
     (l4, slots)
 }
+
+/// Map the M2P table's storage (`len` bytes from physical `pa`, page
+/// aligned) read-only and user-accessible at `MACH2PHYS_VIRT_START` (PML4
+/// slot 256), so guests can read it from ring 3 but never write it. Returns
+/// the PML4 entry for slot 256.
+pub fn map_m2p(pa: u64, len: u64, mut alloc_frame: impl FnMut() -> u64) -> u64 {
+    let table = |pa: u64| phys_to_virt(pa) as *mut u64;
+    let ro_user = _PAGE_PRESENT | _PAGE_USER;
+    let l3 = alloc_frame();
+    let l2 = alloc_frame();
+    let pages = len.div_ceil(4096).min(512 * 512);
+    let mut l1 = 0;
+    for p in 0..pages {
+        if p % 512 == 0 {
+            l1 = alloc_frame();
+            // SAFETY: l2 is a fresh, zeroed, direct-mapped frame we own.
+            unsafe { table(l2).add((p / 512) as usize).write_volatile(l1 | ro_user) };
+        }
+        // SAFETY: as above, for the L1.
+        unsafe { table(l1).add((p % 512) as usize).write_volatile((pa + p * 4096) | ro_user | _PAGE_NX) };
+    }
+    // SAFETY: as above, for the L3.
+    unsafe { table(l3).write_volatile(l2 | ro_user) };
+    l3 | ro_user
+}

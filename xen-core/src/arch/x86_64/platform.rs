@@ -4,12 +4,16 @@
 use xen_core::mm::{MachineMemory, Mfn};
 use xen_core::platform::Platform;
 
+use x86_64::registers::control::{Cr4, Cr4Flags};
+
 use super::paging::phys_to_virt;
 
 pub struct Machine {
     /// Frames that exist (the frame table's length); anything else is a bug.
     pub nr_frames: u64,
     pub hypervisor_slots: [u64; 16],
+    /// Machine address and length of the M2P table's storage.
+    pub m2p: (u64, u64),
 }
 
 impl Machine {
@@ -53,6 +57,30 @@ impl Platform for Machine {
 
     fn hypervisor_l4_slots(&self) -> [u64; 16] {
         self.hypervisor_slots
+    }
+
+    fn flush_tlb(&self) {
+        // Toggling CR4.PGE drops global entries too: a guest may have set G
+        // on its own mappings, and those must not outlive a type change.
+        let cr4 = Cr4::read();
+        // SAFETY: clearing and restoring PGE only flushes the TLB.
+        unsafe {
+            Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+            Cr4::write(cr4);
+        }
+    }
+
+    fn invlpg(&self, va: u64) {
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
+    }
+
+    fn flush_cache(&self) {
+        // SAFETY: wbinvd writes back and invalidates caches; no memory effects.
+        unsafe { core::arch::asm!("wbinvd", options(nostack, preserves_flags)) };
+    }
+
+    fn m2p_maddr(&self) -> (u64, u64) {
+        self.m2p
     }
 }
 

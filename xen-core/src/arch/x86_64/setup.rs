@@ -72,7 +72,12 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
     // stack and the heap; the identity map of the lower half goes away here.
     unsafe { Cr3::write_raw(frame, flags) };
 
-    let machine = Machine { nr_frames: frames.len(), hypervisor_slots: slots };
+    let (m2p_ptr, m2p_entries) = frames.m2p_storage();
+    let m2p_pa = virt_to_phys(m2p_ptr as u64);
+    let m2p_len = (m2p_entries as u64 * 8).next_multiple_of(4096);
+    let mut slots = slots;
+    slots[0] = super::paging::map_m2p(m2p_pa, m2p_len, alloc_table_frame);
+    let machine = Machine { nr_frames: frames.len(), hypervisor_slots: slots, m2p: (m2p_pa, m2p_len) };
     let mut xen = Xen::new(machine, frames, cmdline);
     let dom0 = build_dom0(&mut xen, &info, &opts);
     let (regs, cr3) = xen.start(dom0).unwrap_or_else(|| traps::fatal("Dom0 has no vCPU"));

@@ -1,0 +1,59 @@
+//! `multicall`: a batch of hypercalls in one entry, each result written back
+//! into its `multicall_entry`.
+
+use super::{ret, Done, HcResult};
+use crate::platform::Platform;
+use crate::xen::Xen;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::nr;
+
+const ENTRY_SIZE: u64 = 64;
+/// Calls per entry into the hypervisor before a continuation.
+const BUDGET: u64 = 64;
+
+impl<P: Platform> Xen<P> {
+    pub(super) fn do_multicall(&mut self, [list, nr_calls, ..]: [u64; 5]) -> HcResult {
+        let nr_calls = nr_calls & 0xffff_ffff;
+        for i in 0..nr_calls {
+            if i == BUDGET {
+                return Ok(Done::Continue([list + i * ENTRY_SIZE, nr_calls - i, 0, 0, 0]));
+            }
+            let entry = list.wrapping_add(i * ENTRY_SIZE);
+            let mut raw = [0u8; 64];
+            self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(entry, &mut raw)?;
+            let word = |k: usize| u64::from_le_bytes(raw[8 * k..8 * k + 8].try_into().unwrap_or([0; 8]));
+            let op = word(0);
+            let args = [word(2), word(3), word(4), word(5), word(6)];
+            let result = if op == nr::MULTICALL {
+                // No nesting: Xen refuses it too.
+                Err(Errno::EINVAL)
+            } else {
+                self.dispatch(op, args)
+            };
+            let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+            match result {
+                Ok(Done::Ret(v)) => g.write_u64(entry + 8, v as u64)?,
+                Err(e) => g.write_u64(entry + 8, e.to_ret() as u64)?,
+                Ok(Done::Continue(a)) => {
+                    // The call was preempted: store its progress in the entry
+                    // and resume the batch from this entry.
+                    for (k, v) in a.iter().enumerate() {
+                        g.write_u64(entry + 16 + 8 * k as u64, *v)?;
+                    }
+                    return Ok(Done::Continue([entry, nr_calls - i, 0, 0, 0]));
+                }
+            }
+            // A call that stopped this vCPU (block, shutdown) ends the batch.
+            if !self.current_vcpu_runnable() {
+                break;
+            }
+        }
+        ret(0)
+    }
+
+    pub(crate) fn current_vcpu_runnable(&self) -> bool {
+        self.current
+            .and_then(|(d, v)| self.domains.get(&d)?.vcpus.get(v))
+            .is_some_and(|vc| vc.state == crate::domain::RunState::Runnable)
+    }
+}

@@ -1,0 +1,255 @@
+//! Page-table validation: Xen's type system for PV page tables
+//! (`xen/arch/x86/mm.c`: `get_page_from_lNe`, `mod_lN_entry`,
+//! `promote_lN_table`, `_get_page_type`).
+//!
+//! A frame becomes an Ln table only by having every entry validated: each
+//! present entry takes a general reference on the frame it names and, for a
+//! writable leaf, a `Writable` type reference, for an upper level the next
+//! level's type. Because a frame has one type at a time, a page-table frame
+//! can never also be writable (DESIGN.md invariant 2), and because references
+//! are only taken on frames of the right owner, a guest reaches nothing but
+//! its own memory (invariant 3). When the last type reference of a table
+//! goes, every reference its entries held is dropped again (invariant 4).
+//!
+//! Decisions, each refusing rather than supporting something risky:
+//! - **Superpages** (PSE in an L2 or L3 entry) are refused with `-EINVAL`:
+//!   a 2 MiB or 1 GiB mapping would need a type for every frame it covers,
+//!   and one covering a page-table frame writable is the classic hole. Xen
+//!   4.17 refuses them for PV guests too.
+//! - **Linear page tables** (an entry pointing back at a table of its own
+//!   level or above, e.g. an L4 mapping itself) are refused: the entry asks
+//!   for the next level's type, which the frame cannot have while it is a
+//!   table of another level, so validation fails (`-EBUSY`). Xen permits a
+//!   read-only variant under extra rules (XSA-240); we keep none of that.
+//! - The hypervisor's L4 slots (256-271) are written by the hypervisor when
+//!   an L4 is validated and can never be changed by the guest.
+
+use super::frame_table::{FrameTable, Owner, PageType};
+use super::machine::MachineMemory;
+use super::pte::*;
+use super::types::Mfn;
+use crate::domain::DomId;
+use hypercall_abi::errno::Errno;
+
+const AVAIL: u64 = 7 << 9;
+/// Bits a guest may set in an L1 entry (PAT at bit 7 is a leaf attribute here).
+const L1_ALLOWED: u64 = _PAGE_PRESENT
+    | _PAGE_RW
+    | _PAGE_USER
+    | _PAGE_PWT
+    | _PAGE_PCD
+    | _PAGE_ACCESSED
+    | _PAGE_DIRTY
+    | _PAGE_PSE
+    | _PAGE_GLOBAL
+    | AVAIL
+    | _PAGE_NX
+    | PADDR_MASK;
+/// Bits a guest may set in an L2-L4 entry: no PSE (no superpages), no G.
+const UPPER_ALLOWED: u64 =
+    _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_PWT | _PAGE_PCD | _PAGE_ACCESSED | _PAGE_DIRTY | AVAIL | _PAGE_NX | PADDR_MASK;
+
+pub fn level_of(ty: PageType) -> Option<u8> {
+    match ty {
+        PageType::L1 => Some(1),
+        PageType::L2 => Some(2),
+        PageType::L3 => Some(3),
+        PageType::L4 => Some(4),
+        _ => None,
+    }
+}
+
+fn is_hypervisor_slot(level: u8, index: usize) -> bool {
+    level == 4 && (FIRST_HYPERVISOR_SLOT..FIRST_HYPERVISOR_SLOT + NR_HYPERVISOR_SLOTS).contains(&index)
+}
+
+/// Page-table operations on machine memory and the frame table.
+pub struct Mm<'a, M: MachineMemory> {
+    pub mem: &'a M,
+    pub ft: &'a mut FrameTable,
+    /// The hypervisor's PML4 entries, written into every validated L4.
+    pub hv_slots: [u64; 16],
+}
+
+impl<'a, M: MachineMemory> Mm<'a, M> {
+    pub fn new(mem: &'a M, ft: &'a mut FrameTable, hv_slots: [u64; 16]) -> Self {
+        Mm { mem, ft, hv_slots }
+    }
+
+    fn owner(&self, mfn: Mfn) -> Option<DomId> {
+        match self.ft.get(mfn)?.owner {
+            Owner::Dom(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// A general reference plus a type reference (validating tables).
+    pub fn get_page_and_type(&mut self, mfn: Mfn, dom: DomId, ty: PageType) -> Result<(), Errno> {
+        self.ft.get_page(mfn, dom)?;
+        if let Err(e) = self.get_page_type(mfn, ty) {
+            self.ft.put_page(mfn);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub fn put_page_and_type(&mut self, mfn: Mfn) {
+        self.put_page_type(mfn);
+        self.ft.put_page(mfn);
+    }
+
+    /// Xen's `get_page_type`: the first reference of a table type validates it.
+    pub fn get_page_type(&mut self, mfn: Mfn, ty: PageType) -> Result<(), Errno> {
+        let first = self.ft.get_page_type(mfn, ty)?;
+        if first {
+            if let Some(level) = level_of(ty) {
+                if let Err(e) = self.promote(mfn, level) {
+                    self.ft.abandon_type(mfn);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The last type reference of a table drops everything its entries held.
+    pub fn put_page_type(&mut self, mfn: Mfn) {
+        let Some(ty) = self.ft.get(mfn).map(|pg| pg.ty) else { return };
+        if self.ft.put_page_type(mfn) {
+            if let Some(level) = level_of(ty) {
+                self.demote(mfn, level);
+            }
+            self.ft.clear_type(mfn);
+        }
+    }
+
+    fn promote(&mut self, table: Mfn, level: u8) -> Result<(), Errno> {
+        let owner = self.owner(table).ok_or(Errno::EINVAL)?;
+        if level == 4 {
+            for (i, e) in self.hv_slots.iter().enumerate() {
+                self.mem.write_u64(table, FIRST_HYPERVISOR_SLOT + i, *e);
+            }
+        }
+        for i in 0..ENTRIES as usize {
+            if is_hypervisor_slot(level, i) {
+                continue;
+            }
+            let e = self.mem.read_u64(table, i);
+            if let Err(err) = self.get_entry_ref(e, level, owner) {
+                crate::gdprintk!("d{}: L{} table {:#x} entry {} = {:#x} refused: {}", owner.0, level, table.0, i, e, err.name());
+                for j in (0..i).rev() {
+                    if !is_hypervisor_slot(level, j) {
+                        let e = self.mem.read_u64(table, j);
+                        self.put_entry_ref(e, level);
+                    }
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    fn demote(&mut self, table: Mfn, level: u8) {
+        for i in 0..ENTRIES as usize {
+            if !is_hypervisor_slot(level, i) {
+                let e = self.mem.read_u64(table, i);
+                self.put_entry_ref(e, level);
+            }
+        }
+    }
+
+    /// Check one entry of a level-`level` table and take the references it
+    /// needs (Xen's `get_page_from_lNe`). `pg_owner` must own what it maps.
+    pub fn get_entry_ref(&mut self, e: u64, level: u8, pg_owner: DomId) -> Result<(), Errno> {
+        if e & _PAGE_PRESENT == 0 {
+            return Ok(());
+        }
+        let allowed = if level == 1 { L1_ALLOWED } else { UPPER_ALLOWED };
+        if e & !allowed != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mfn = Mfn(entry_mfn(e));
+        self.ft.get_page(mfn, pg_owner)?;
+        let ty = match level {
+            1 if e & _PAGE_RW != 0 => Some(PageType::Writable),
+            1 => None,
+            l => Some(PageType::table_level(l - 1)),
+        };
+        if let Some(ty) = ty {
+            if let Err(err) = self.get_page_type(mfn, ty) {
+                self.ft.put_page(mfn);
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn put_entry_ref(&mut self, e: u64, level: u8) {
+        if e & _PAGE_PRESENT == 0 {
+            return;
+        }
+        let mfn = Mfn(entry_mfn(e));
+        if level > 1 || e & _PAGE_RW != 0 {
+            self.put_page_type(mfn);
+        }
+        self.ft.put_page(mfn);
+    }
+
+    /// Write entry `index` of a validated table (Xen's `mod_lN_entry`): the new
+    /// entry is checked in full (flags, owner, type) before it is written, and
+    /// only then are the old entry's references dropped. There is no fast
+    /// path that skips the checks (XSA-182 was a fast path that did).
+    pub fn mod_entry(
+        &mut self,
+        table: Mfn,
+        index: usize,
+        mut new: u64,
+        pg_owner: DomId,
+        preserve_ad: bool,
+    ) -> Result<(), Errno> {
+        let pg = self.ft.get(table).ok_or(Errno::EINVAL)?;
+        let level = level_of(pg.ty).filter(|_| pg.type_count > 0).ok_or(Errno::EINVAL)?;
+        if is_hypervisor_slot(level, index) {
+            return Err(Errno::EINVAL);
+        }
+        let old = self.mem.read_u64(table, index);
+        if new & _PAGE_PRESENT != 0 {
+            // Everything runs in ring 3 on 64-bit PV: guest entries are user.
+            new |= _PAGE_USER;
+            if preserve_ad {
+                new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY);
+            }
+        }
+        self.get_entry_ref(new, level, pg_owner)?;
+        self.mem.write_u64(table, index, new);
+        self.put_entry_ref(old, level);
+        // A mapping went away or lost write access: stale TLB entries may
+        // still allow what the table no longer does.
+        if old & _PAGE_PRESENT != 0 {
+            self.ft.need_tlb_flush = true;
+        }
+        Ok(())
+    }
+
+    /// `MMUEXT_PIN_Ln_TABLE`.
+    pub fn pin(&mut self, mfn: Mfn, dom: DomId, ty: PageType) -> Result<(), Errno> {
+        self.get_page_and_type(mfn, dom, ty)?;
+        if self.ft.get(mfn).is_some_and(|pg| pg.pinned) {
+            self.put_page_and_type(mfn);
+            return Err(Errno::EINVAL);
+        }
+        self.ft.set_pinned(mfn, true);
+        Ok(())
+    }
+
+    /// `MMUEXT_UNPIN_TABLE`.
+    pub fn unpin(&mut self, mfn: Mfn, dom: DomId) -> Result<(), Errno> {
+        let pg = self.ft.get(mfn).ok_or(Errno::EINVAL)?;
+        if pg.owner != Owner::Dom(dom) || !pg.pinned {
+            return Err(Errno::EINVAL);
+        }
+        self.ft.set_pinned(mfn, false);
+        self.put_page_and_type(mfn);
+        Ok(())
+    }
+}
