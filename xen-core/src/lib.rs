@@ -25,5 +25,7 @@ pub mod xen;
 
 #[cfg(test)]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use xen::{Halt, Next, Xen};

@@ -1,16 +1,10 @@
 //! x86-64 page-table entries and the guest address-space map.
 
-pub const _PAGE_PRESENT: u64 = 1 << 0;
-pub const _PAGE_RW: u64 = 1 << 1;
-pub const _PAGE_USER: u64 = 1 << 2;
-pub const _PAGE_PWT: u64 = 1 << 3;
-pub const _PAGE_PCD: u64 = 1 << 4;
-pub const _PAGE_ACCESSED: u64 = 1 << 5;
-pub const _PAGE_DIRTY: u64 = 1 << 6;
-/// PSE in an L2/L3 entry (a superpage); PAT in an L1 entry.
-pub const _PAGE_PSE: u64 = 1 << 7;
-pub const _PAGE_GLOBAL: u64 = 1 << 8;
-pub const _PAGE_NX: u64 = 1 << 63;
+// The entry bits are part of the ABI (guests write them): one definition.
+pub use hypercall_abi::mm::{
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL, _PAGE_NX, _PAGE_PCD, _PAGE_PRESENT, _PAGE_PSE, _PAGE_PWT, _PAGE_RW,
+    _PAGE_USER,
+};
 
 /// Bits 12..51: the frame an entry points at.
 pub const PADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
