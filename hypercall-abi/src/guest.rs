@@ -13,8 +13,11 @@
 //! `call`, so no `nostack`.
 
 use core::arch::asm;
+use core::ptr;
 
 use crate::console::CONSOLEIO_write;
+use crate::errno::Errno;
+use crate::mm::{MmuUpdate, MmuextOp, MulticallEntry};
 use crate::nr;
 use crate::sched::{SchedShutdown, SCHEDOP_shutdown, SCHEDOP_yield};
 
@@ -173,4 +176,76 @@ pub fn sched_shutdown(reason: u32) -> i64 {
 pub fn sched_yield() -> i64 {
     // SAFETY: yield takes no memory argument.
     unsafe { hypercall2(nr::SCHED_OP, SCHEDOP_yield as u64, 0) }
+}
+
+/// The largest batch `mmu_update`/`mmuext_op` accept: the top bit of their
+/// `count` is Xen's `MMU_UPDATE_PREEMPTED` continuation marker.
+pub const MMU_BATCH_MAX: usize = (1 << 31) - 1;
+
+/// `mmu_update(reqs, count, pdone, foreigndom)`: applies `reqs` in order and
+/// stops at the first failure, whose error it returns; `*done` receives how
+/// many requests took effect. `foreigndom` is `DOMID_SELF` for our own pages
+/// (the top 16 bits name a foreign page-table owner, plus one).
+///
+/// # Safety
+/// The requests rewrite our page tables: none may unmap or remap memory that
+/// Rust code still uses (code, stack, statics, live references).
+pub unsafe fn mmu_update(reqs: &[MmuUpdate], done: Option<&mut u32>, foreigndom: u32) -> i64 {
+    if reqs.len() > MMU_BATCH_MAX {
+        return Errno::EINVAL.to_ret();
+    }
+    let done = done.map_or(ptr::null_mut(), |d| d as *mut u32);
+    // SAFETY: Xen reads `reqs.len()` requests from the slice and writes one
+    // u32 to `done` (or nothing when null); the caller vouches for the effect.
+    unsafe {
+        hypercall4(nr::MMU_UPDATE, reqs.as_ptr() as u64, reqs.len() as u64, done as u64, foreigndom as u64)
+    }
+}
+
+/// `mmuext_op(ops, count, pdone, foreigndom)`, with `mmu_update`'s batch
+/// semantics.
+///
+/// # Safety
+/// As [`mmu_update`]: pins, unpins, new base pointers and page clears change
+/// what memory means; the caller must keep Rust's view of memory valid.
+pub unsafe fn mmuext_op(ops: &[MmuextOp], done: Option<&mut u32>, foreigndom: u32) -> i64 {
+    if ops.len() > MMU_BATCH_MAX {
+        return Errno::EINVAL.to_ret();
+    }
+    let done = done.map_or(ptr::null_mut(), |d| d as *mut u32);
+    // SAFETY: Xen reads the ops and writes `done`; see the function's contract.
+    unsafe { hypercall4(nr::MMUEXT_OP, ops.as_ptr() as u64, ops.len() as u64, done as u64, foreigndom as u64) }
+}
+
+/// `update_va_mapping(va, val, flags)`: sets the L1 entry that maps `va` (the
+/// L1 table must already be hooked in), then flushes as `flags` (`UVMF_*`)
+/// asks.
+///
+/// # Safety
+/// As [`mmu_update`], for the page at `va`.
+pub unsafe fn update_va_mapping(va: u64, val: u64, flags: u64) -> i64 {
+    // SAFETY: no pointer arguments; the caller vouches for the mapping change.
+    unsafe { hypercall3(nr::UPDATE_VA_MAPPING, va, val, flags) }
+}
+
+/// `multicall(entries, nr)`: runs each entry's hypercall and stores its
+/// return value in the entry's `result`.
+///
+/// # Safety
+/// Every entry must be safe to issue on its own (see each hypercall's
+/// contract), with its pointer arguments valid for the whole call.
+pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> i64 {
+    // SAFETY: Xen reads and writes back the entries within the slice; the
+    // caller vouches for each entry.
+    unsafe { hypercall2(nr::MULTICALL, entries.as_mut_ptr() as u64, entries.len() as u64) }
+}
+
+/// `memory_op(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must be null or point to the structure `cmd` reads and writes, and
+/// any pages the command gives away must no longer be mapped or used.
+pub unsafe fn memory_op(cmd: u32, arg: *mut u8) -> i64 {
+    // SAFETY: the caller guarantees `arg` matches `cmd`.
+    unsafe { hypercall2(nr::MEMORY_OP, cmd as u64, arg as u64) }
 }

@@ -9,6 +9,7 @@
 //!   the page-aligned `hypercall_page` in `.text` that the hypervisor fills.
 //! - [`println!`]/[`print!`] over `console_io`, line-buffered.
 //! - A panic handler that prints the panic and shuts down with `SHUTDOWN_crash`.
+//! - [`mm`]: frames, page-table walks, map/unmap over Xen's PV MMU.
 //! - Small helpers both kernels share: the boot banner, command-line lookup,
 //!   shutdown, a fenced TSC read.
 //!
@@ -26,6 +27,7 @@ extern crate bare_rt;
 pub mod banner;
 pub mod cmdline;
 pub mod console;
+pub mod mm;
 #[cfg(not(test))]
 mod panic;
 #[cfg(not(test))]

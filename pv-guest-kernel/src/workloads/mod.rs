@@ -4,6 +4,7 @@
 mod bench;
 mod efault;
 mod enosys;
+mod mmu;
 mod privop;
 mod shutdown;
 
@@ -16,6 +17,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("efault", efault::run),
     ("reboot", shutdown::reboot),
     ("crash", shutdown::crash),
+    ("mmu", mmu::run),
     ("bench-null", bench::null_hypercall),
 ];
 
