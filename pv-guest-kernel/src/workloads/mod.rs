@@ -2,6 +2,7 @@
 //! whole command line for its own options.
 
 mod bench;
+mod bench_mmu;
 mod efault;
 mod enosys;
 mod mmu;
@@ -19,6 +20,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("crash", shutdown::crash),
     ("mmu", mmu::run),
     ("bench-null", bench::null_hypercall),
+    ("bench-mmu", bench_mmu::run),
 ];
 
 pub fn find(name: &str) -> Option<Workload> {
