@@ -52,6 +52,12 @@ on_both_hypervisors! {
         assert_self_test_passed(&workload(hv, "workload=efault"));
     }
 
+    /// Legal MMU operations work; every illegal one gets an error code and
+    /// the domain lives on to print the verdict.
+    fn mmu_self_test_passes(hv) {
+        assert_self_test_passed(&workload(hv, "workload=mmu"));
+    }
+
     fn shutdown_reboot_ends_the_run_with_reboot(hv) {
         workload(hv, "workload=reboot").assert_status(Status::Reboot);
     }

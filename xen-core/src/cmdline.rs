@@ -18,11 +18,13 @@ pub struct Options {
     /// (and test) what a hypervisor bug looks like: registers, call trace,
     /// exit status 7.
     pub debug_trap: bool,
+    /// `dom0_max_vcpus=N` (or Xen's `min-max` form: the larger is used).
+    pub dom0_max_vcpus: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { loglvl: Level::Info as u8, guest_loglvl: Level::Info as u8, dom0_mem: None, noreboot: false, debug_trap: false }
+        Options { loglvl: Level::Info as u8, guest_loglvl: Level::Info as u8, dom0_mem: None, noreboot: false, debug_trap: false, dom0_max_vcpus: 1 }
     }
 }
 
@@ -68,6 +70,10 @@ impl Options {
                     o.noreboot = true;
                     true
                 }
+                ("dom0_max_vcpus", Some(v)) => {
+                    let n = v.rsplit('-').next().and_then(|n| n.parse::<u32>().ok()).filter(|n| (1..=32).contains(n));
+                    n.map(|n| o.dom0_max_vcpus = n).is_some()
+                }
                 ("debug_trap", None) => {
                     o.debug_trap = true;
                     true
@@ -105,6 +111,8 @@ mod tests {
         assert_eq!(o.guest_loglvl, 4);
         assert_eq!(o.dom0_mem, Some(64 << 20));
         assert!(o.noreboot);
+        assert_eq!(Options::parse("dom0_max_vcpus=1-4").dom0_max_vcpus, 4);
+        assert_eq!(Options::parse("dom0_max_vcpus=99").dom0_max_vcpus, 1);
     }
 
     #[test]

@@ -4,7 +4,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::mm::Mfn;
-use crate::regs::GuestRegs;
 
 /// A domain id. 0 is Dom0; ids from 0x7FF0 up are Xen's reserved ones
 /// (`DOMID_SELF`, `DOMID_IO`, ...).
@@ -21,27 +20,7 @@ impl core::fmt::Display for DomId {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunState {
-    Runnable,
-    /// `SCHEDOP_block`: waits for an event.
-    Blocked,
-    /// Not brought up, or taken down.
-    Down,
-}
-
-pub struct Vcpu {
-    pub id: u32,
-    /// Registers while not running; while running, the frame on the
-    /// hypervisor stack is authoritative.
-    pub regs: GuestRegs,
-    /// The guest kernel's top-level page table (holds a general and an L4
-    /// type reference).
-    pub cr3: Mfn,
-    /// The guest user's top-level table (`MMUEXT_NEW_USER_BASEPTR`), if any.
-    pub user_cr3: Option<Mfn>,
-    pub state: RunState,
-}
+pub use crate::vcpu::{RunState, Vcpu};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShutdownReason {
@@ -84,6 +63,8 @@ pub struct Domain {
     pub shutdown: Option<ShutdownReason>,
     /// `SCHEDOP_shutdown_code`: the reason to report if the guest dies later.
     pub shutdown_code: Option<u32>,
+    /// `vm_assist` types enabled (bit n = VMASST_TYPE n).
+    pub vm_assist: u64,
 }
 
 impl Domain {

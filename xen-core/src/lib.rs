@@ -21,6 +21,7 @@ pub mod mm;
 pub mod platform;
 pub mod regs;
 pub mod traps;
+pub mod vcpu;
 pub mod xen;
 
 #[cfg(test)]

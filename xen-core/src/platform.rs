@@ -22,4 +22,28 @@ pub trait Platform: MachineMemory {
     /// Machine address and size in bytes of the M2P table's storage, which
     /// guests see read-only at `MACH2PHYS_VIRT_START`.
     fn m2p_maddr(&self) -> (u64, u64);
+
+    // The running vCPU's processor state that lives in the CPU, not in the
+    // register frame. The core calls these when it switches vCPUs or modes.
+
+    /// Copy out / put back the running guest's FXSAVE image.
+    fn save_fpu(&self, out: &mut [u8; 512]);
+    fn load_fpu(&self, image: &[u8; 512]);
+    /// Run the guest with CR0.TS set (its virtual `fpu_taskswitch`).
+    fn set_guest_ts(&self, ts: bool);
+    /// FS base, GS base, shadow GS base.
+    fn load_segment_bases(&self, fs: u64, gs: u64, gs_shadow: u64);
+    fn read_segment_bases(&self) -> (u64, u64, u64);
+    /// Load a selector into %gs for guest user mode, keeping the kernel's
+    /// GS base (`SEGBASE_GS_USER_SEL`). The core has checked the selector.
+    /// Returns the user GS base that loading produced.
+    fn load_user_gs_selector(&self, sel: u16) -> u64;
+    /// The guest's descriptors (entries below 0xe000 of the GDT).
+    fn load_guest_gdt(&self, entries: &[u64]);
+    /// DR0-DR3, DR6, DR7 for the running vCPU.
+    fn load_debugregs(&self, dr: &[u64; 8]);
+    /// DR6 after a #DB (and clear it for the next one).
+    fn take_dr6(&self) -> u64;
+    /// Nanoseconds since boot (runstate accounting).
+    fn now_ns(&self) -> u64;
 }

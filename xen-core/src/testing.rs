@@ -43,6 +43,13 @@ pub struct HostPlatform {
     pub hypervisor_slots: [u64; 16],
     pub tlb_flushes: core::cell::Cell<u64>,
     pub invlpgs: RefCell<Vec<u64>>,
+    /// The "CPU" state the core loads: FPU image, TS, segment bases, GDT, DRs.
+    pub fpu: RefCell<[u8; 512]>,
+    pub ts: core::cell::Cell<bool>,
+    pub segs: core::cell::Cell<(u64, u64, u64)>,
+    pub gdt: RefCell<Vec<u64>>,
+    pub debugregs: core::cell::Cell<[u64; 8]>,
+    pub clock: core::cell::Cell<u64>,
 }
 
 impl HostPlatform {
@@ -57,6 +64,12 @@ impl HostPlatform {
             hypervisor_slots: slots,
             tlb_flushes: core::cell::Cell::new(0),
             invlpgs: RefCell::new(Vec::new()),
+            fpu: RefCell::new([0; 512]),
+            ts: core::cell::Cell::new(false),
+            segs: core::cell::Cell::new((0, 0, 0)),
+            gdt: RefCell::new(Vec::new()),
+            debugregs: core::cell::Cell::new([0; 8]),
+            clock: core::cell::Cell::new(0),
         }
     }
 }
@@ -102,5 +115,47 @@ impl Platform for HostPlatform {
 
     fn m2p_maddr(&self) -> (u64, u64) {
         (0x4000_0000, 2 << 20)
+    }
+
+    fn save_fpu(&self, out: &mut [u8; 512]) {
+        out.copy_from_slice(&*self.fpu.borrow());
+    }
+
+    fn load_fpu(&self, image: &[u8; 512]) {
+        self.fpu.borrow_mut().copy_from_slice(image);
+    }
+
+    fn set_guest_ts(&self, ts: bool) {
+        self.ts.set(ts);
+    }
+
+    fn load_segment_bases(&self, fs: u64, gs: u64, gs_shadow: u64) {
+        self.segs.set((fs, gs, gs_shadow));
+    }
+
+    fn read_segment_bases(&self) -> (u64, u64, u64) {
+        self.segs.get()
+    }
+
+    fn load_user_gs_selector(&self, _sel: u16) -> u64 {
+        0
+    }
+
+    fn load_guest_gdt(&self, entries: &[u64]) {
+        *self.gdt.borrow_mut() = entries.to_vec();
+    }
+
+    fn load_debugregs(&self, dr: &[u64; 8]) {
+        self.debugregs.set(*dr);
+    }
+
+    fn take_dr6(&self) -> u64 {
+        0xffff_0ff0
+    }
+
+    fn now_ns(&self) -> u64 {
+        let t = self.clock.get() + 1000;
+        self.clock.set(t);
+        t
     }
 }

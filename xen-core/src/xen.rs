@@ -71,8 +71,37 @@ impl<P: Platform> Xen<P> {
     pub fn start(&mut self, dom: DomId) -> Option<(GuestRegs, Mfn)> {
         let d = self.domains.get(&dom)?;
         let v = d.vcpus.first()?;
+        let out = (v.regs, v.active_cr3());
         self.current = Some((dom, 0));
-        Some((v.regs, v.cr3))
+        self.load_vcpu_state(dom, 0);
+        Some(out)
+    }
+
+    /// Put a vCPU's CPU-resident state (FPU, TS, segment bases, debug
+    /// registers) into the CPU before it runs.
+    fn load_vcpu_state(&mut self, dom: DomId, v: usize) {
+        let Some(vc) = self.domains.get(&dom).and_then(|d| d.vcpus.get(v)) else { return };
+        let p = &self.platform;
+        p.load_fpu(&vc.fpu.0);
+        p.set_guest_ts(vc.fpu_ts);
+        let (fs, gs, shadow) = vc.hw_segment_bases();
+        p.load_segment_bases(fs, gs, shadow);
+        p.load_debugregs(&vc.debugreg);
+    }
+
+    /// Take the CPU-resident state of a vCPU that stops running.
+    fn save_vcpu_state(&mut self, dom: DomId, v: usize) {
+        let p = &self.platform;
+        let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else { return };
+        p.save_fpu(&mut vc.fpu.0);
+        // The guest may have loaded %fs or %gs itself, which changes a base.
+        let (fs, gs, shadow) = p.read_segment_bases();
+        vc.segs.fs = fs;
+        if vc.kernel_mode {
+            (vc.segs.gs_kernel, vc.segs.gs_user) = (gs, shadow);
+        } else {
+            (vc.segs.gs_user, vc.segs.gs_kernel) = (gs, shadow);
+        }
     }
 
     /// Shut a domain down. Dom0's shutdown is the machine's (Xen's
@@ -109,7 +138,7 @@ impl<P: Platform> Xen<P> {
         if let Some(vc) = self.domains.get(&dom).and_then(|d| d.vcpus.get(v)) {
             if vc.state == RunState::Runnable {
                 frame.sanitize_for_guest();
-                return Next::Resume { cr3: vc.cr3 };
+                return Next::Resume { cr3: vc.active_cr3() };
             }
         }
         if let Some(halt) = self.dom0_halt() {
@@ -119,6 +148,7 @@ impl<P: Platform> Xen<P> {
         if let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {
             vc.regs = *frame;
         }
+        self.save_vcpu_state(dom, v);
         let next = self.domains.values().find_map(|d| {
             d.vcpus.iter().position(|vc| vc.state == RunState::Runnable).map(|i| (d.id, i))
         });
@@ -126,8 +156,9 @@ impl<P: Platform> Xen<P> {
             Some((nd, nv)) => {
                 let vc = &self.domains[&nd].vcpus[nv];
                 *frame = vc.regs;
-                let cr3 = vc.cr3;
+                let cr3 = vc.active_cr3();
                 self.current = Some((nd, nv));
+                self.load_vcpu_state(nd, nv);
                 frame.sanitize_for_guest();
                 Next::Resume { cr3 }
             }

@@ -32,6 +32,10 @@ pub struct BuildRequest<'a> {
     pub module: Option<&'a [u8]>,
     pub cmdline: &'a str,
     pub nr_pages: u64,
+    /// vCPUs the domain may bring up; vCPU 0 starts running.
+    pub max_vcpus: u32,
+    /// The most memory it may balloon up to (Xen gives Dom0 `~0U` pages).
+    pub max_pages: u64,
 }
 
 pub struct Built {
@@ -219,15 +223,34 @@ fn construct<P: Platform>(
         id: req.domid,
         name: String::from(req.name),
         privileged: req.privileged,
-        max_pages: req.nr_pages,
+        max_pages: req.max_pages.max(req.nr_pages),
         tot_pages: req.nr_pages,
         shared_info,
         p2m,
-        vcpus: alloc::vec![Vcpu { id: 0, regs, cr3: l4, user_cr3: None, state: RunState::Runnable }],
+        vcpus: boot_vcpus(req.max_vcpus, regs, l4),
         shutdown: None,
         shutdown_code: None,
+        vm_assist: 0,
     };
     Ok(Built { domain, layout: *l, entry: plan.entry })
+}
+
+/// vCPU 0 starts at the kernel's entry; the others wait, down, for
+/// `VCPUOP_initialise` and `VCPUOP_up`.
+fn boot_vcpus(max_vcpus: u32, regs: GuestRegs, l4: Mfn) -> alloc::vec::Vec<Vcpu> {
+    (0..max_vcpus.max(1))
+        .map(|id| {
+            let mut v = Vcpu::new(id);
+            if id == 0 {
+                v.regs = regs;
+                v.cr3 = l4;
+                v.state = RunState::Runnable;
+                v.initialised = true;
+                v.runstate.state = hypercall_abi::vcpu::RUNSTATE_running;
+            }
+            v
+        })
+        .collect()
 }
 
 /// Map `[v_start, v_end)` onto pfns 0.. with tables taken from the page-table
@@ -349,7 +372,7 @@ mod tests {
     }
 
     fn request<'a>(k: &'a [u8], module: Option<&'a [u8]>, nr_pages: u64) -> BuildRequest<'a> {
-        BuildRequest { domid: DomId(0), name: "Dom0", privileged: true, kernel: k, module, cmdline: "workload=banner", nr_pages }
+        BuildRequest { domid: DomId(0), name: "Dom0", privileged: true, kernel: k, module, cmdline: "workload=banner", nr_pages, max_vcpus: 1, max_pages: 0 }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::platform::Platform;
 use crate::xen::Xen;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::mm::{
-    DOMID_FIRST_RESERVED, DOMID_SELF, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_FLUSH_CACHE, MMUEXT_FLUSH_CACHE_GLOBAL,
+    DOMID_IO, DOMID_SELF, DOMID_XEN, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_FLUSH_CACHE, MMUEXT_FLUSH_CACHE_GLOBAL,
     MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_MULTI, MMUEXT_MARK_SUPER, MMUEXT_NEW_BASEPTR,
     MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE,
     MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNMARK_SUPER,
@@ -41,10 +41,10 @@ impl<P: Platform> Xen<P> {
         if domid == DOMID_SELF || domid == cur.0 {
             return Ok(cur);
         }
-        if domid >= DOMID_FIRST_RESERVED {
-            // DOMID_IO and DOMID_XEN mappings (device memory, Xen's heap) are
-            // not offered.
-            return Err(if self.is_privileged() { Errno::EINVAL } else { Errno::EPERM });
+        if domid == DOMID_IO || domid == DOMID_XEN {
+            // Mappings of device memory or Xen's heap on their owners' behalf
+            // are not offered.
+            return Err(if self.is_privileged() { Errno::EOPNOTSUPP } else { Errno::EPERM });
         }
         if !self.domains.contains_key(&DomId(domid)) {
             return Err(Errno::ESRCH);
@@ -55,9 +55,12 @@ impl<P: Platform> Xen<P> {
         Ok(DomId(domid))
     }
 
-    fn mm(&mut self) -> Mm<'_, P> {
+    pub(crate) fn mm(&mut self) -> Mm<'_, P> {
         let slots = self.platform.hypervisor_l4_slots();
-        Mm::new(&self.platform, &mut self.frames, slots)
+        let io_domain = self.domains.values().find(|d| d.privileged).map(|d| d.id);
+        let mut mm = Mm::new(&self.platform, &mut self.frames, slots);
+        mm.io_domain = io_domain;
+        mm
     }
 
     /// `mmu_update(reqs, count, pdone, foreigndom)`. `foreigndom`'s low 16

@@ -24,6 +24,10 @@ pub enum Owner {
     Free,
     /// The hypervisor's own (heap, its page tables).
     Xen,
+    /// Legacy low memory below 1 MiB (BIOS data, VGA, option ROMs): Xen's
+    /// `dom_io`. The privileged domain may map it, uncached, without
+    /// reference counting, as on Xen.
+    Io,
     Dom(DomId),
 }
 
@@ -151,6 +155,15 @@ impl FrameTable {
         (self.m2p.as_ptr() as *const u64, self.m2p.len() * 512)
     }
 
+    /// Mark frames as legacy I/O memory (see [`Owner::Io`]).
+    pub fn set_io(&mut self, first: Mfn, count: u64) {
+        for m in first.0..first.0.saturating_add(count).min(self.len()) {
+            if self.frames[m as usize].owner == Owner::None {
+                self.frames[m as usize].owner = Owner::Io;
+            }
+        }
+    }
+
     pub fn free_count(&self) -> u64 {
         self.free.len() as u64
     }
@@ -221,7 +234,8 @@ impl FrameTable {
             return Ok(true);
         }
         if pg.ty != ty {
-            return Err(Errno::EBUSY);
+            // Xen's _get_page_type answers a type conflict with -EINVAL.
+            return Err(Errno::EINVAL);
         }
         pg.type_count = pg.type_count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
         Ok(false)
@@ -304,7 +318,7 @@ mod tests {
         ft.add_free(Mfn(0), 4);
         let m = ft.alloc(&mem, Owner::Dom(DomId(0))).unwrap();
         ft.get_page_type(m, PageType::L1).unwrap();
-        assert_eq!(ft.get_page_type(m, PageType::Writable), Err(Errno::EBUSY));
+        assert_eq!(ft.get_page_type(m, PageType::Writable), Err(Errno::EINVAL));
         ft.put_page_type(m);
         ft.get_page_type(m, PageType::L1).unwrap();
         ft.put_page_type(m);

@@ -19,8 +19,10 @@
 //! - **Linear page tables** (an entry pointing back at a table of its own
 //!   level or above, e.g. an L4 mapping itself) are refused: the entry asks
 //!   for the next level's type, which the frame cannot have while it is a
-//!   table of another level, so validation fails (`-EBUSY`). Xen permits a
-//!   read-only variant under extra rules (XSA-240); we keep none of that.
+//!   table of another level, so validation fails (`-EINVAL`). Xen permits a
+//!   read-only variant under extra rules (XSA-240: a linear entry must hold
+//!   a type reference, and domain destruction must break the cycles it
+//!   makes); we keep none of that, so this is a deliberate difference.
 //! - The hypervisor's L4 slots (256-271) are written by the hypervisor when
 //!   an L4 is validated and can never be changed by the guest.
 
@@ -69,11 +71,13 @@ pub struct Mm<'a, M: MachineMemory> {
     pub ft: &'a mut FrameTable,
     /// The hypervisor's PML4 entries, written into every validated L4.
     pub hv_slots: [u64; 16],
+    /// The domain allowed to map legacy I/O memory (Dom0), if any.
+    pub io_domain: Option<DomId>,
 }
 
 impl<'a, M: MachineMemory> Mm<'a, M> {
     pub fn new(mem: &'a M, ft: &'a mut FrameTable, hv_slots: [u64; 16]) -> Self {
-        Mm { mem, ft, hv_slots }
+        Mm { mem, ft, hv_slots, io_domain: None }
     }
 
     fn owner(&self, mfn: Mfn) -> Option<DomId> {
@@ -135,7 +139,13 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 continue;
             }
             let e = self.mem.read_u64(table, i);
-            if let Err(err) = self.get_entry_ref(e, level, owner) {
+            let checked = self.get_entry_ref(e, level, owner);
+            if let Ok(adjusted) = checked {
+                if adjusted != e {
+                    self.mem.write_u64(table, i, adjusted);
+                }
+            }
+            if let Err(err) = checked {
                 crate::gdprintk!("d{}: L{} table {:#x} entry {} = {:#x} refused: {}", owner.0, level, table.0, i, e, err.name());
                 for j in (0..i).rev() {
                     if !is_hypervisor_slot(level, j) {
@@ -160,28 +170,41 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
 
     /// Check one entry of a level-`level` table and take the references it
     /// needs (Xen's `get_page_from_lNe`). `pg_owner` must own what it maps.
-    pub fn get_entry_ref(&mut self, e: u64, level: u8, pg_owner: DomId) -> Result<(), Errno> {
+    /// Returns the entry as it may be written (I/O mappings are forced
+    /// uncached). The error codes are Xen's: a leaf naming a frame that is
+    /// not RAM is `-EPERM`; a leaf whose frame cannot be referenced or typed
+    /// is `-EBUSY`; bad flags, and anything wrong with an upper-level entry,
+    /// `-EINVAL`.
+    pub fn get_entry_ref(&mut self, e: u64, level: u8, pg_owner: DomId) -> Result<u64, Errno> {
         if e & _PAGE_PRESENT == 0 {
-            return Ok(());
+            return Ok(e);
         }
         let allowed = if level == 1 { L1_ALLOWED } else { UPPER_ALLOWED };
         if e & !allowed != 0 {
             return Err(Errno::EINVAL);
         }
         let mfn = Mfn(entry_mfn(e));
-        self.ft.get_page(mfn, pg_owner)?;
+        if level == 1 {
+            match self.ft.get(mfn).map(|pg| pg.owner) {
+                None => return Err(Errno::EPERM),
+                Some(Owner::Io) if self.io_domain == Some(pg_owner) => return Ok(e | _PAGE_PCD | _PAGE_PWT),
+                _ => {}
+            }
+        }
+        let fail = if level == 1 { Errno::EBUSY } else { Errno::EINVAL };
+        self.ft.get_page(mfn, pg_owner).map_err(|_| fail)?;
         let ty = match level {
             1 if e & _PAGE_RW != 0 => Some(PageType::Writable),
             1 => None,
             l => Some(PageType::table_level(l - 1)),
         };
         if let Some(ty) = ty {
-            if let Err(err) = self.get_page_type(mfn, ty) {
+            if self.get_page_type(mfn, ty).is_err() {
                 self.ft.put_page(mfn);
-                return Err(err);
+                return Err(fail);
             }
         }
-        Ok(())
+        Ok(e)
     }
 
     pub fn put_entry_ref(&mut self, e: u64, level: u8) {
@@ -189,6 +212,9 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
             return;
         }
         let mfn = Mfn(entry_mfn(e));
+        if level == 1 && self.ft.get(mfn).is_some_and(|pg| pg.owner == Owner::Io) {
+            return;
+        }
         if level > 1 || e & _PAGE_RW != 0 {
             self.put_page_type(mfn);
         }
@@ -220,7 +246,7 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY);
             }
         }
-        self.get_entry_ref(new, level, pg_owner)?;
+        let new = self.get_entry_ref(new, level, pg_owner)?;
         self.mem.write_u64(table, index, new);
         self.put_entry_ref(old, level);
         // A mapping went away or lost write access: stale TLB entries may

@@ -26,7 +26,7 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
         e.type_count += typed;
     };
     for d in xen.domains.values() {
-        for v in &d.vcpus {
+        for v in d.vcpus.iter().filter(|v| v.initialised) {
             add(v.cr3, 1, 1);
             if let Some(u) = v.user_cr3 {
                 add(u, 1, 1);
@@ -52,8 +52,14 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
             }
             let t = Mfn(entry_mfn(e));
             let Some(tp) = xen.frames.get(t) else { return Err(alloc::format!("L{level} {mfn:?}[{i}] names no frame")) };
-            // Invariant 3: only own frames (Dom0 may hold foreign mappings).
             let privileged = xen.domains.get(&owner).is_some_and(|d| d.privileged);
+            if tp.owner == Owner::Io {
+                if level != 1 || !privileged || e & (_PAGE_PCD | _PAGE_PWT) != _PAGE_PCD | _PAGE_PWT {
+                    return Err(alloc::format!("L{level} {mfn:?}[{i}] maps I/O memory {t:?} wrongly"));
+                }
+                continue;
+            }
+            // Invariant 3: only own frames (Dom0 may hold foreign mappings).
             if tp.owner != Owner::Dom(owner) && !(privileged && level == 1 && matches!(tp.owner, Owner::Dom(_))) {
                 return Err(alloc::format!("L{level} {mfn:?}[{i}] maps {t:?} owned by {:?}", tp.owner));
             }
@@ -103,7 +109,7 @@ pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
     let slots = xen.platform.hypervisor_slots;
     let d = xen.domains.remove(&dom).expect("domain");
     let mut mm = crate::mm::validate::Mm::new(&xen.platform, &mut xen.frames, slots);
-    for v in &d.vcpus {
+    for v in d.vcpus.iter().filter(|v| v.initialised) {
         mm.put_page_and_type(v.cr3);
         if let Some(u) = v.user_cr3 {
             mm.put_page_and_type(u);

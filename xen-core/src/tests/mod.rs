@@ -54,7 +54,7 @@ impl World {
         let mut ft = FrameTable::new(FRAMES);
         ft.add_free(Mfn(16), FRAMES - 16);
         let k = kernel_image();
-        let req = BuildRequest { domid: id, name: "d", privileged, kernel: &k, module: None, cmdline: "", nr_pages: DOM_PAGES };
+        let req = BuildRequest { domid: id, name: "d", privileged, kernel: &k, module: None, cmdline: "", nr_pages: DOM_PAGES, max_vcpus: 2, max_pages: 0 };
         let built = build_pv_domain(&p, &mut ft, &req).expect("build");
         let mut xen = Xen::new(p, ft, "");
         let layout = built.layout;
@@ -66,7 +66,7 @@ impl World {
     /// Add another domain (not running).
     pub fn add_domain(&mut self, id: DomId, privileged: bool) {
         let k = kernel_image();
-        let req = BuildRequest { domid: id, name: "other", privileged, kernel: &k, module: None, cmdline: "", nr_pages: 1100 };
+        let req = BuildRequest { domid: id, name: "other", privileged, kernel: &k, module: None, cmdline: "", nr_pages: 1100, max_vcpus: 1, max_pages: 0 };
         let built = build_pv_domain(&self.xen.platform, &mut self.xen.frames, &req).expect("build other");
         self.xen.domains.insert(id, built.domain);
     }

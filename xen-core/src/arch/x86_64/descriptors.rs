@@ -120,3 +120,24 @@ pub fn init(rsp0: u64, ist: [u64; 3], entry_stubs: u64, stub_size: u64) {
         );
     }
 }
+
+/// How many guest entries the hardware GDT holds now (to clear on the next load).
+static mut GUEST_ENTRIES: usize = 0;
+
+/// Put the running vCPU's descriptors (its `set_gdt` frames, checked by the
+/// core) into the GDT below the hypervisor's reserved entries.
+pub fn load_guest_entries(entries: &[u64]) {
+    let n = entries.len().min(FIRST_RESERVED);
+    // SAFETY: one CPU, interrupts off; only guest entries (below 0xe000) are
+    // written, never the hypervisor's, and the CPU reads descriptors only
+    // on segment loads, none of which use guest entries in ring 0.
+    unsafe {
+        let gdt = &mut *addr_of_mut!(GDT);
+        let old = *core::ptr::addr_of!(GUEST_ENTRIES);
+        gdt.0[..n].copy_from_slice(&entries[..n]);
+        if old > n {
+            gdt.0[n..old].fill(0);
+        }
+        *addr_of_mut!(GUEST_ENTRIES) = n;
+    }
+}

@@ -39,6 +39,15 @@ global_asm!(
     push %r15
     .endm
 
+    /* The hypervisor's Rust code may use SSE registers (the prebuilt core
+       does): the guest's FPU/SSE state is saved on every entry and put back
+       on every exit, so it survives any hypercall or exception. CR0.TS may
+       be set for the guest (fpu_taskswitch): clear it first. */
+    .macro SAVE_GUEST_FPU
+    clts
+    fxsave64 guest_fpu_area(%rip)
+    .endm
+
     .section .text.entry, "ax"
     .code64
 
@@ -65,10 +74,15 @@ exception_common:
     mov %rsp, %rdi
     testb $3, 18*8(%rsp)        /* the interrupted CS: ring 3 is a guest */
     jz 1f
+    SAVE_GUEST_FPU
     call {guest_exception}
     jmp restore_all
-1:  call {hypervisor_exception}
-    jmp restore_all
+    /* Ring 0 (a hypervisor fault, an NMI, an interrupt while idle): keep
+       the interrupted code's vector registers too. */
+1:  fxsave64 hv_fpu_area(%rip)
+    call {hypervisor_exception}
+    fxrstor64 hv_fpu_area(%rip)
+    jmp restore_regs
 
     /* syscall from ring 3: RCX = guest RIP, R11 = guest RFLAGS, RSP still the
        guest's; IF, TF, DF, AC, NT already cleared by SFMASK. */
@@ -86,6 +100,7 @@ syscall_entry:
     pushq ${trap_syscall}
     SAVE_ALL
     cld
+    SAVE_GUEST_FPU
     mov %rsp, %rdi
     call {guest_syscall}
     jmp restore_all
@@ -106,13 +121,22 @@ syscall32_entry:
     pushq ${trap_syscall32}
     SAVE_ALL
     cld
+    SAVE_GUEST_FPU
     mov %rsp, %rdi
     call {guest_syscall}
     jmp restore_all
 
-    /* Enter (or return to) whatever the frame at %rsp describes. */
+    /* Enter (or return to) the guest whose frame is at %rsp: its FPU
+       state, its virtual CR0.TS, then its registers. */
     .global restore_all
 restore_all:
+    fxrstor64 guest_fpu_area(%rip)
+    cmpb $0, guest_cr0_ts(%rip)
+    je restore_regs
+    mov %cr0, %rax
+    or $8, %rax
+    mov %rax, %cr0
+restore_regs:
     pop %r15
     pop %r14
     pop %r13
@@ -148,6 +172,16 @@ enter_guest:
     .balign 8
 syscall_guest_rsp:
     .quad 0
+    .global guest_cr0_ts
+guest_cr0_ts:
+    .byte 0
+    .balign 16
+    .global guest_fpu_area
+guest_fpu_area:
+    .skip 512
+    .balign 16
+hv_fpu_area:
+    .skip 512
     "#,
     guest_exception = sym super::traps::guest_exception,
     hypervisor_exception = sym super::traps::hypervisor_exception,
@@ -162,7 +196,12 @@ syscall_guest_rsp:
     options(att_syntax)
 );
 
+/// The running guest's FXSAVE image, between entry and exit.
+pub const FPU_AREA_SIZE: usize = 512;
+
 extern "C" {
+    static mut guest_fpu_area: [u8; FPU_AREA_SIZE];
+    static mut guest_cr0_ts: u8;
     pub fn syscall_entry();
     pub fn syscall32_entry();
     pub fn enter_guest(regs: *const xen_core::regs::GuestRegs) -> !;
@@ -171,4 +210,23 @@ extern "C" {
 
 pub fn idt_stubs_addr() -> u64 {
     core::ptr::addr_of!(idt_stubs) as u64
+}
+
+/// Copy the running guest's FPU image out (to keep it with its vCPU).
+pub fn save_guest_fpu(out: &mut [u8; FPU_AREA_SIZE]) {
+    // SAFETY: ring 0 runs with interrupts off on one CPU: nothing else
+    // touches the area between the entry's fxsave and the exit's fxrstor.
+    unsafe { out.copy_from_slice(&*core::ptr::addr_of!(guest_fpu_area)) }
+}
+
+/// Put a vCPU's FPU image where the exit path restores it from.
+pub fn load_guest_fpu(image: &[u8; FPU_AREA_SIZE]) {
+    // SAFETY: as in save_guest_fpu.
+    unsafe { (*core::ptr::addr_of_mut!(guest_fpu_area)).copy_from_slice(image) }
+}
+
+/// Whether the exit path sets CR0.TS for the guest (its `fpu_taskswitch`).
+pub fn set_guest_ts(ts: bool) {
+    // SAFETY: as in save_guest_fpu; a byte flag read by the exit path.
+    unsafe { core::ptr::addr_of_mut!(guest_cr0_ts).write(ts as u8) }
 }

@@ -12,6 +12,7 @@ pub mod platform;
 pub mod serial;
 pub mod setup;
 pub mod stack;
+pub mod time;
 pub mod traps;
 
 extern "C" {

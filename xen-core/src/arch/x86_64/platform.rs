@@ -5,6 +5,7 @@ use xen_core::mm::{MachineMemory, Mfn};
 use xen_core::platform::Platform;
 
 use x86_64::registers::control::{Cr4, Cr4Flags};
+use x86_64::registers::model_specific::Msr;
 
 use super::paging::phys_to_virt;
 
@@ -82,7 +83,84 @@ impl Platform for Machine {
     fn m2p_maddr(&self) -> (u64, u64) {
         self.m2p
     }
+
+    fn save_fpu(&self, out: &mut [u8; 512]) {
+        super::entry::save_guest_fpu(out);
+    }
+
+    fn load_fpu(&self, image: &[u8; 512]) {
+        super::entry::load_guest_fpu(image);
+    }
+
+    fn set_guest_ts(&self, ts: bool) {
+        super::entry::set_guest_ts(ts);
+    }
+
+    fn load_segment_bases(&self, fs: u64, gs: u64, gs_shadow: u64) {
+        // SAFETY: the core checked each base is canonical, so wrmsr cannot
+        // fault; the hypervisor itself never uses FS or GS.
+        unsafe {
+            Msr::new(MSR_FS_BASE).write(fs);
+            Msr::new(MSR_GS_BASE).write(gs);
+            Msr::new(MSR_SHADOW_GS_BASE).write(gs_shadow);
+        }
+    }
+
+    fn read_segment_bases(&self) -> (u64, u64, u64) {
+        // SAFETY: reading these MSRs has no side effects.
+        unsafe { (Msr::new(MSR_FS_BASE).read(), Msr::new(MSR_GS_BASE).read(), Msr::new(MSR_SHADOW_GS_BASE).read()) }
+    }
+
+    fn load_user_gs_selector(&self, sel: u16) -> u64 {
+        // In kernel mode the user's GS base is the shadow one: swap it in,
+        // load the selector (which sets the base from the descriptor), read
+        // the result, swap back.
+        let base: u64;
+        // SAFETY: the core checked the selector is null or a present ring-3
+        // data descriptor, so the load cannot fault; interrupts are off, so
+        // nothing runs between the two swapgs.
+        unsafe {
+            core::arch::asm!("swapgs", "mov gs, {sel:x}", "swapgs", sel = in(reg) sel, options(nostack, preserves_flags));
+            base = Msr::new(MSR_SHADOW_GS_BASE).read();
+        }
+        base
+    }
+
+    fn load_guest_gdt(&self, entries: &[u64]) {
+        super::descriptors::load_guest_entries(entries);
+    }
+
+    fn load_debugregs(&self, dr: &[u64; 8]) {
+        // SAFETY: the core validated every value (addresses in the guest's
+        // range, no reserved bits), so the moves cannot fault.
+        unsafe {
+            core::arch::asm!(
+                "mov dr0, {0}", "mov dr1, {1}", "mov dr2, {2}", "mov dr3, {3}",
+                in(reg) dr[0], in(reg) dr[1], in(reg) dr[2], in(reg) dr[3],
+                options(nostack, preserves_flags)
+            );
+            core::arch::asm!("mov dr6, {0}", "mov dr7, {1}", in(reg) dr[6], in(reg) dr[7], options(nostack, preserves_flags));
+        }
+    }
+
+    fn take_dr6(&self) -> u64 {
+        let dr6: u64;
+        // SAFETY: reading and resetting DR6 only affects debug status.
+        unsafe {
+            core::arch::asm!("mov {0}, dr6", out(reg) dr6, options(nostack, preserves_flags));
+            core::arch::asm!("mov dr6, {0}", in(reg) 0xffff_0ff0u64, options(nostack, preserves_flags));
+        }
+        dr6
+    }
+
+    fn now_ns(&self) -> u64 {
+        super::time::now_ns()
+    }
 }
+
+const MSR_FS_BASE: u32 = 0xC000_0100;
+const MSR_GS_BASE: u32 = 0xC000_0101;
+const MSR_SHADOW_GS_BASE: u32 = 0xC000_0102;
 
 /// The log goes to COM1.
 pub struct SerialLog;

@@ -51,12 +51,16 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
     mask_legacy_pic();
     let features = super::cpu::init(entry::syscall_entry as *const () as u64, entry::syscall32_entry as *const () as u64);
     xen_core::info!("CPU: SMEP {}, SMAP {}", on_off(features.smep), on_off(features.smap));
+    let khz = super::time::calibrate();
+    xen_core::info!("Detected {}.{:03} MHz processor (TSC)", khz / 1000, khz % 1000);
 
     let ram_top = info.memory.iter().filter(|r| r.usable).map(|r| r.base + r.len).max().unwrap_or(0);
     let mut frames = FrameTable::new(ram_top / PAGE_SIZE);
     let mut busy = reserved.clone();
     let _ = busy.push((heap_start, heap_start + heap_size));
     add_free_ram(&mut frames, &info.memory, &busy);
+    // Below 1 MiB: legacy I/O memory Dom0 may map (Xen's dom_io).
+    frames.set_io(Mfn(0), 256);
     xen_core::info!(
         "Memory: {} MiB usable, heap {} MiB at {:#x}, {} frames free",
         info.memory.iter().filter(|r| r.usable).map(|r| r.len).sum::<u64>() >> 20,
@@ -134,10 +138,12 @@ fn build_dom0(xen: &mut Xen<Machine>, info: &multiboot::Info, opts: &Options) ->
         module,
         cmdline: dom0_cmdline,
         nr_pages,
+        max_vcpus: opts.dom0_max_vcpus,
+        max_pages: u32::MAX as u64,
     };
     match build_pv_domain(&xen.platform, &mut xen.frames, &req) {
         Ok(built) => {
-            xen_core::info!("Dom0 has maximum 1 VCPUs");
+            xen_core::info!("Dom0 has maximum {} VCPUs", opts.dom0_max_vcpus);
             xen.domains.insert(DomId::DOM0, built.domain);
             DomId::DOM0
         }

@@ -1,0 +1,140 @@
+//! Virtual CPUs: what a PV vCPU has instead of the privileged machine state
+//! it may not own (Xen's `struct pv_vcpu`): a virtual IDT (trap table),
+//! callbacks, a kernel stack pointer, kernel/user mode with two page tables,
+//! segment bases, debug registers, a GDT of its own frames, FPU state.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::mm::Mfn;
+use crate::regs::GuestRegs;
+use hypercall_abi::arch::TrapInfo;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Runnable,
+    /// `SCHEDOP_block`: waits for an event.
+    Blocked,
+    /// Not brought up, or taken down.
+    Down,
+}
+
+/// An FXSAVE image.
+#[derive(Clone)]
+pub struct FpuState(pub [u8; 512]);
+
+impl Default for FpuState {
+    /// The state after `fninit` with the default MXCSR: all exceptions masked.
+    fn default() -> Self {
+        let mut b = [0u8; 512];
+        b[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
+        b[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
+        b[28..32].copy_from_slice(&0xffffu32.to_le_bytes()); // MXCSR_MASK
+        FpuState(b)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegBases {
+    pub fs: u64,
+    pub gs_kernel: u64,
+    pub gs_user: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Callbacks {
+    pub event: u64,
+    pub failsafe: u64,
+    pub syscall: u64,
+    pub syscall32: u64,
+    pub nmi: u64,
+    /// `CALLBACKF_mask_events` on the syscall callback (Xen's
+    /// `VGCF_syscall_disables_events`).
+    pub syscall_masks_events: bool,
+    pub failsafe_masks_events: bool,
+}
+
+/// Time spent in each run state, in nanoseconds (`vcpu_runstate_info`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Runstate {
+    pub state: i32,
+    pub entry_time: u64,
+    pub time: [u64; 4],
+}
+
+pub struct Vcpu {
+    pub id: u32,
+    /// Registers while not running; while running, the frame on the
+    /// hypervisor stack is authoritative.
+    pub regs: GuestRegs,
+    /// The guest kernel's top-level page table (holds a general and an L4
+    /// type reference).
+    pub cr3: Mfn,
+    /// The guest user's top-level table (`MMUEXT_NEW_USER_BASEPTR`), if any.
+    pub user_cr3: Option<Mfn>,
+    pub state: RunState,
+    /// Given a context (built, or `VCPUOP_initialise`d): may be brought up.
+    pub initialised: bool,
+    /// Running the guest kernel (true) or guest user space.
+    pub kernel_mode: bool,
+    /// Where a switch from user to kernel mode puts the stack (`stack_switch`).
+    pub kernel_ss: u16,
+    pub kernel_sp: u64,
+    pub traps: Box<[TrapInfo; 256]>,
+    pub callbacks: Callbacks,
+    pub fpu: Box<FpuState>,
+    /// The guest's virtual CR0.TS (`fpu_taskswitch`).
+    pub fpu_ts: bool,
+    pub segs: SegBases,
+    pub debugreg: [u64; 8],
+    /// The frames of its GDT (`set_gdt`) and the number of entries.
+    pub gdt_frames: Vec<Mfn>,
+    pub gdt_ents: u32,
+    pub runstate: Runstate,
+}
+
+impl Vcpu {
+    pub fn new(id: u32) -> Vcpu {
+        Vcpu {
+            id,
+            regs: GuestRegs::default(),
+            cr3: Mfn(0),
+            user_cr3: None,
+            state: RunState::Down,
+            initialised: false,
+            kernel_mode: true,
+            kernel_ss: 0,
+            kernel_sp: 0,
+            traps: Box::new([TrapInfo::default(); 256]),
+            callbacks: Callbacks::default(),
+            fpu: Box::default(),
+            fpu_ts: false,
+            segs: SegBases::default(),
+            debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
+            gdt_frames: Vec::new(),
+            gdt_ents: 0,
+            runstate: Runstate { state: hypercall_abi::vcpu::RUNSTATE_offline, ..Runstate::default() },
+        }
+    }
+
+    /// The page table the CPU should run this vCPU on now.
+    pub fn active_cr3(&self) -> Mfn {
+        if self.kernel_mode {
+            self.cr3
+        } else {
+            self.user_cr3.unwrap_or(self.cr3)
+        }
+    }
+
+    /// (FS base, GS base, shadow GS base) as the hardware must hold them in
+    /// the current mode: the guest kernel's GS is live in kernel mode, the
+    /// user's in user mode (Xen swaps them with `swapgs` on each toggle).
+    pub fn hw_segment_bases(&self) -> (u64, u64, u64) {
+        let s = &self.segs;
+        if self.kernel_mode {
+            (s.fs, s.gs_kernel, s.gs_user)
+        } else {
+            (s.fs, s.gs_user, s.gs_kernel)
+        }
+    }
+}
