@@ -248,12 +248,11 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
         }
         let new = self.get_entry_ref(new, level, pg_owner)?;
         self.mem.write_u64(table, index, new);
+        // A stale TLB entry for `old` is the guest's to flush (it asks with
+        // UVMF_INVLPG or MMUEXT_*). It becomes the hypervisor's problem only
+        // when the frame behind it changes type or is freed, and the frame
+        // table flushes for exactly those cases.
         self.put_entry_ref(old, level);
-        // A mapping went away or lost write access: stale TLB entries may
-        // still allow what the table no longer does.
-        if old & _PAGE_PRESENT != 0 {
-            self.ft.need_tlb_flush = true;
-        }
         Ok(())
     }
 
