@@ -34,6 +34,8 @@ pub trait Platform: MachineMemory {
     /// FS base, GS base, shadow GS base.
     fn load_segment_bases(&self, fs: u64, gs: u64, gs_shadow: u64);
     fn read_segment_bases(&self) -> (u64, u64, u64);
+    /// Exchange the GS base with the shadow GS base (`swapgs`).
+    fn swap_gs(&self);
     /// Load a selector into %gs for guest user mode, keeping the kernel's
     /// GS base (`SEGBASE_GS_USER_SEL`). The core has checked the selector.
     /// Returns the user GS base that loading produced.

@@ -34,7 +34,9 @@ pub struct GuestRegs {
 const _: () = assert!(core::mem::size_of::<GuestRegs>() == 22 * 8);
 const _: () = assert!(core::mem::offset_of!(GuestRegs, cs) == 18 * 8);
 
+pub const RFLAGS_TF: u64 = 1 << 8;
 pub const RFLAGS_IF: u64 = 1 << 9;
+pub const RFLAGS_DF: u64 = 1 << 10;
 pub const RFLAGS_IOPL: u64 = 3 << 12;
 pub const RFLAGS_NT: u64 = 1 << 14;
 pub const RFLAGS_RF: u64 = 1 << 16;

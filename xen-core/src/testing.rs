@@ -137,6 +137,11 @@ impl Platform for HostPlatform {
         self.segs.get()
     }
 
+    fn swap_gs(&self) {
+        let (fs, gs, shadow) = self.segs.get();
+        self.segs.set((fs, shadow, gs));
+    }
+
     fn load_user_gs_selector(&self, _sel: u16) -> u64 {
         0
     }

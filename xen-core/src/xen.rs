@@ -37,6 +37,8 @@ pub struct Xen<P: Platform> {
     pub current: Option<(DomId, usize)>,
     pub cmdline: String,
     pub options: Options,
+    /// The running vCPU asked to give way (`SCHEDOP_yield`).
+    pub yield_pending: bool,
 }
 
 impl<P: Platform> Xen<P> {
@@ -48,6 +50,7 @@ impl<P: Platform> Xen<P> {
             current: None,
             cmdline: String::from(cmdline),
             options: Options::parse(cmdline),
+            yield_pending: false,
         }
     }
 
@@ -63,7 +66,7 @@ impl<P: Platform> Xen<P> {
     /// The current vCPU's view of its own address space.
     pub fn guest_mem(&self) -> Option<GuestMem<'_, P>> {
         let (d, v) = self.current?;
-        let cr3 = self.domains.get(&d)?.vcpus.get(v)?.cr3;
+        let cr3 = self.domains.get(&d)?.vcpus.get(v)?.active_cr3();
         Some(GuestMem::new(&self.platform, cr3, self.frames.len()))
     }
 
@@ -87,6 +90,8 @@ impl<P: Platform> Xen<P> {
         let (fs, gs, shadow) = vc.hw_segment_bases();
         p.load_segment_bases(fs, gs, shadow);
         p.load_debugregs(&vc.debugreg);
+        let gdt = self.gdt_entries(dom, v);
+        self.platform.load_guest_gdt(&gdt);
     }
 
     /// Take the CPU-resident state of a vCPU that stops running.
@@ -112,8 +117,8 @@ impl<P: Platform> Xen<P> {
             return;
         }
         d.shutdown = Some(reason);
-        for v in &mut d.vcpus {
-            v.state = RunState::Down;
+        for v in 0..d.vcpus.len() {
+            self.set_runstate(dom, v, RunState::Down);
         }
         if dom != DomId::DOM0 {
             crate::info!("Domain {} shut down: reason {:?}", dom.0, reason);
@@ -127,43 +132,118 @@ impl<P: Platform> Xen<P> {
         self.domain_shutdown(dom, ShutdownReason::Crash);
     }
 
-    /// After an entry: keep running the current vCPU if it can run,
-    /// otherwise pick another, otherwise idle, or stop the machine when Dom0
-    /// is gone. `frame` holds the current vCPU's live registers.
+    /// After an entry: keep running the current vCPU if it can run (and did
+    /// not yield), otherwise the next runnable vCPU in round-robin order,
+    /// otherwise idle, or stop the machine when Dom0 is gone. `frame` holds
+    /// the current vCPU's live registers.
     pub fn schedule(&mut self, frame: &mut GuestRegs) -> Next {
-        // Fast path, taken after nearly every hypercall: the current vCPU can
-        // go on. (A shut-down domain's vCPUs are all Down, so Dom0's own
-        // shutdown always leaves this path.)
-        let Some((dom, v)) = self.current else { return Next::Idle };
+        let Some((dom, v)) = self.current else { return self.pick_next(frame, None) };
+        let yielded = core::mem::take(&mut self.yield_pending);
         if let Some(vc) = self.domains.get(&dom).and_then(|d| d.vcpus.get(v)) {
-            if vc.state == RunState::Runnable {
-                frame.sanitize_for_guest();
-                return Next::Resume { cr3: vc.active_cr3() };
+            if vc.state == RunState::Runnable && !yielded {
+                // Fast path, taken after nearly every hypercall.
+                return self.resume(frame);
             }
         }
         if let Some(halt) = self.dom0_halt() {
             return Next::Halt(halt);
         }
-        // Save the descheduled vCPU, then look for anyone else in domain order.
-        if let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {
+        self.pick_next(frame, Some((dom, v)))
+    }
+
+    /// Every (domain, vCPU) in round-robin order, starting after `after`.
+    fn next_runnable(&self, after: Option<(DomId, usize)>) -> Option<(DomId, usize)> {
+        let all: alloc::vec::Vec<(DomId, usize)> = self
+            .domains
+            .values()
+            .flat_map(|d| d.vcpus.iter().enumerate().filter(|(_, v)| v.state == RunState::Runnable).map(move |(i, _)| (d.id, i)))
+            .collect();
+        let start = after.and_then(|a| all.iter().position(|x| *x > a)).unwrap_or(0);
+        all.iter().cycle().skip(start).take(all.len()).copied().next()
+    }
+
+    fn pick_next(&mut self, frame: &mut GuestRegs, cur: Option<(DomId, usize)>) -> Next {
+        let Some((nd, nv)) = self.next_runnable(cur) else {
+            if let Some((d, v)) = cur {
+                self.switch_out(frame, d, v);
+                self.current = None;
+            }
+            return Next::Idle;
+        };
+        if cur != Some((nd, nv)) {
+            if let Some((d, v)) = cur {
+                self.switch_out(frame, d, v);
+            }
+            *frame = self.domains[&nd].vcpus[nv].regs;
+            self.current = Some((nd, nv));
+            self.load_vcpu_state(nd, nv);
+            self.set_runstate(nd, nv, RunState::Runnable);
+            // The one switched out is now merely runnable (or stays blocked/down).
+            if let Some((d, v)) = cur {
+                if let Some(state) = self.domains.get(&d).and_then(|dd| dd.vcpus.get(v)).map(|vc| vc.state) {
+                    self.set_runstate(d, v, state);
+                }
+            }
+        }
+        self.resume(frame)
+    }
+
+    fn switch_out(&mut self, frame: &GuestRegs, d: DomId, v: usize) {
+        if let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) {
             vc.regs = *frame;
         }
-        self.save_vcpu_state(dom, v);
-        let next = self.domains.values().find_map(|d| {
-            d.vcpus.iter().position(|vc| vc.state == RunState::Runnable).map(|i| (d.id, i))
-        });
-        match next {
-            Some((nd, nv)) => {
-                let vc = &self.domains[&nd].vcpus[nv];
-                *frame = vc.regs;
-                let cr3 = vc.active_cr3();
-                self.current = Some((nd, nv));
-                self.load_vcpu_state(nd, nv);
-                frame.sanitize_for_guest();
-                Next::Resume { cr3 }
+        self.save_vcpu_state(d, v);
+    }
+
+    /// Return to the current vCPU, after making sure `iretq` can: selectors
+    /// other than Xen's flat ones are looked up in the vCPU's GDT (which the
+    /// guest may have changed since it loaded them); one that would fault
+    /// crashes the domain instead of the hypervisor.
+    fn resume(&mut self, frame: &mut GuestRegs) -> Next {
+        let Some((d, v)) = self.current else { return Next::Idle };
+        let flat_cs = frame.cs | 3 == hypercall_abi::arch::FLAT_RING3_CS64 as u64;
+        let flat_ss = frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
+        if !(flat_cs && flat_ss) {
+            use crate::descriptor::SegKind;
+            let ok = self.selector_ok_for(d, v, frame.cs as u16, SegKind::Code)
+                && self.selector_ok_for(d, v, frame.ss as u16, SegKind::Stack);
+            if !ok {
+                crate::error!("d{}v{}: cannot return to selectors {:#x}/{:#x}", d.0, v, frame.cs, frame.ss);
+                self.domain_crash(d);
+                return self.schedule(frame);
             }
-            None => Next::Idle,
         }
+        frame.sanitize_for_guest();
+        Next::Resume { cr3: self.domains[&d].vcpus[v].active_cr3() }
+    }
+
+    /// Move a vCPU to another run state, accounting the time spent in the
+    /// old one (`vcpu_runstate_info`).
+    pub fn set_runstate(&mut self, d: DomId, v: usize, state: RunState) {
+        let now = self.platform.now_ns();
+        let running = self.current == Some((d, v));
+        let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) else { return };
+        vc.state = state;
+        let abi = match state {
+            RunState::Runnable if running => hypercall_abi::vcpu::RUNSTATE_running,
+            RunState::Runnable => hypercall_abi::vcpu::RUNSTATE_runnable,
+            RunState::Blocked => hypercall_abi::vcpu::RUNSTATE_blocked,
+            RunState::Down => hypercall_abi::vcpu::RUNSTATE_offline,
+        };
+        let r = &mut vc.runstate;
+        if r.state != abi {
+            r.time[r.state as usize & 3] += now.saturating_sub(r.entry_time);
+            r.state = abi;
+            r.entry_time = now;
+        }
+    }
+
+    /// A vCPU's run-state figures including the time in its current state.
+    pub fn runstate_now(&self, d: DomId, v: usize) -> crate::vcpu::Runstate {
+        let now = self.platform.now_ns();
+        let mut r = self.domains[&d].vcpus[v].runstate;
+        r.time[r.state as usize & 3] += now.saturating_sub(r.entry_time);
+        r
     }
 
     fn dom0_halt(&self) -> Option<Halt> {

@@ -4,11 +4,16 @@
 //! Handlers take typed arguments and return `Result<_, Errno>`; this module
 //! alone turns that into `rax`. An unknown number is `-ENOSYS`, never success.
 
+mod callback;
 mod console_io;
+mod descriptor_tables;
 mod memory_op;
+mod misc;
 mod mmu;
 mod multicall;
 mod sched_op;
+mod traps;
+mod vcpu_op;
 mod xen_version;
 
 use crate::platform::Platform;
@@ -36,7 +41,15 @@ pub fn ret(v: i64) -> HcResult {
 impl<P: Platform> Xen<P> {
     /// Handle `syscall` from the current guest vCPU. `regs` is its live frame.
     pub fn hypercall(&mut self, regs: &mut GuestRegs) -> Next {
+        // From guest user mode, `syscall` is the guest's own system call:
+        // it goes to the guest kernel's syscall callback, never to us.
+        if !self.current_vcpu_in_kernel() {
+            return self.user_syscall(regs);
+        }
         let nr = regs.rax;
+        if nr == nr::IRET {
+            return self.do_iret(regs);
+        }
         let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
         let result = self.dispatch(nr, args);
         if self.frames.need_tlb_flush {
@@ -56,6 +69,29 @@ impl<P: Platform> Xen<P> {
         self.schedule(regs)
     }
 
+    fn current_vcpu_in_kernel(&self) -> bool {
+        self.current.and_then(|(d, v)| self.domains.get(&d)?.vcpus.get(v)).is_none_or(|vc| vc.kernel_mode)
+    }
+
+    /// Bounce a user-mode `syscall` to the kernel's syscall callback (Xen's
+    /// `switch_to_kernel`); with none registered the kernel gets #UD.
+    fn user_syscall(&mut self, regs: &mut GuestRegs) -> Next {
+        let Some((d, v)) = self.current else { return Next::Idle };
+        let cb = self.domains[&d].vcpus[v].callbacks;
+        if cb.syscall == 0 {
+            regs.rip = regs.rip.wrapping_sub(2);
+            return self.deliver_trap(regs, crate::traps::TRAP_INVALID_OP);
+        }
+        let b = crate::traps::Bounce { rip: cb.syscall, error_code: None, mask_events: cb.syscall_masks_events };
+        if !self.create_bounce_frame(regs, b) {
+            crate::error!("Domain {} (vcpu#{}) crashed on cpu#0:", d.0, v);
+            self.domain_crash(d);
+            return self.schedule(regs);
+        }
+        regs.rflags &= !crate::regs::RFLAGS_DF;
+        self.schedule(regs)
+    }
+
     /// The hypercall table. `multicall` comes back here for each entry.
     pub(crate) fn dispatch(&mut self, nr: u64, args: [u64; 5]) -> HcResult {
         match nr {
@@ -68,6 +104,20 @@ impl<P: Platform> Xen<P> {
             nr::UPDATE_VA_MAPPING_OTHERDOMAIN => self.do_update_va_mapping_otherdomain(args),
             nr::MMUEXT_OP => self.do_mmuext_op(args),
             nr::SCHED_OP => self.do_sched_op(args),
+            nr::SET_TRAP_TABLE => self.do_set_trap_table(args),
+            nr::SET_GDT => self.do_set_gdt(args),
+            nr::STACK_SWITCH => self.do_stack_switch(args),
+            nr::SET_CALLBACKS => self.do_set_callbacks(args),
+            nr::FPU_TASKSWITCH => self.do_fpu_taskswitch(args),
+            nr::SET_DEBUGREG => self.do_set_debugreg(args),
+            nr::GET_DEBUGREG => self.do_get_debugreg(args),
+            nr::UPDATE_DESCRIPTOR => self.do_update_descriptor(args),
+            nr::VM_ASSIST => self.do_vm_assist(args),
+            nr::VCPU_OP => self.do_vcpu_op(args),
+            nr::SET_SEGMENT_BASE => self.do_set_segment_base(args),
+            nr::CALLBACK_OP => self.do_callback_op(args),
+            // Only as a hypercall of its own (it rewrites the whole frame).
+            nr::IRET => Err(Errno::EINVAL),
             _ => {
                 crate::gdprintk!("{:?}: unknown hypercall {}", self.current, nr);
                 Err(Errno::ENOSYS)

@@ -11,14 +11,15 @@ impl<P: Platform> Xen<P> {
     pub(super) fn do_sched_op(&mut self, [cmd, arg, ..]: [u64; 5]) -> HcResult {
         let (dom, v) = self.current.ok_or(Errno::ESRCH)?;
         match cmd as u32 {
-            SCHEDOP_yield => ret(0),
+            SCHEDOP_yield => {
+                self.yield_pending = true;
+                ret(0)
+            }
             SCHEDOP_block => {
                 // Xen's vcpu_block: go to sleep unless an event is already
                 // waiting, in which case return at once.
                 if !self.events_need_delivery(v) {
-                    if let Some(vc) = self.current_domain_mut().and_then(|d| d.vcpus.get_mut(v)) {
-                        vc.state = RunState::Blocked;
-                    }
+                    self.set_runstate(dom, v, RunState::Blocked);
                 }
                 ret(0)
             }

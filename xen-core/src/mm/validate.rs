@@ -106,11 +106,13 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
     pub fn get_page_type(&mut self, mfn: Mfn, ty: PageType) -> Result<(), Errno> {
         let first = self.ft.get_page_type(mfn, ty)?;
         if first {
-            if let Some(level) = level_of(ty) {
-                if let Err(e) = self.promote(mfn, level) {
-                    self.ft.abandon_type(mfn);
-                    return Err(e);
-                }
+            let checked = match ty {
+                PageType::SegDesc => self.validate_descriptors(mfn),
+                _ => level_of(ty).map_or(Ok(()), |level| self.promote(mfn, level)),
+            };
+            if let Err(e) = checked {
+                self.ft.abandon_type(mfn);
+                return Err(e);
             }
         }
         Ok(())
@@ -154,6 +156,21 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                     }
                 }
                 return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// A frame becomes a descriptor page (GDT or LDT) only if every
+    /// descriptor in it is safe; DPLs below 3 are raised to 3 in place, as
+    /// Xen's `check_descriptor` does.
+    fn validate_descriptors(&mut self, mfn: Mfn) -> Result<(), Errno> {
+        for i in 0..512 {
+            let d = self.mem.read_u64(mfn, i);
+            match crate::descriptor::check_descriptor(d) {
+                Some(ok) if ok != d => self.mem.write_u64(mfn, i, ok),
+                Some(_) => {}
+                None => return Err(Errno::EINVAL),
             }
         }
         Ok(())

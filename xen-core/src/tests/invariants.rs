@@ -31,6 +31,9 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
             if let Some(u) = v.user_cr3 {
                 add(u, 1, 1);
             }
+            for f in &v.gdt_frames {
+                add(*f, 1, 1);
+            }
         }
     }
     for (mfn, pg) in xen.frames.iter() {
@@ -113,6 +116,9 @@ pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
         mm.put_page_and_type(v.cr3);
         if let Some(u) = v.user_cr3 {
             mm.put_page_and_type(u);
+        }
+        for f in &v.gdt_frames {
+            mm.put_page_and_type(*f);
         }
     }
     let pinned: alloc::vec::Vec<Mfn> = mm.ft.iter().filter(|(_, pg)| pg.pinned && pg.owner == Owner::Dom(dom)).map(|(m, _)| m).collect();

@@ -111,6 +111,12 @@ impl Platform for Machine {
         unsafe { (Msr::new(MSR_FS_BASE).read(), Msr::new(MSR_GS_BASE).read(), Msr::new(MSR_SHADOW_GS_BASE).read()) }
     }
 
+    fn swap_gs(&self) {
+        // SAFETY: exchanges GS_BASE and KERNEL_GS_BASE; the hypervisor never
+        // uses GS itself.
+        unsafe { core::arch::asm!("swapgs", options(nostack, preserves_flags)) };
+    }
+
     fn load_user_gs_selector(&self, sel: u16) -> u64 {
         // In kernel mode the user's GS base is the shadow one: swap it in,
         // load the selector (which sets the base from the descriptor), read
