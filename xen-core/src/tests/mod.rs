@@ -4,6 +4,7 @@
 mod invariants;
 mod mmu_props;
 mod mmu_regressions;
+mod vcpu_hostile;
 
 use alloc::vec::Vec;
 
