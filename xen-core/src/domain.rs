@@ -65,6 +65,11 @@ pub struct Domain {
     pub shutdown_code: Option<u32>,
     /// `vm_assist` types enabled (bit n = VMASST_TYPE n).
     pub vm_assist: u64,
+    pub evtchn: crate::evtchn::Ports,
+    /// Scheduling weight and cap (credit scheduler; cap 0 = none, else a
+    /// percentage of one CPU).
+    pub weight: u32,
+    pub cap: u32,
 }
 
 impl Domain {

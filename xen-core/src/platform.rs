@@ -46,6 +46,13 @@ pub trait Platform: MachineMemory {
     fn load_debugregs(&self, dr: &[u64; 8]);
     /// DR6 after a #DB (and clear it for the next one).
     fn take_dr6(&self) -> u64;
-    /// Nanoseconds since boot (runstate accounting).
+    /// Nanoseconds since boot: system time.
     fn now_ns(&self) -> u64;
+    /// The TSC and system time read together.
+    fn tsc_and_now(&self) -> (u64, u64);
+    fn tsc_khz(&self) -> u64;
+    /// Seconds and nanoseconds since the epoch at system time zero.
+    fn wallclock_at_boot(&self) -> (u64, u32);
+    /// Console input waits (for VIRQ_CONSOLE).
+    fn console_input_ready(&self) -> bool;
 }

@@ -159,8 +159,29 @@ impl Platform for HostPlatform {
     }
 
     fn now_ns(&self) -> u64 {
-        let t = self.clock.get() + 1000;
-        self.clock.set(t);
-        t
+        self.clock.get()
+    }
+
+    fn tsc_and_now(&self) -> (u64, u64) {
+        (self.clock.get() * 2, self.clock.get())
+    }
+
+    fn tsc_khz(&self) -> u64 {
+        2_000_000
+    }
+
+    fn wallclock_at_boot(&self) -> (u64, u32) {
+        (1_795_000_000, 5)
+    }
+
+    fn console_input_ready(&self) -> bool {
+        !self.console_in.borrow().is_empty()
+    }
+}
+
+impl HostPlatform {
+    /// Let simulated time pass.
+    pub fn advance(&self, ns: u64) {
+        self.clock.set(self.clock.get() + ns);
     }
 }

@@ -91,6 +91,18 @@ pub struct Vcpu {
     pub gdt_frames: Vec<Mfn>,
     pub gdt_ents: u32,
     pub runstate: Runstate,
+    /// Ports bound to each VIRQ on this vCPU (0: none).
+    pub virq_to_evtchn: [u32; hypercall_abi::evtchn::NR_VIRQS as usize],
+    /// `SCHEDOP_poll`: the ports it waits on, while blocked in a poll.
+    pub poll_ports: Vec<u32>,
+    /// One-shot timer deadline (system time, ns), if armed.
+    pub timer_deadline: Option<u64>,
+    /// `VCPUOP_set_periodic_timer`: period in ns, and the next expiry.
+    pub periodic: Option<(u64, u64)>,
+    /// `SCHEDOP_poll` timeout, if any.
+    pub poll_deadline: Option<u64>,
+    /// Credit scheduler: what this vCPU may still run for (ns; negative: over).
+    pub credit: i64,
 }
 
 impl Vcpu {
@@ -114,6 +126,12 @@ impl Vcpu {
             gdt_frames: Vec::new(),
             gdt_ents: 0,
             runstate: Runstate { state: hypercall_abi::vcpu::RUNSTATE_offline, ..Runstate::default() },
+            virq_to_evtchn: [0; hypercall_abi::evtchn::NR_VIRQS as usize],
+            poll_ports: Vec::new(),
+            timer_deadline: None,
+            periodic: None,
+            poll_deadline: None,
+            credit: 0,
         }
     }
 

@@ -11,6 +11,9 @@ use crate::mm::{FrameTable, Mfn};
 use crate::platform::Platform;
 use crate::regs::GuestRegs;
 
+/// The periodic timer every PV vCPU starts with.
+pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
+
 /// What the architecture layer does after the core has handled an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -37,8 +40,10 @@ pub struct Xen<P: Platform> {
     pub current: Option<(DomId, usize)>,
     pub cmdline: String,
     pub options: Options,
-    /// The running vCPU asked to give way (`SCHEDOP_yield`).
+    /// The running vCPU asked to give way (`SCHEDOP_yield`), or the
+    /// scheduler wants it to.
     pub yield_pending: bool,
+    pub sched: crate::sched::SchedState,
 }
 
 impl<P: Platform> Xen<P> {
@@ -51,6 +56,7 @@ impl<P: Platform> Xen<P> {
             cmdline: String::from(cmdline),
             options: Options::parse(cmdline),
             yield_pending: false,
+            sched: crate::sched::SchedState::default(),
         }
     }
 
@@ -77,6 +83,13 @@ impl<P: Platform> Xen<P> {
         let out = (v.regs, v.active_cr3());
         self.current = Some((dom, 0));
         self.load_vcpu_state(dom, 0);
+        self.update_wallclock(dom);
+        self.update_vcpu_time(dom, 0);
+        let now = self.platform.now_ns();
+        self.sched = crate::sched::SchedState { last_account: now, slice_start: now, last_charge: now };
+        if let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(0)) {
+            vc.periodic.get_or_insert((DEFAULT_PERIOD_NS, now + DEFAULT_PERIOD_NS));
+        }
         Some(out)
     }
 
@@ -122,6 +135,8 @@ impl<P: Platform> Xen<P> {
         }
         if dom != DomId::DOM0 {
             crate::info!("Domain {} shut down: reason {:?}", dom.0, reason);
+            // Tell the control domain (Xen's VIRQ_DOM_EXC).
+            self.send_global_virq(hypercall_abi::evtchn::VIRQ_DOM_EXC);
         }
     }
 
@@ -140,7 +155,7 @@ impl<P: Platform> Xen<P> {
         let Some((dom, v)) = self.current else { return self.pick_next(frame, None) };
         let yielded = core::mem::take(&mut self.yield_pending);
         if let Some(vc) = self.domains.get(&dom).and_then(|d| d.vcpus.get(v)) {
-            if vc.state == RunState::Runnable && !yielded {
+            if vc.state == RunState::Runnable && !yielded && self.eligible(dom, v) {
                 // Fast path, taken after nearly every hypercall.
                 return self.resume(frame);
             }
@@ -151,18 +166,8 @@ impl<P: Platform> Xen<P> {
         self.pick_next(frame, Some((dom, v)))
     }
 
-    /// Every (domain, vCPU) in round-robin order, starting after `after`.
-    fn next_runnable(&self, after: Option<(DomId, usize)>) -> Option<(DomId, usize)> {
-        let all: alloc::vec::Vec<(DomId, usize)> = self
-            .domains
-            .values()
-            .flat_map(|d| d.vcpus.iter().enumerate().filter(|(_, v)| v.state == RunState::Runnable).map(move |(i, _)| (d.id, i)))
-            .collect();
-        let start = after.and_then(|a| all.iter().position(|x| *x > a)).unwrap_or(0);
-        all.iter().cycle().skip(start).take(all.len()).copied().next()
-    }
-
     fn pick_next(&mut self, frame: &mut GuestRegs, cur: Option<(DomId, usize)>) -> Next {
+        self.charge_current();
         let Some((nd, nv)) = self.next_runnable(cur) else {
             if let Some((d, v)) = cur {
                 self.switch_out(frame, d, v);
@@ -176,7 +181,9 @@ impl<P: Platform> Xen<P> {
             }
             *frame = self.domains[&nd].vcpus[nv].regs;
             self.current = Some((nd, nv));
+            self.sched.slice_start = self.platform.now_ns();
             self.load_vcpu_state(nd, nv);
+            self.update_vcpu_time(nd, nv);
             self.set_runstate(nd, nv, RunState::Runnable);
             // The one switched out is now merely runnable (or stays blocked/down).
             if let Some((d, v)) = cur {
@@ -213,6 +220,11 @@ impl<P: Platform> Xen<P> {
                 return self.schedule(frame);
             }
         }
+        if !self.deliver_pending_upcall(frame) {
+            crate::error!("d{}v{}: cannot deliver an event upcall", d.0, v);
+            self.domain_crash(d);
+            return self.schedule(frame);
+        }
         frame.sanitize_for_guest();
         Next::Resume { cr3: self.domains[&d].vcpus[v].active_cr3() }
     }
@@ -223,6 +235,11 @@ impl<P: Platform> Xen<P> {
         let now = self.platform.now_ns();
         let running = self.current == Some((d, v));
         let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) else { return };
+        if vc.state == RunState::Down && state == RunState::Runnable && vc.periodic.is_none() {
+            // A PV vCPU comes up with a 10 ms periodic timer, as on Xen;
+            // VCPUOP_stop_periodic_timer turns it off.
+            vc.periodic = Some((DEFAULT_PERIOD_NS, now + DEFAULT_PERIOD_NS));
+        }
         vc.state = state;
         let abi = match state {
             RunState::Runnable if running => hypercall_abi::vcpu::RUNSTATE_running,

@@ -231,6 +231,13 @@ fn construct<P: Platform>(
         shutdown: None,
         shutdown_code: None,
         vm_assist: 0,
+        evtchn: crate::evtchn::Ports::new(if req.privileged {
+            crate::evtchn::EVTCHN_2L_NR_CHANNELS
+        } else {
+            crate::evtchn::DEFAULT_MAX_PORTS_DOMU
+        }),
+        weight: 256,
+        cap: 0,
     };
     Ok(Built { domain, layout: *l, entry: plan.entry })
 }

@@ -7,6 +7,7 @@
 mod callback;
 mod console_io;
 mod descriptor_tables;
+mod event_channel_op;
 mod memory_op;
 mod misc;
 mod mmu;
@@ -116,6 +117,12 @@ impl<P: Platform> Xen<P> {
             nr::VCPU_OP => self.do_vcpu_op(args),
             nr::SET_SEGMENT_BASE => self.do_set_segment_base(args),
             nr::CALLBACK_OP => self.do_callback_op(args),
+            nr::EVENT_CHANNEL_OP => self.do_event_channel_op(args),
+            nr::SET_TIMER_OP => {
+                let (d, v) = self.current.ok_or(Errno::ESRCH)?;
+                self.set_vcpu_timer(d, v, args[0]);
+                ret(0)
+            }
             // Only as a hypercall of its own (it rewrites the whole frame).
             nr::IRET => Err(Errno::EINVAL),
             _ => {

@@ -30,6 +30,40 @@ impl<P: Platform> Xen<P> {
                 self.domain_shutdown(dom, reason);
                 ret(0)
             }
+            SCHEDOP_poll => {
+                let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+                let mut b = [0u8; 24];
+                g.copy_from_guest(arg, &mut b)?;
+                let ports_ptr = u64::from_le_bytes(b[0..8].try_into().unwrap_or([0; 8]));
+                let nr = u32::from_le_bytes(b[8..12].try_into().unwrap_or([0; 4]));
+                let timeout = u64::from_le_bytes(b[16..24].try_into().unwrap_or([0; 8]));
+                if nr > 128 {
+                    return Err(Errno::EINVAL);
+                }
+                let max = self.domains[&dom].evtchn.max;
+                let mut ports = alloc::vec::Vec::with_capacity(nr as usize);
+                for i in 0..nr as u64 {
+                    let p = g.read_u32(ports_ptr.wrapping_add(4 * i))?;
+                    if p >= max {
+                        return Err(Errno::EINVAL);
+                    }
+                    ports.push(p);
+                }
+                // Already pending: no need to sleep.
+                if ports.iter().any(|p| self.port_pending(dom, *p)) {
+                    return ret(0);
+                }
+                let now = self.platform.now_ns();
+                if timeout != 0 && timeout <= now {
+                    return ret(0);
+                }
+                if let Some(vc) = self.current_domain_mut().and_then(|d| d.vcpus.get_mut(v)) {
+                    vc.poll_ports = ports;
+                    vc.poll_deadline = (timeout != 0).then_some(timeout);
+                }
+                self.set_runstate(dom, v, RunState::Blocked);
+                ret(0)
+            }
             SCHEDOP_shutdown_code => {
                 let g = self.guest_mem().ok_or(Errno::ESRCH)?;
                 let code = g.read_u32(arg)?;
@@ -43,15 +77,7 @@ impl<P: Platform> Xen<P> {
         }
     }
 
-    /// `evtchn_upcall_pending && !evtchn_upcall_mask` in the vCPU's
-    /// `vcpu_info` (Xen's `local_events_need_delivery`).
     fn events_need_delivery(&self, vcpu: usize) -> bool {
-        let Some(d) = self.current_domain() else { return false };
-        if vcpu >= 32 {
-            return false;
-        }
-        let mut b = [0u8; 2];
-        self.platform.read(d.shared_info, vcpu * 64, &mut b);
-        b[0] != 0 && b[1] == 0
+        self.current.is_some_and(|(d, _)| self.events_need_delivery_for(d, vcpu))
     }
 }

@@ -72,6 +72,39 @@ impl<P: Platform> Xen<P> {
                 self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(arg, &b)?;
                 ret(0)
             }
+            VCPUOP_set_singleshot_timer => {
+                if self.current != Some((d, v)) {
+                    return Err(Errno::EINVAL);
+                }
+                let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+                let deadline = g.read_u64(arg)?;
+                let flags = g.read_u32(arg + 8)?;
+                if flags & VCPU_SSHOTTMR_future != 0 && deadline < self.platform.now_ns() {
+                    return Err(Errno::ETIME);
+                }
+                self.set_vcpu_timer(d, v, deadline.max(1));
+                ret(0)
+            }
+            VCPUOP_stop_singleshot_timer => {
+                if self.current != Some((d, v)) {
+                    return Err(Errno::EINVAL);
+                }
+                self.set_vcpu_timer(d, v, 0);
+                ret(0)
+            }
+            VCPUOP_set_periodic_timer => {
+                let period = self.guest_mem().ok_or(Errno::ESRCH)?.read_u64(arg)?;
+                if period < 1_000_000 {
+                    return Err(Errno::EINVAL);
+                }
+                let now = self.platform.now_ns();
+                self.domains.get_mut(&d).ok_or(Errno::ESRCH)?.vcpus[v].periodic = Some((period, now + period));
+                ret(0)
+            }
+            VCPUOP_stop_periodic_timer => {
+                self.domains.get_mut(&d).ok_or(Errno::ESRCH)?.vcpus[v].periodic = None;
+                ret(0)
+            }
             _ => Err(Errno::ENOSYS),
         }
     }

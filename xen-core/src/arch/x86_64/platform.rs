@@ -162,6 +162,22 @@ impl Platform for Machine {
     fn now_ns(&self) -> u64 {
         super::time::now_ns()
     }
+
+    fn tsc_and_now(&self) -> (u64, u64) {
+        super::time::tsc_and_now()
+    }
+
+    fn tsc_khz(&self) -> u64 {
+        super::time::tsc_khz()
+    }
+
+    fn wallclock_at_boot(&self) -> (u64, u32) {
+        (super::time::wallclock_at_boot(), 0)
+    }
+
+    fn console_input_ready(&self) -> bool {
+        super::serial::input_ready()
+    }
 }
 
 const MSR_FS_BASE: u32 = 0xC000_0100;

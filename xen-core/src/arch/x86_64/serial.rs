@@ -53,3 +53,7 @@ pub fn read_bytes(buf: &mut [u8]) -> usize {
     }
     n
 }
+
+pub fn input_ready() -> bool {
+    lsr() & LSR_DATA_READY != 0
+}

@@ -53,6 +53,8 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
     xen_core::info!("CPU: SMEP {}, SMAP {}", on_off(features.smep), on_off(features.smap));
     let khz = super::time::calibrate();
     xen_core::info!("Detected {}.{:03} MHz processor (TSC)", khz / 1000, khz % 1000);
+    let wall = super::time::read_rtc();
+    xen_core::info!("Wallclock at boot: {} s since the epoch (CMOS RTC)", wall);
 
     let ram_top = info.memory.iter().filter(|r| r.usable).map(|r| r.base + r.len).max().unwrap_or(0);
     let mut frames = FrameTable::new(ram_top / PAGE_SIZE);
@@ -87,6 +89,7 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
     let (regs, cr3) = xen.start(dom0).unwrap_or_else(|| traps::fatal("Dom0 has no vCPU"));
     *traps::XEN.lock() = Some(xen);
     xen_core::info!("Starting Dom0 at {:#x}", regs.rip);
+    super::time::start_tick();
     if opts.debug_trap {
         xen_core::warn!("debug_trap: faulting in the hypervisor on purpose");
         // SAFETY: raises #UD, which the fatal-trap path handles; never returns.

@@ -32,9 +32,13 @@ pub extern "C" fn guest_syscall(regs: &mut GuestRegs) {
 }
 
 pub extern "C" fn guest_exception(regs: &mut GuestRegs) {
-    let next = if regs.entry_vector >= 32 {
-        // No device interrupts are routed yet (the PIC is masked): a stray
-        // one is noted and the guest goes on.
+    let next = if regs.entry_vector == super::time::TICK_VECTOR {
+        super::time::eoi(regs.entry_vector);
+        with_xen(|x| x.timer_interrupt(regs))
+    } else if regs.entry_vector >= 32 {
+        // The only device interrupt routed is the tick: a stray one is
+        // acknowledged and the guest goes on.
+        super::time::eoi(regs.entry_vector);
         xen_core::debug!("spurious interrupt {} while in a guest", regs.entry_vector);
         with_xen(|x| x.schedule(regs))
     } else {
@@ -61,12 +65,13 @@ fn finish(regs: &mut GuestRegs, mut next: Next) {
             }
             Next::Halt(h) => halt(h),
             Next::Idle => {
-                xen_core::debug!("all vCPUs blocked: idle");
-                // SAFETY: interrupts are taken on this stack only inside the
-                // hlt window; nothing runnable means nothing to lose.
+                // Nothing runnable: sleep until the next interrupt (the tick
+                // at the latest), then let the timers and the scheduler run.
+                // The interrupt is taken on this stack inside the hlt window
+                // only, and its handler just acknowledges it.
                 x86_64::instructions::interrupts::enable_and_hlt();
                 x86_64::instructions::interrupts::disable();
-                next = with_xen(|x| x.schedule(regs));
+                next = with_xen(|x| x.timer_interrupt(regs));
             }
         }
     }
@@ -88,7 +93,9 @@ pub extern "C" fn hypervisor_exception(regs: &mut GuestRegs) {
         return;
     }
     if v >= 32 {
-        xen_core::debug!("spurious interrupt {} in the hypervisor", v);
+        // Only while idle (ring 0 otherwise runs with interrupts off): the
+        // idle loop does the work once hlt returns.
+        super::time::eoi(v);
         return;
     }
     let mut w = Raw;
