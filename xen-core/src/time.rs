@@ -51,7 +51,7 @@ impl<P: Platform> Xen<P> {
         let Some(dd) = self.domains.get(&d) else { return };
         let si = dd.shared_info;
         let base = v * 64 + VCPU_TIME_OFFSET;
-        let scale = TimeScale::for_khz(self.platform.tsc_khz());
+        let scale = self.time_scale;
         let mut ver = [0u8; 4];
         self.platform.read(si, base, &mut ver);
         let ver = u32::from_le_bytes(ver).wrapping_add(1) | 1;

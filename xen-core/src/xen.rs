@@ -44,10 +44,13 @@ pub struct Xen<P: Platform> {
     /// scheduler wants it to.
     pub yield_pending: bool,
     pub sched: crate::sched::SchedState,
+    /// TSC to system time, for `vcpu_time_info` (the TSC rate is fixed at boot).
+    pub time_scale: crate::time::TimeScale,
 }
 
 impl<P: Platform> Xen<P> {
     pub fn new(platform: P, frames: FrameTable, cmdline: &str) -> Self {
+        let time_scale = crate::time::TimeScale::for_khz(platform.tsc_khz());
         Xen {
             platform,
             frames,
@@ -57,6 +60,7 @@ impl<P: Platform> Xen<P> {
             options: Options::parse(cmdline),
             yield_pending: false,
             sched: crate::sched::SchedState::default(),
+            time_scale,
         }
     }
 
@@ -154,10 +158,26 @@ impl<P: Platform> Xen<P> {
     pub fn schedule(&mut self, frame: &mut GuestRegs) -> Next {
         let Some((dom, v)) = self.current else { return self.pick_next(frame, None) };
         let yielded = core::mem::take(&mut self.yield_pending);
-        if let Some(vc) = self.domains.get(&dom).and_then(|d| d.vcpus.get(v)) {
-            if vc.state == RunState::Runnable && !yielded && self.eligible(dom, v) {
-                // Fast path, taken after nearly every hypercall.
-                return self.resume(frame);
+        // Fast path, taken after nearly every hypercall: the same vCPU goes
+        // on, on Xen's flat selectors, with no event to deliver.
+        if let Some(dd) = self.domains.get(&dom) {
+            if let Some(vc) = dd.vcpus.get(v) {
+                let runs = vc.state == RunState::Runnable && !yielded && !(dd.cap > 0 && vc.credit < 0);
+                let flat = frame.cs | 3 == hypercall_abi::arch::FLAT_RING3_CS64 as u64
+                    && frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
+                if runs && flat {
+                    let mut b = [0u8; 2];
+                    if v < 32 {
+                        self.platform.read(dd.shared_info, v * 64, &mut b);
+                    }
+                    if !(b[0] != 0 && b[1] == 0) {
+                        frame.sanitize_for_guest();
+                        return Next::Resume { cr3: vc.active_cr3() };
+                    }
+                }
+                if runs {
+                    return self.resume(frame);
+                }
             }
         }
         if let Some(halt) = self.dom0_halt() {
