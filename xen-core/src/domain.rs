@@ -66,6 +66,7 @@ pub struct Domain {
     /// `vm_assist` types enabled (bit n = VMASST_TYPE n).
     pub vm_assist: u64,
     pub evtchn: crate::evtchn::Ports,
+    pub gnttab: crate::gnttab::GrantTable,
     /// Scheduling weight and cap (credit scheduler; cap 0 = none, else a
     /// percentage of one CPU).
     pub weight: u32,

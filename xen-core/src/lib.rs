@@ -18,6 +18,7 @@ pub mod descriptor;
 pub mod domain;
 pub mod events;
 pub mod evtchn;
+pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mm;

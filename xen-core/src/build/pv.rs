@@ -236,6 +236,7 @@ fn construct<P: Platform>(
         } else {
             crate::evtchn::DEFAULT_MAX_PORTS_DOMU
         }),
+        gnttab: crate::gnttab::GrantTable::default(),
         weight: 256,
         cap: 0,
     };

@@ -104,8 +104,9 @@ impl<P: Platform> Xen<P> {
         let Some(mfn) = self.guest_mem().and_then(|g| g.read_u64(list.wrapping_add(8 * i)).ok()) else { return false };
         let mfn = Mfn(mfn);
         let shared_info = self.domains.get(&d).map(|dom| dom.shared_info);
+        let grant_frame = self.domains.get(&d).is_some_and(|dom| dom.gnttab.frames.contains(&mfn));
         let owned = self.frames.get(mfn).is_some_and(|pg| pg.owner == Owner::Dom(d) && pg.allocated);
-        if !owned || Some(mfn) == shared_info {
+        if !owned || Some(mfn) == shared_info || grant_frame {
             crate::gdprintk!("d{}: decrease_reservation of frame {:#x} it does not hold", d.0, mfn.0);
             return false;
         }

@@ -158,7 +158,7 @@ impl<P: Platform> Xen<P> {
     }
 
     /// The L1 table and index that map `va` in the current vCPU's tables.
-    fn l1_slot_of(&self, va: u64) -> Result<(Mfn, usize), Errno> {
+    pub(crate) fn l1_slot_of(&self, va: u64) -> Result<(Mfn, usize), Errno> {
         if !is_canonical(va) || in_hypervisor_range(va) {
             return Err(Errno::EINVAL);
         }

@@ -8,6 +8,7 @@ mod callback;
 mod console_io;
 mod descriptor_tables;
 mod event_channel_op;
+mod grant_table_op;
 mod memory_op;
 mod misc;
 mod mmu;
@@ -118,6 +119,7 @@ impl<P: Platform> Xen<P> {
             nr::SET_SEGMENT_BASE => self.do_set_segment_base(args),
             nr::CALLBACK_OP => self.do_callback_op(args),
             nr::EVENT_CHANNEL_OP => self.do_event_channel_op(args),
+            nr::GRANT_TABLE_OP => self.do_grant_table_op(args),
             nr::SET_TIMER_OP => {
                 let (d, v) = self.current.ok_or(Errno::ESRCH)?;
                 self.set_vcpu_timer(d, v, args[0]);

@@ -256,6 +256,10 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
             return Err(Errno::EINVAL);
         }
         let old = self.mem.read_u64(table, index);
+        if old & crate::gnttab::PTE_GRANT_MAPPING != 0 {
+            // A grant mapping goes only through GNTTABOP_unmap_grant_ref.
+            return Err(Errno::EINVAL);
+        }
         if new & _PAGE_PRESENT != 0 {
             // Everything runs in ring 3 on 64-bit PV: guest entries are user.
             new |= _PAGE_USER;

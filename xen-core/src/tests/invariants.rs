@@ -63,7 +63,8 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
                 continue;
             }
             // Invariant 3: only own frames (Dom0 may hold foreign mappings).
-            if tp.owner != Owner::Dom(owner) && !(privileged && level == 1 && matches!(tp.owner, Owner::Dom(_))) {
+            let granted = level == 1 && e & crate::gnttab::PTE_GRANT_MAPPING != 0;
+            if tp.owner != Owner::Dom(owner) && !((privileged || granted) && level == 1 && matches!(tp.owner, Owner::Dom(_))) {
                 return Err(alloc::format!("L{level} {mfn:?}[{i}] maps {t:?} owned by {:?}", tp.owner));
             }
             let needed = match level {

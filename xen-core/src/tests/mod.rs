@@ -2,6 +2,7 @@
 //! guest would: a Dom0 built from a small ELF image over simulated memory.
 
 mod events_props;
+mod gnttab_props;
 mod invariants;
 mod mmu_props;
 mod mmu_regressions;

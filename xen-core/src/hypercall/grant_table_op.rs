@@ -1,0 +1,280 @@
+//! `grant_table_op`: version-1 grant tables (see `gnttab.rs`).
+
+use super::{ret, Done, HcResult};
+use crate::domain::DomId;
+use crate::gnttab::*;
+use crate::mm::pte::{_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, PADDR_MASK};
+use crate::mm::{Mfn, Owner, PageType};
+use crate::platform::Platform;
+use crate::xen::Xen;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::grant::*;
+use hypercall_abi::mm::DOMID_SELF;
+
+/// Operations handled per entry into the hypervisor before a continuation.
+const BUDGET: u64 = 256;
+
+type Status = i16;
+
+impl<P: Platform> Xen<P> {
+    pub(super) fn do_grant_table_op(&mut self, [cmd, uop, count, ..]: [u64; 5]) -> HcResult {
+        let count = count & 0xffff_ffff;
+        let size = match cmd as u32 {
+            GNTTABOP_map_grant_ref => 32,
+            GNTTABOP_unmap_grant_ref => 24,
+            GNTTABOP_copy => 40,
+            GNTTABOP_setup_table | GNTTABOP_query_size | GNTTABOP_set_version | GNTTABOP_get_version => {
+                if count != 1 {
+                    return Err(Errno::EINVAL);
+                }
+                return self.gnttab_table_op(cmd as u32, uop);
+            }
+            _ => return Err(Errno::ENOSYS),
+        };
+        for i in 0..count {
+            if i == BUDGET {
+                return Ok(Done::Continue([cmd, uop + size * i, count - i, 0, 0]));
+            }
+            let at = uop.wrapping_add(size * i);
+            let mut op = [0u8; 40];
+            self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(at, &mut op[..size as usize])?;
+            match cmd as u32 {
+                GNTTABOP_map_grant_ref => {
+                    let (status, handle, bus) = match self.gnttab_map(&op) {
+                        Ok((h, frame)) => (GNTST_okay, h, frame.maddr()),
+                        Err(s) => (s, 0, 0),
+                    };
+                    let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+                    g.copy_to_guest(at + 18, &status.to_le_bytes())?;
+                    g.write_u32(at + 20, handle)?;
+                    g.write_u64(at + 24, bus)?;
+                }
+                GNTTABOP_unmap_grant_ref => {
+                    let status = self.gnttab_unmap(&op).err().unwrap_or(GNTST_okay);
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at + 20, &status.to_le_bytes())?;
+                }
+                _ => {
+                    let status = self.gnttab_copy(&op).err().unwrap_or(GNTST_okay);
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at + 36, &status.to_le_bytes())?;
+                }
+            }
+        }
+        ret(0)
+    }
+
+    fn gnttab_table_op(&mut self, cmd: u32, uop: u64) -> HcResult {
+        let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+        match cmd {
+            GNTTABOP_setup_table => {
+                let mut op = [0u8; 24];
+                g.copy_from_guest(uop, &mut op)?;
+                let dom = u16::from_le_bytes([op[0], op[1]]);
+                let nr = u32::from_le_bytes(op[4..8].try_into().unwrap_or([0; 4]));
+                let list = u64::from_le_bytes(op[16..24].try_into().unwrap_or([0; 8]));
+                let status = match self.target_domain(dom) {
+                    Err(Errno::ESRCH) => GNTST_bad_domain,
+                    Err(_) => GNTST_permission_denied,
+                    Ok(_) if nr > MAX_GRANT_FRAMES => GNTST_general_error,
+                    Ok(d) => self.gnttab_grow(d, nr, list).err().unwrap_or(GNTST_okay),
+                };
+                self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(uop + 8, &status.to_le_bytes())?;
+                ret(0)
+            }
+            GNTTABOP_query_size => {
+                let dom = g.copy_u16(uop)?;
+                let (nr, status) = match self.target_domain(dom) {
+                    Ok(d) => (self.domains[&d].gnttab.frames.len() as u32, GNTST_okay),
+                    Err(Errno::ESRCH) => (0, GNTST_bad_domain),
+                    Err(_) => (0, GNTST_permission_denied),
+                };
+                g.write_u32(uop + 4, nr)?;
+                g.write_u32(uop + 8, MAX_GRANT_FRAMES)?;
+                g.copy_to_guest(uop + 12, &status.to_le_bytes())?;
+                ret(0)
+            }
+            GNTTABOP_set_version => {
+                // Only version 1 exists here (as on a Xen booted with
+                // gnttab=max-ver:1); asking for it is fine, anything else not.
+                let v = g.read_u32(uop)?;
+                if v != 1 {
+                    return Err(Errno::EINVAL);
+                }
+                ret(0)
+            }
+            _ => {
+                g.write_u32(uop + 4, 1)?;
+                ret(0)
+            }
+        }
+    }
+
+    /// Grow `d`'s table to `nr` frames and report all their frame numbers.
+    fn gnttab_grow(&mut self, d: DomId, nr: u32, list: u64) -> Result<(), Status> {
+        while (self.domains[&d].gnttab.frames.len() as u32) < nr {
+            let mfn = self.frames.alloc(&self.platform, Owner::Dom(d)).ok_or(GNTST_no_space)?;
+            self.domains.get_mut(&d).ok_or(GNTST_bad_domain)?.gnttab.frames.push(mfn);
+        }
+        let g = self.guest_mem().ok_or(GNTST_general_error)?;
+        for (i, f) in self.domains[&d].gnttab.frames.iter().take(nr as usize).enumerate() {
+            g.write_u64(list.wrapping_add(8 * i as u64), f.0).map_err(|_| GNTST_bad_virt_addr)?;
+        }
+        Ok(())
+    }
+
+    /// Check `granter`'s entry `gref` for use by the current domain.
+    /// Returns the entry's location and frame.
+    fn grant_entry(&self, granter: DomId, gref: u32, write: bool) -> Result<(Mfn, usize, Mfn), Status> {
+        let me = self.current_id().map_err(|_| GNTST_general_error)?;
+        let rd = self.domains.get(&granter).ok_or(GNTST_bad_domain)?;
+        if gref >= rd.gnttab.nr_entries() {
+            return Err(GNTST_bad_gntref);
+        }
+        let (f, off) = rd.gnttab.entry_location(gref).ok_or(GNTST_bad_gntref)?;
+        let mut e = [0u8; 8];
+        self.platform.read(f, off, &mut e);
+        let flags = u16::from_le_bytes([e[0], e[1]]);
+        let domid = u16::from_le_bytes([e[2], e[3]]);
+        let frame = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as u64;
+        if flags & GTF_type_mask != GTF_permit_access || domid != me.0 || (write && flags & GTF_readonly != 0) {
+            return Err(GNTST_permission_denied);
+        }
+        Ok((f, off, Mfn(frame)))
+    }
+
+    /// Keep the granter's `GTF_reading`/`GTF_writing` in step with its
+    /// entry's active uses.
+    fn grant_set_in_use(&mut self, granter: DomId, gref: u32, frame: Mfn, write: bool, delta: i32) {
+        let Some(rd) = self.domains.get_mut(&granter) else { return };
+        let a = rd.gnttab.active.entry(gref).or_insert(Active { frame: frame.0, ..Active::default() });
+        let c = if write { &mut a.writers } else { &mut a.readers };
+        *c = c.saturating_add_signed(delta);
+        let (r, w) = (a.readers + a.writers > 0, a.writers > 0);
+        if !r {
+            rd.gnttab.active.remove(&gref);
+        }
+        if let Some((f, off)) = rd.gnttab.entry_location(gref) {
+            let mut fl = [0u8; 2];
+            self.platform.read(f, off, &mut fl);
+            let mut flags = u16::from_le_bytes(fl) & !(GTF_reading | GTF_writing);
+            if r {
+                flags |= GTF_reading;
+            }
+            if w {
+                flags |= GTF_writing;
+            }
+            self.platform.write(f, off, &flags.to_le_bytes());
+        }
+    }
+
+    fn gnttab_map(&mut self, op: &[u8; 40]) -> Result<(u32, Mfn), Status> {
+        let me = self.current_id().map_err(|_| GNTST_general_error)?;
+        let host_addr = u64::from_le_bytes(op[0..8].try_into().unwrap_or([0; 8]));
+        let flags = u32::from_le_bytes(op[8..12].try_into().unwrap_or([0; 4]));
+        let gref = u32::from_le_bytes(op[12..16].try_into().unwrap_or([0; 4]));
+        let granter = match u16::from_le_bytes([op[16], op[17]]) {
+            DOMID_SELF => me,
+            d => DomId(d),
+        };
+        // Only host mappings by virtual address: there is no IOMMU to map
+        // into, and GNTMAP_contains_pte is not offered.
+        if flags & GNTMAP_host_map == 0 || flags & GNTMAP_contains_pte != 0 {
+            return Err(GNTST_general_error);
+        }
+        let readonly = flags & GNTMAP_readonly != 0;
+        let (_, _, frame) = self.grant_entry(granter, gref, !readonly)?;
+        let (l1, index) = self.l1_slot_of(host_addr & !0xfff).map_err(|_| GNTST_general_error)?;
+        let old = self.platform.read_u64(l1, index);
+        if old & PTE_GRANT_MAPPING != 0 {
+            return Err(GNTST_general_error);
+        }
+        let mut mm = self.mm();
+        mm.ft.get_page(frame, granter).map_err(|_| GNTST_general_error)?;
+        if !readonly && mm.get_page_type(frame, PageType::Writable).is_err() {
+            mm.ft.put_page(frame);
+            return Err(GNTST_general_error);
+        }
+        let new = frame.maddr() | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | PTE_GRANT_MAPPING | if readonly { 0 } else { _PAGE_RW };
+        mm.mem.write_u64(l1, index, new);
+        mm.put_entry_ref(old, 1);
+        self.platform.invlpg(host_addr);
+        self.grant_set_in_use(granter, gref, frame, !readonly, 1);
+        let t = MapTrack { granter, gref, frame, host_addr: host_addr & !0xfff, readonly, l1, index };
+        let handle = self.domains.get_mut(&me).ok_or(GNTST_general_error)?.gnttab.new_handle(t);
+        Ok((handle, frame))
+    }
+
+    fn gnttab_unmap(&mut self, op: &[u8; 40]) -> Result<(), Status> {
+        let me = self.current_id().map_err(|_| GNTST_general_error)?;
+        let host_addr = u64::from_le_bytes(op[0..8].try_into().unwrap_or([0; 8]));
+        let handle = u32::from_le_bytes(op[16..20].try_into().unwrap_or([0; 4]));
+        let t = self.domains[&me].gnttab.maptrack.get(handle as usize).copied().flatten().ok_or(GNTST_bad_handle)?;
+        if host_addr != 0 && host_addr & !0xfff != t.host_addr {
+            return Err(GNTST_general_error);
+        }
+        self.release_mapping(me, handle, t);
+        Ok(())
+    }
+
+    /// Remove one grant mapping and its references. If the guest already
+    /// tore the PTE down (its table was dropped), the references went with
+    /// it and only the bookkeeping remains.
+    pub(crate) fn release_mapping(&mut self, me: DomId, handle: u32, t: MapTrack) {
+        let cur = self.platform.read_u64(t.l1, t.index);
+        let still = cur & PTE_GRANT_MAPPING != 0 && cur & PADDR_MASK == t.frame.maddr();
+        let is_l1 = self.frames.get(t.l1).is_some_and(|pg| pg.ty == PageType::L1 && pg.type_count > 0);
+        if still && is_l1 {
+            self.platform.write_u64(t.l1, t.index, 0);
+            let mut mm = self.mm();
+            mm.put_entry_ref(cur, 1);
+            self.platform.invlpg(t.host_addr);
+        }
+        self.grant_set_in_use(t.granter, t.gref, t.frame, !t.readonly, -1);
+        if let Some(slot) = self.domains.get_mut(&me).and_then(|d| d.gnttab.maptrack.get_mut(handle as usize)) {
+            *slot = None;
+        }
+    }
+
+    fn gnttab_copy(&mut self, op: &[u8; 40]) -> Result<(), Status> {
+        let me = self.current_id().map_err(|_| GNTST_general_error)?;
+        let len = u16::from_le_bytes([op[32], op[33]]) as usize;
+        let flags = u16::from_le_bytes([op[34], op[35]]);
+        let side = |base: usize, is_gref: bool, write: bool| -> Result<(Mfn, usize), Status> {
+            let u = u64::from_le_bytes(op[base..base + 8].try_into().unwrap_or([0; 8]));
+            let dom = match u16::from_le_bytes([op[base + 8], op[base + 9]]) {
+                DOMID_SELF => me,
+                d => DomId(d),
+            };
+            let offset = u16::from_le_bytes([op[base + 10], op[base + 11]]) as usize;
+            if offset + len > 4096 {
+                return Err(GNTST_bad_copy_arg);
+            }
+            let frame = if is_gref {
+                self.grant_entry(dom, u as u32, write)?.2
+            } else {
+                // A local frame: one's own, or anyone's for the privileged.
+                if dom != me && !self.domains.get(&me).is_some_and(|d| d.privileged) {
+                    return Err(GNTST_permission_denied);
+                }
+                if !self.domains.contains_key(&dom) {
+                    return Err(GNTST_bad_domain);
+                }
+                Mfn(u)
+            };
+            let ok = self.frames.get(frame).is_some_and(|pg| pg.owner == Owner::Dom(dom));
+            if !ok {
+                return Err(GNTST_bad_page);
+            }
+            Ok((frame, offset))
+        };
+        let (src, soff) = side(0, flags & GNTCOPY_source_gref != 0, false)?;
+        let (dst, doff) = side(16, flags & GNTCOPY_dest_gref != 0, true)?;
+        let mut mm = self.mm();
+        // The destination must be writable memory, never a page table.
+        mm.get_page_type(dst, PageType::Writable).map_err(|_| GNTST_general_error)?;
+        let mut buf = [0u8; 4096];
+        mm.mem.read(src, soff, &mut buf[..len]);
+        mm.mem.write(dst, doff, &buf[..len]);
+        mm.put_page_type(dst);
+        Ok(())
+    }
+}
