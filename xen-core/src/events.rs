@@ -15,13 +15,13 @@ fn bit(port: u32) -> (usize, u64) {
 
 impl<P: Platform> Xen<P> {
     fn shared_word(&self, d: DomId, offset: usize) -> u64 {
-        let si = self.domains[&d].shared_info;
-        self.platform.read_u64(si, offset / 8)
+        self.domains.get(&d).map_or(0, |dd| self.platform.read_u64(dd.shared_info, offset / 8))
     }
 
     fn set_shared_word(&self, d: DomId, offset: usize, v: u64) {
-        let si = self.domains[&d].shared_info;
-        self.platform.write_u64(si, offset / 8, v);
+        if let Some(dd) = self.domains.get(&d) {
+            self.platform.write_u64(dd.shared_info, offset / 8, v);
+        }
     }
 
     pub(crate) fn port_pending(&self, d: DomId, port: u32) -> bool {
@@ -62,8 +62,8 @@ impl<P: Platform> Xen<P> {
     /// Set the selector bit and `evtchn_upcall_pending` of a vCPU, and wake it.
     pub(crate) fn mark_events_pending(&mut self, d: DomId, v: u32, word: usize) {
         let v = v as usize;
+        let Some(si) = self.domains.get(&d).map(|dd| dd.shared_info) else { return };
         if v < 32 {
-            let si = self.domains[&d].shared_info;
             let sel_off = v * VCPU_INFO_SIZE + VCPU_INFO_PENDING_SEL;
             let sel = self.platform.read_u64(si, sel_off / 8);
             if sel & (1 << word) != 0 {
@@ -88,7 +88,8 @@ impl<P: Platform> Xen<P> {
     }
 
     fn wake_pollers(&mut self, d: DomId, port: u32) {
-        let pollers: alloc::vec::Vec<usize> = self.domains[&d]
+        let Some(dd) = self.domains.get(&d) else { return };
+        let pollers: alloc::vec::Vec<usize> = dd
             .vcpus
             .iter()
             .enumerate()
