@@ -71,6 +71,10 @@ pub struct Domain {
     /// percentage of one CPU).
     pub weight: u32,
     pub cap: u32,
+    /// Pause count (`XEN_DOMCTL_pausedomain`): its vCPUs run only at zero.
+    pub pause_count: u32,
+    /// System time it was created at, and the CPU time its vCPUs used.
+    pub created_ns: u64,
 }
 
 impl Domain {

@@ -16,6 +16,7 @@ pub mod build;
 pub mod cmdline;
 pub mod descriptor;
 pub mod domain;
+pub mod domctl;
 pub mod events;
 pub mod evtchn;
 pub mod gnttab;

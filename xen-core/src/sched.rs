@@ -68,7 +68,7 @@ impl<P: Platform> Xen<P> {
     pub(crate) fn eligible(&self, d: DomId, v: usize) -> bool {
         let Some(dd) = self.domains.get(&d) else { return false };
         let Some(vc) = dd.vcpus.get(v) else { return false };
-        vc.state == RunState::Runnable && !(dd.cap > 0 && vc.credit < 0)
+        vc.state == RunState::Runnable && dd.pause_count == 0 && !(dd.cap > 0 && vc.credit < 0)
     }
 
     /// The next vCPU to run after `after`: UNDER before OVER, round-robin

@@ -46,6 +46,8 @@ pub struct Xen<P: Platform> {
     pub sched: crate::sched::SchedState,
     /// TSC to system time, for `vcpu_time_info` (the TSC rate is fixed at boot).
     pub time_scale: crate::time::TimeScale,
+    /// The last domain id handed out.
+    pub next_domid: u16,
 }
 
 impl<P: Platform> Xen<P> {
@@ -61,6 +63,7 @@ impl<P: Platform> Xen<P> {
             yield_pending: false,
             sched: crate::sched::SchedState::default(),
             time_scale,
+            next_domid: 0,
         }
     }
 
@@ -162,7 +165,8 @@ impl<P: Platform> Xen<P> {
         // on, on Xen's flat selectors, with no event to deliver.
         if let Some(dd) = self.domains.get(&dom) {
             if let Some(vc) = dd.vcpus.get(v) {
-                let runs = vc.state == RunState::Runnable && !yielded && !(dd.cap > 0 && vc.credit < 0);
+                let runs =
+                    vc.state == RunState::Runnable && !yielded && dd.pause_count == 0 && !(dd.cap > 0 && vc.credit < 0);
                 let flat = frame.cs | 3 == hypercall_abi::arch::FLAT_RING3_CS64 as u64
                     && frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
                 if runs && flat {

@@ -239,6 +239,8 @@ fn construct<P: Platform>(
         gnttab: crate::gnttab::GrantTable::default(),
         weight: 256,
         cap: 0,
+        pause_count: 0,
+        created_ns: 0,
     };
     Ok(Built { domain, layout: *l, entry: plan.entry })
 }

@@ -29,6 +29,10 @@ pub enum Owner {
     /// reference counting, as on Xen.
     Io,
     Dom(DomId),
+    /// Was a destroyed domain's, still referenced by someone else (a
+    /// foreign or grant mapping): nobody may take new references; the last
+    /// put frees it.
+    Dead,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,6 +282,17 @@ impl FrameTable {
         if let Some(pg) = self.get_mut(mfn) {
             pg.pinned = pinned;
         }
+    }
+
+    /// Hand every frame `dom` still owns to `Owner::Dead` (after its
+    /// destruction released what it could).
+    pub fn orphan(&mut self, dom: DomId) -> u64 {
+        let mut n = 0;
+        for pg in self.frames.iter_mut().filter(|pg| pg.owner == Owner::Dom(dom)) {
+            pg.owner = Owner::Dead;
+            n += 1;
+        }
+        n
     }
 
     /// Frames owned by `dom`.

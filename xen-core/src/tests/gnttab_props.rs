@@ -247,19 +247,19 @@ proptest! {
                 }
                 GOp::Map { gref, slot, ro } => {
                     w.switch_to(2);
-                    let va = w.scratch + 0x2000 + slot * 0x1000;
+                    let va = w.scratch + 0x8000 + slot * 0x1000;
                     let (st, h) = w.map_grant(va, 1, gref, ro);
                     if st == GNTST_okay { handles.push((h, va)); }
                     w.switch_to(1);
                 }
                 GOp::Unmap { handle, slot } => {
                     w.switch_to(2);
-                    w.unmap_grant(w.scratch + 0x2000 + slot * 0x1000, handle);
+                    w.unmap_grant(w.scratch + 0x8000 + slot * 0x1000, handle);
                     w.switch_to(1);
                 }
                 GOp::Overwrite { slot, pfn } => {
                     w.switch_to(2);
-                    let va = w.scratch + 0x2000 + slot * 0x1000;
+                    let va = w.scratch + 0x8000 + slot * 0x1000;
                     let (_, l1e) = w.l1e_maddr(va);
                     let page = w.pfn(w.spare_pfn(pfn));
                     w.mmu_update(l1e, page.maddr() | RW, 0x7ff0);

@@ -4,6 +4,7 @@
 mod events_props;
 mod gnttab_props;
 mod invariants;
+mod lifecycle;
 mod mmu_props;
 mod mmu_regressions;
 mod vcpu_hostile;
