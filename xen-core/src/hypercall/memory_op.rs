@@ -19,6 +19,7 @@ impl<P: Platform> Xen<P> {
         let start = cmd >> MEMOP_EXTENT_SHIFT;
         match op {
             XENMEM_increase_reservation | XENMEM_decrease_reservation => self.reservation(op, start, arg),
+            XENMEM_populate_physmap => self.populate_physmap_op(start, arg),
             XENMEM_maximum_ram_page => ret(self.frames.len() as i64),
             XENMEM_current_reservation | XENMEM_maximum_reservation => {
                 let domid = self.guest_mem().ok_or(Errno::ESRCH)?.copy_u16(arg)?;
@@ -74,6 +75,40 @@ impl<P: Platform> Xen<P> {
             }
             let ok = if op == XENMEM_increase_reservation { self.populate_one(d, list, i) } else { self.release_one(d, list, i) };
             if !ok {
+                break;
+            }
+            i += 1;
+        }
+        ret(i as i64)
+    }
+
+    /// `XENMEM_populate_physmap` for a PV domain (the builder uses it for a
+    /// new guest): the extent list holds guest frame numbers on the way in
+    /// and the machine frames given for them on the way out.
+    fn populate_physmap_op(&mut self, start: u64, arg: u64) -> HcResult {
+        let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+        let mut raw = [0u8; 32];
+        g.copy_from_guest(arg, &mut raw)?;
+        let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
+        let (list, nr_extents) = (word(0), word(8));
+        let order = u32::from_le_bytes(raw[16..20].try_into().unwrap_or([0; 4]));
+        let d = self.target_domain(u16::from_le_bytes([raw[24], raw[25]]))?;
+        if order != 0 || start > nr_extents {
+            return ret(start as i64);
+        }
+        let mut i = start;
+        while i < nr_extents {
+            if i - start == BUDGET {
+                return Ok(Done::Continue([(XENMEM_populate_physmap as u64) | (i << MEMOP_EXTENT_SHIFT), arg, 0, 0, 0]));
+            }
+            let Some(gpfn) = self.guest_mem().and_then(|g| g.read_u64(list.wrapping_add(8 * i)).ok()) else { break };
+            let Some(mfn) = self.populate_physmap(d, &[gpfn]).first().copied() else { break };
+            let wrote = self.guest_mem().is_some_and(|g| g.write_u64(list.wrapping_add(8 * i), mfn.0).is_ok());
+            if !wrote {
+                self.frames.release(mfn);
+                if let Some(dom) = self.domains.get_mut(&d) {
+                    dom.tot_pages -= 1;
+                }
                 break;
             }
             i += 1;

@@ -64,6 +64,21 @@ impl<P: Platform> Xen<P> {
                 self.set_runstate(dom, v, RunState::Blocked);
                 ret(0)
             }
+            SCHEDOP_remote_shutdown => {
+                // The control domain shuts another down (`xl shutdown`).
+                if !self.current_domain().is_some_and(|d| d.privileged) {
+                    return Err(Errno::EPERM);
+                }
+                let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+                let target = g.copy_u16(arg)?;
+                let reason = ShutdownReason::from_abi(g.read_u32(arg + 4)?).ok_or(Errno::EINVAL)?;
+                let t = crate::domain::DomId(target);
+                if !self.domains.contains_key(&t) {
+                    return Err(Errno::ESRCH);
+                }
+                self.domain_shutdown(t, reason);
+                ret(0)
+            }
             SCHEDOP_shutdown_code => {
                 let g = self.guest_mem().ok_or(Errno::ESRCH)?;
                 let code = g.read_u32(arg)?;
