@@ -85,46 +85,32 @@ exception_common:
     jmp restore_regs
 
     /* syscall from ring 3: RCX = guest RIP, R11 = guest RFLAGS, RSP still the
-       guest's; IF, TF, DF, AC, NT already cleared by SFMASK. */
+       guest's; IF, TF, DF, AC, NT already cleared by SFMASK. The frame gets
+       the CS the guest ran with and a vector that tells 64-bit from 32-bit
+       (compatibility-mode) syscalls apart. */
+    .macro SYSCALL_ENTRY name, cs, vector
     .balign 16
-    .global syscall_entry
-syscall_entry:
+    .global \name
+\name:
     mov %rsp, syscall_guest_rsp(%rip)
     lea cpu0_stack_top(%rip), %rsp
     pushq ${ss}
     pushq syscall_guest_rsp(%rip)
     push %r11
-    pushq ${cs}
+    pushq $\cs
     push %rcx
     pushq $0
-    pushq ${trap_syscall}
+    pushq $\vector
     SAVE_ALL
     cld
     SAVE_GUEST_FPU
     mov %rsp, %rdi
     call {guest_syscall}
     jmp restore_all
+    .endm
 
-    /* syscall from 32-bit compatibility code: 32-bit PV is not supported,
-       the handler crashes the domain. */
-    .balign 16
-    .global syscall32_entry
-syscall32_entry:
-    mov %rsp, syscall_guest_rsp(%rip)
-    lea cpu0_stack_top(%rip), %rsp
-    pushq ${ss}
-    pushq syscall_guest_rsp(%rip)
-    push %r11
-    pushq ${cs32}
-    push %rcx
-    pushq $0
-    pushq ${trap_syscall32}
-    SAVE_ALL
-    cld
-    SAVE_GUEST_FPU
-    mov %rsp, %rdi
-    call {guest_syscall}
-    jmp restore_all
+    SYSCALL_ENTRY syscall_entry, {cs}, {trap_syscall}
+    SYSCALL_ENTRY syscall32_entry, {cs32}, {trap_syscall32}
 
     /* Enter (or return to) the guest whose frame is at %rsp: its FPU
        state, its virtual CR0.TS, then its registers. */
