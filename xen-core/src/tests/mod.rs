@@ -3,6 +3,7 @@
 
 mod events_props;
 mod gnttab_props;
+mod hypercall_fuzz;
 mod invariants;
 mod lifecycle;
 mod mmu_props;
