@@ -24,6 +24,7 @@
 pub mod arch;
 pub mod callback;
 pub mod console;
+pub mod domctl;
 pub mod elfnote;
 pub mod errno;
 pub mod evtchn;
