@@ -84,12 +84,56 @@ impl Write for Prefixed {
     }
 }
 
+/// The most recent hypervisor log text (`xl dmesg`, Xen's console ring).
+const RING_SIZE: usize = 16 * 1024;
+
+struct Ring {
+    buf: [u8; RING_SIZE],
+    /// Bytes ever written; the ring holds the last `RING_SIZE` of them.
+    written: usize,
+}
+
+static RING: spin::Mutex<Ring> = spin::Mutex::new(Ring { buf: [0; RING_SIZE], written: 0 });
+
+struct ToRing;
+
+impl Write for ToRing {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Never wait: a log line from inside a hypervisor fault must not
+        // deadlock on a ring someone was filling.
+        if let Some(mut r) = RING.try_lock() {
+            for &b in s.as_bytes() {
+                let at = r.written % RING_SIZE;
+                r.buf[at] = b;
+                r.written += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Up to `max` bytes of the most recent log, oldest first.
+pub fn recent(max: usize) -> alloc::vec::Vec<u8> {
+    let r = RING.lock();
+    let have = r.written.min(RING_SIZE);
+    let n = have.min(max);
+    (r.written - n..r.written).map(|i| r.buf[i % RING_SIZE]).collect()
+}
+
+pub fn clear_recent() {
+    RING.lock().written = 0;
+}
+
 #[doc(hidden)]
 pub fn print(args: fmt::Arguments) {
     let mut w = Prefixed;
     let _ = w.write_str("(XEN) ");
     let _ = w.write_fmt(args);
     let _ = w.write_str("\n");
+    let mut r = ToRing;
+    let _ = r.write_str("(XEN) ");
+    let _ = r.write_fmt(args);
+    let _ = r.write_str("\n");
 }
 
 /// `printk!(Level::Info, "...")`: one log line at a level.

@@ -7,6 +7,7 @@
 mod callback;
 mod console_io;
 mod descriptor_tables;
+mod domctl;
 mod event_channel_op;
 mod grant_table_op;
 mod memory_op;
@@ -120,6 +121,8 @@ impl<P: Platform> Xen<P> {
             nr::CALLBACK_OP => self.do_callback_op(args),
             nr::EVENT_CHANNEL_OP => self.do_event_channel_op(args),
             nr::GRANT_TABLE_OP => self.do_grant_table_op(args),
+            nr::DOMCTL => self.do_domctl(args),
+            nr::SYSCTL => self.do_sysctl(args),
             nr::SET_TIMER_OP => {
                 let (d, v) = self.current.ok_or(Errno::ESRCH)?;
                 self.set_vcpu_timer(d, v, args[0]);

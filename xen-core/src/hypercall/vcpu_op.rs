@@ -111,7 +111,7 @@ impl<P: Platform> Xen<P> {
 
     /// Xen's `arch_set_info_guest` for a 64-bit PV vCPU that is down: every
     /// value is checked before any is taken.
-    fn initialise_vcpu(&mut self, d: DomId, v: usize, raw: &[u8]) -> Result<(), Errno> {
+    pub(crate) fn initialise_vcpu(&mut self, d: DomId, v: usize, raw: &[u8]) -> Result<(), Errno> {
         let c = Bytes(raw);
         let ur = offset_of!(VcpuGuestContext, user_regs);
         let reg = |f: usize| c.u64(ur + f);

@@ -1,6 +1,7 @@
 //! Host tests that drive the whole core through its hypercall entry, as a
 //! guest would: a Dom0 built from a small ELF image over simulated memory.
 
+mod domctl;
 mod events_props;
 mod gnttab_props;
 mod hypercall_fuzz;
@@ -159,3 +160,9 @@ impl World {
 
 pub const RW: u64 = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED;
 pub const RO: u64 = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
+
+/// A `vcpu_guest_context` for a 64-bit PV vCPU in kernel mode at `rip`, on
+/// World's Dom0 page tables (callers patch `ctrlreg[3]` for their own).
+pub fn vcpu_hostile_context_for(w: &World, rip: u64) -> alloc::vec::Vec<u8> {
+    vcpu_hostile::context(w, rip)
+}

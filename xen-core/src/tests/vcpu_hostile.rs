@@ -261,7 +261,7 @@ fn user_mode_has_its_own_tables_and_syscalls_go_to_the_kernel() {
     ok(&w);
 }
 
-fn context(w: &World, rip: u64) -> alloc::vec::Vec<u8> {
+pub(super) fn context(w: &World, rip: u64) -> alloc::vec::Vec<u8> {
     use core::mem::offset_of;
     use hypercall_abi::arch::{CpuUserRegs, VcpuGuestContext, VGCF_in_kernel};
     let mut c = alloc::vec![0u8; core::mem::size_of::<VcpuGuestContext>()];

@@ -1,0 +1,268 @@
+//! `domctl` and `sysctl`: the control domain's interface (Xen 4.17's
+//! layouts, `XEN_DOMCTL_INTERFACE_VERSION` 0x15). Anyone else gets
+//! `-EPERM`; a caller built for another interface version gets `-EACCES`.
+
+use alloc::vec;
+
+use super::{ret, HcResult};
+use crate::domain::DomId;
+use crate::mm::{Mfn, Owner, PageType};
+use crate::platform::Platform;
+use crate::xen::Xen;
+use hypercall_abi::domctl::*;
+use hypercall_abi::errno::Errno;
+
+const DOMCTL_SIZE: usize = 144;
+const SYSCTL_SIZE: usize = 136;
+/// The union inside `struct xen_domctl` / `struct xen_sysctl`.
+const DOMCTL_U: usize = 16;
+const SYSCTL_U: usize = 8;
+
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]))
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]))
+}
+fn put(b: &mut [u8], o: usize, v: &[u8]) {
+    b[o..o + v.len()].copy_from_slice(v);
+}
+
+impl<P: Platform> Xen<P> {
+    fn control_domain_only(&self) -> Result<(), Errno> {
+        if self.current_domain().is_some_and(|d| d.privileged) {
+            Ok(())
+        } else {
+            Err(Errno::EPERM)
+        }
+    }
+
+    pub(super) fn do_domctl(&mut self, [arg, ..]: [u64; 5]) -> HcResult {
+        self.control_domain_only()?;
+        let mut b = [0u8; DOMCTL_SIZE];
+        self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(arg, &mut b)?;
+        if u32_at(&b, 4) != XEN_DOMCTL_INTERFACE_VERSION {
+            return Err(Errno::EACCES);
+        }
+        let cmd = u32_at(&b, 0);
+        let dom = u16_at(&b, 8);
+        let u = DOMCTL_U;
+        let target = |x: &Self| -> Result<DomId, Errno> {
+            if x.domains.contains_key(&DomId(dom)) {
+                Ok(DomId(dom))
+            } else {
+                Err(Errno::ESRCH)
+            }
+        };
+        let mut write_back = false;
+        match cmd {
+            XEN_DOMCTL_createdomain => {
+                let flags = u32_at(&b, u + 20);
+                let max_vcpus = u32_at(&b, u + 28);
+                let max_evtchn_port = u32_at(&b, u + 32);
+                // PV guests only: no HVM, HAP, IOMMU or nested virtualisation.
+                if flags != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let id = self.create_domain(dom, max_vcpus, "domU")?;
+                if let Some(d) = self.domains.get_mut(&id) {
+                    d.evtchn.max = max_evtchn_port.saturating_add(1).clamp(1, crate::evtchn::EVTCHN_2L_NR_CHANNELS);
+                }
+                put(&mut b, 8, &id.0.to_le_bytes());
+                write_back = true;
+            }
+            XEN_DOMCTL_destroydomain => {
+                let d = target(self)?;
+                self.destroy_domain(d)?;
+            }
+            XEN_DOMCTL_pausedomain | XEN_DOMCTL_unpausedomain => {
+                let d = target(self)?;
+                if Some(d) == self.current.map(|(c, _)| c) {
+                    return Err(Errno::EINVAL);
+                }
+                if cmd == XEN_DOMCTL_pausedomain {
+                    self.pause_domain(d)?;
+                } else {
+                    self.unpause_domain(d)?;
+                }
+            }
+            XEN_DOMCTL_getdomaininfo => {
+                // Xen answers with the first domain whose id is at least the
+                // one asked for, which is how toolstacks walk the list.
+                let d = self.domains.keys().copied().find(|d| d.0 >= dom).ok_or(Errno::ESRCH)?;
+                let info = self.domaininfo_bytes(d);
+                put(&mut b, u, &info);
+                put(&mut b, 8, &d.0.to_le_bytes());
+                write_back = true;
+            }
+            XEN_DOMCTL_max_mem => {
+                let d = target(self)?;
+                let kb = u64_at(&b, u);
+                self.domains.get_mut(&d).ok_or(Errno::ESRCH)?.max_pages = kb / 4;
+            }
+            XEN_DOMCTL_setvcpucontext => {
+                let d = target(self)?;
+                let vcpu = u32_at(&b, u) as usize;
+                let ctxt = u64_at(&b, u + 8);
+                if vcpu >= self.domains[&d].vcpus.len() {
+                    return Err(Errno::EINVAL);
+                }
+                if self.domains[&d].vcpus[vcpu].initialised {
+                    return Err(Errno::EEXIST);
+                }
+                let mut raw = vec![0u8; core::mem::size_of::<hypercall_abi::arch::VcpuGuestContext>()];
+                self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(ctxt, &mut raw)?;
+                self.initialise_vcpu(d, vcpu, &raw)?;
+            }
+            XEN_DOMCTL_getvcpuinfo => {
+                let d = target(self)?;
+                let vcpu = u32_at(&b, u) as usize;
+                let vc = self.domains[&d].vcpus.get(vcpu).ok_or(Errno::EINVAL)?;
+                let online = vc.state != crate::vcpu::RunState::Down;
+                let blocked = vc.state == crate::vcpu::RunState::Blocked;
+                let running = self.current == Some((d, vcpu));
+                let time = self.runstate_now(d, vcpu).time[0];
+                put(&mut b, u + 4, &[online as u8, blocked as u8, running as u8]);
+                put(&mut b, u + 8, &time.to_le_bytes());
+                put(&mut b, u + 16, &0u32.to_le_bytes());
+                write_back = true;
+            }
+            XEN_DOMCTL_max_vcpus => {
+                // The vCPU count is fixed at creation (as in Xen 4.17).
+                let d = target(self)?;
+                if u32_at(&b, u) as usize != self.domains[&d].vcpus.len() {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            XEN_DOMCTL_scheduler_op => {
+                let d = target(self)?;
+                if u32_at(&b, u) != XEN_SCHEDULER_CREDIT {
+                    return Err(Errno::EINVAL);
+                }
+                let dd = self.domains.get_mut(&d).ok_or(Errno::ESRCH)?;
+                match u32_at(&b, u + 4) {
+                    XEN_DOMCTL_SCHEDOP_putinfo => {
+                        let (weight, cap) = (u16_at(&b, u + 8), u16_at(&b, u + 10));
+                        // As Xen's credit scheduler: weight 0 leaves it be,
+                        // a cap above 100% per vCPU is refused.
+                        if cap as usize > 100 * dd.vcpus.len() {
+                            return Err(Errno::EINVAL);
+                        }
+                        if weight != 0 {
+                            dd.weight = weight as u32;
+                        }
+                        dd.cap = cap as u32;
+                    }
+                    XEN_DOMCTL_SCHEDOP_getinfo => {
+                        put(&mut b, u + 8, &(dd.weight as u16).to_le_bytes());
+                        put(&mut b, u + 10, &(dd.cap as u16).to_le_bytes());
+                        write_back = true;
+                    }
+                    _ => return Err(Errno::EINVAL),
+                }
+            }
+            XEN_DOMCTL_hypercall_init => {
+                let d = target(self)?;
+                let mfn = Mfn(u64_at(&b, u));
+                if self.frames.get(mfn).map(|pg| pg.owner) != Some(Owner::Dom(d)) {
+                    return Err(Errno::EINVAL);
+                }
+                let mut page = [0u8; 4096];
+                hypercall_abi::hypercall_page::fill(&mut page);
+                let mut mm = self.mm();
+                mm.get_page_type(mfn, PageType::Writable)?;
+                mm.mem.write(mfn, 0, &page);
+                mm.put_page_type(mfn);
+            }
+            _ => return Err(Errno::ENOSYS),
+        }
+        if write_back {
+            self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(arg, &b)?;
+        }
+        ret(0)
+    }
+
+    /// `struct xen_domctl_getdomaininfo` for `d`.
+    fn domaininfo_bytes(&self, d: DomId) -> [u8; 112] {
+        let mut o = [0u8; 112];
+        let Some(i) = self.domain_info(d) else { return o };
+        let mut flags = 0u32;
+        if i.paused {
+            flags |= XEN_DOMINF_paused;
+        }
+        if i.blocked {
+            flags |= XEN_DOMINF_blocked;
+        }
+        if i.running {
+            flags |= XEN_DOMINF_running;
+        }
+        if let Some(r) = i.shutdown {
+            flags |= XEN_DOMINF_shutdown | (r & XEN_DOMINF_shutdownmask) << XEN_DOMINF_shutdownshift;
+        }
+        put(&mut o, 0, &d.0.to_le_bytes());
+        put(&mut o, 4, &flags.to_le_bytes());
+        put(&mut o, 8, &i.tot_pages.to_le_bytes());
+        put(&mut o, 16, &i.max_pages.to_le_bytes());
+        put(&mut o, 48, &i.shared_info.0.to_le_bytes());
+        put(&mut o, 56, &i.cpu_time_ns.to_le_bytes());
+        put(&mut o, 64, &i.nr_online_vcpus.to_le_bytes());
+        put(&mut o, 68, &i.max_vcpu_id.to_le_bytes());
+        put(&mut o, 96, &[52]);
+        o
+    }
+
+    pub(super) fn do_sysctl(&mut self, [arg, ..]: [u64; 5]) -> HcResult {
+        self.control_domain_only()?;
+        let mut b = [0u8; SYSCTL_SIZE];
+        self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(arg, &mut b)?;
+        if u32_at(&b, 4) != XEN_SYSCTL_INTERFACE_VERSION {
+            return Err(Errno::EACCES);
+        }
+        let u = SYSCTL_U;
+        match u32_at(&b, 0) {
+            XEN_SYSCTL_physinfo => {
+                let total = self.frames.iter().filter(|(_, pg)| pg.owner != Owner::None && pg.owner != Owner::Io).count() as u64;
+                put(&mut b, u, &1u32.to_le_bytes()); // threads per core
+                put(&mut b, u + 4, &1u32.to_le_bytes()); // cores per socket
+                put(&mut b, u + 8, &1u32.to_le_bytes()); // nr_cpus
+                put(&mut b, u + 12, &0u32.to_le_bytes());
+                put(&mut b, u + 16, &1u32.to_le_bytes()); // nr_nodes
+                put(&mut b, u + 24, &(self.platform.tsc_khz() as u32).to_le_bytes());
+                put(&mut b, u + 28, &(XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_gnttab_v1).to_le_bytes());
+                put(&mut b, u + 40, &total.to_le_bytes());
+                put(&mut b, u + 48, &self.frames.free_count().to_le_bytes());
+                put(&mut b, u + 72, &self.frames.len().saturating_sub(1).to_le_bytes());
+            }
+            XEN_SYSCTL_getdomaininfolist => {
+                let first = u16_at(&b, u);
+                let max = u32_at(&b, u + 4) as usize;
+                let buffer = u64_at(&b, u + 8);
+                let ids: alloc::vec::Vec<DomId> = self.domains.keys().copied().filter(|d| d.0 >= first).take(max).collect();
+                for (i, d) in ids.iter().enumerate() {
+                    let info = self.domaininfo_bytes(*d);
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(buffer.wrapping_add(112 * i as u64), &info)?;
+                }
+                put(&mut b, u + 16, &(ids.len() as u32).to_le_bytes());
+            }
+            XEN_SYSCTL_sched_id => put(&mut b, u, &XEN_SCHEDULER_CREDIT.to_le_bytes()),
+            XEN_SYSCTL_readconsole => {
+                // `xl dmesg`: the hypervisor's recent log.
+                let buffer = u64_at(&b, u + 8);
+                let count = u32_at(&b, u + 16) as usize;
+                let clear = b[u] != 0;
+                let text = crate::log::recent(count);
+                self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(buffer, &text)?;
+                put(&mut b, u + 16, &(text.len() as u32).to_le_bytes());
+                if clear {
+                    crate::log::clear_recent();
+                }
+            }
+            _ => return Err(Errno::ENOSYS),
+        }
+        self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(arg, &b)?;
+        ret(0)
+    }
+}
