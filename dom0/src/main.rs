@@ -1,12 +1,42 @@
-//! The privileged PV kernel. For now it only proves it booted: the banner,
-//! then power off. The domain builder and `xl` come later.
+//! The privileged PV kernel: the boot banner, then the toolstack. With
+//! `xl="cmd; cmd; ..."` on its command line it runs those commands and
+//! powers off; otherwise it offers an `xl>` prompt on Xen's console.
 #![no_std]
 #![no_main]
 
-use pv_rt::StartInfo;
+use core::ptr::addr_of_mut;
+
+use dom0::cmdline;
+use dom0::xl::Toolstack;
+use pv_rt::mm::Mm;
+use pv_rt::{println, StartInfo};
 
 pv_rt::entry!(main);
 
+/// The toolstack's state: large (it holds the builder's P2M), so static.
+static mut TOOLSTACK: Toolstack = Toolstack::new();
+
 fn main(si: &'static StartInfo) {
     pv_rt::banner::print(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), si);
+    // SAFETY: `main` runs once, on one vCPU, and is the only code that
+    // names TOOLSTACK, so this is the only reference ever made.
+    let ts = unsafe { &mut *addr_of_mut!(TOOLSTACK) };
+    // SAFETY: the only Mm; pv-rt's entry left the bootstrap stack.
+    let mut mm = match unsafe { Mm::new(si) } {
+        Ok(mm) => mm,
+        Err(e) => {
+            println!("dom0: memory manager: {}", e);
+            return;
+        }
+    };
+    if let Err(e) = ts.init(si, &mut mm) {
+        println!("dom0: toolstack set-up failed: {}", e);
+        return;
+    }
+    match cmdline::xl_option(si.cmd_line_str()) {
+        Some(cmds) => ts.run_script(cmds),
+        None => ts.interact(),
+    }
+    ts.shutdown_all();
+    println!("dom0: powering off");
 }

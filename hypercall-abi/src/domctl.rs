@@ -38,7 +38,10 @@ pub const XEN_DOMCTL_max_mem: u32 = 11;
 pub const XEN_DOMCTL_setvcpucontext: u32 = 12;
 pub const XEN_DOMCTL_getvcpucontext: u32 = 13;
 pub const XEN_DOMCTL_getvcpuinfo: u32 = 14;
-/// Still numbered in 4.17, but the vCPU count is fixed at createdomain.
+/// Creates the domain's vCPU structures (0..max). In 4.17 `max` must equal
+/// createdomain's `max_vcpus` (else -EINVAL), and a domain has no vCPU,
+/// so setvcpucontext fails with -EINVAL, until this is done (libxl calls it
+/// right after createdomain).
 pub const XEN_DOMCTL_max_vcpus: u32 = 15;
 pub const XEN_DOMCTL_scheduler_op: u32 = 16;
 pub const XEN_DOMCTL_setdomainhandle: u32 = 17;
@@ -559,6 +562,14 @@ impl XenDomctl {
     pub fn getvcpuinfo_mut(&mut self) -> &mut XenDomctlGetvcpuinfo {
         // SAFETY: as in `createdomain_mut`.
         unsafe { &mut self.u.getvcpuinfo }
+    }
+    pub fn max_vcpus(&self) -> &XenDomctlMaxVcpus {
+        // SAFETY: as in `createdomain`.
+        unsafe { &self.u.max_vcpus }
+    }
+    pub fn max_vcpus_mut(&mut self) -> &mut XenDomctlMaxVcpus {
+        // SAFETY: as in `createdomain_mut`.
+        unsafe { &mut self.u.max_vcpus }
     }
     pub fn scheduler_op(&self) -> &XenDomctlSchedulerOp {
         // SAFETY: as in `createdomain`.

@@ -1,18 +1,17 @@
-//! Console output through `console_io(CONSOLEIO_write)`.
+//! Console output: `console_io(CONSOLEIO_write)` for Dom0, the PV console
+//! ring for a domU ([`crate::xencons`]).
 //!
 //! Output is gathered into lines so that one `println!` is one hypercall:
 //! cheaper, and a line never interleaves with the hypervisor's own messages.
 
 use core::fmt;
 
-use hypercall_abi::guest;
-
 /// Writes `bytes` as they are; returns the hypercall result (0 or -errno).
 pub fn write_bytes(bytes: &[u8]) -> i64 {
     if bytes.is_empty() {
         return 0;
     }
-    guest::console_write(bytes)
+    crate::xencons::console_write(bytes)
 }
 
 /// Unbuffered `fmt::Write` over the console.

@@ -33,6 +33,7 @@ mod panic;
 #[cfg(not(test))]
 mod start;
 pub mod tsc;
+pub mod xencons;
 
 pub use hypercall_abi;
 pub use hypercall_abi::start_info::StartInfo;

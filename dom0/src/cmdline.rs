@@ -1,0 +1,137 @@
+//! Splitting what the user typed (or Dom0's `xl=` option) into commands and
+//! words. Double or single quotes group words (`extra="a b"` stays one word,
+//! quotes kept, for the config parser); `;` separates commands outside quotes.
+
+use heapless::Vec;
+
+pub const MAX_WORDS: usize = 16;
+
+/// The value of Dom0's `xl=` option: the text inside the quotes for
+/// `xl="..."`, else up to the next space. `None` without the option.
+pub fn xl_option(cmdline: &str) -> Option<&str> {
+    let mut rest = cmdline;
+    loop {
+        let at = rest.find("xl=")?;
+        let before_ok = at == 0 || rest.as_bytes()[at - 1].is_ascii_whitespace();
+        let value = &rest[at + 3..];
+        if before_ok {
+            for q in ['"', '\''] {
+                if let Some(v) = value.strip_prefix(q) {
+                    return Some(v.find(q).map_or(v, |end| &v[..end]));
+                }
+            }
+            return Some(value.split_ascii_whitespace().next().unwrap_or(""));
+        }
+        rest = value;
+    }
+}
+
+/// Splits at `;` outside quotes; empty commands are dropped.
+pub fn commands(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    core::iter::from_fn(move || loop {
+        let s = rest?;
+        let mut quote = None;
+        let mut end = None;
+        for (i, c) in s.char_indices() {
+            match (c, quote) {
+                (c, Some(q)) if c == q => quote = None,
+                (_, Some(_)) => {}
+                ('"' | '\'', None) => quote = Some(c),
+                (';', None) => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (cmd, next) = match end {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
+        };
+        rest = next;
+        let cmd = cmd.trim();
+        if !cmd.is_empty() {
+            return Some(cmd);
+        }
+    })
+}
+
+/// Splits a command into words at whitespace outside quotes. `Err` when
+/// there are more than [`MAX_WORDS`] words or a quote is not closed.
+pub fn words(cmd: &str) -> Result<Vec<&str, MAX_WORDS>, &'static str> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut quote = None;
+    for (i, c) in cmd.char_indices() {
+        match (c, quote) {
+            (c, Some(q)) if c == q => quote = None,
+            (_, Some(_)) => {}
+            ('"' | '\'', None) => {
+                quote = Some(c);
+                start.get_or_insert(i);
+            }
+            (c, None) if c.is_whitespace() => {
+                if let Some(s) = start.take() {
+                    out.push(&cmd[s..i]).map_err(|_| "too many words")?;
+                }
+            }
+            _ => {
+                start.get_or_insert(i);
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("a quote is not closed");
+    }
+    if let Some(s) = start {
+        out.push(&cmd[s..]).map_err(|_| "too many words")?;
+    }
+    Ok(out)
+}
+
+/// Seconds as `N` or `N.F` (up to milliseconds), in nanoseconds.
+pub fn parse_seconds(s: &str) -> Option<u64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut ns = 0u64;
+    for (i, c) in frac.bytes().enumerate() {
+        ns += (c - b'0') as u64 * 10u64.pow(8 - i as u32);
+    }
+    int.checked_mul(1_000_000_000)?.checked_add(ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_xl_option() {
+        assert_eq!(xl_option("a=1 xl=\"create g1; list\" b=2"), Some("create g1; list"));
+        assert_eq!(xl_option("xl=list"), Some("list"));
+        assert_eq!(xl_option("noxl=list"), None);
+        assert_eq!(xl_option("loglvl=all"), None);
+        assert_eq!(xl_option("xl='info'"), Some("info"));
+    }
+
+    #[test]
+    fn splits_commands_and_words() {
+        let c: std::vec::Vec<_> = commands("create g1.cfg extra=\"a;b\"; ; list ").collect();
+        assert_eq!(c, ["create g1.cfg extra=\"a;b\"", "list"]);
+        assert_eq!(words("create  g1.cfg extra=\"a b\" x").unwrap().as_slice(), ["create", "g1.cfg", "extra=\"a b\"", "x"]);
+        assert!(words("create \"oops").is_err());
+        assert_eq!(words("").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("2"), Some(2_000_000_000));
+        assert_eq!(parse_seconds("0.25"), Some(250_000_000));
+        assert_eq!(parse_seconds(".5"), Some(500_000_000));
+        assert_eq!(parse_seconds("x"), None);
+        assert_eq!(parse_seconds(""), None);
+    }
+}

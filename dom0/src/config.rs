@@ -1,0 +1,388 @@
+//! Guest configurations in `xl.cfg` syntax (the subset a PV guest of ours
+//! needs): `key = value` statements, one a line or separated by `;`, `#`
+//! comments, values that are "double"- or 'single'-quoted strings, numbers,
+//! or `[ ... ]` lists (accepted and ignored). As with `xl create cfg k=v`,
+//! extra statements given on the command line are applied after the file.
+//!
+//! Keys understood: `name`, `kernel`, `memory` (MiB), `maxmem` (MiB),
+//! `vcpus`, `extra` (the guest's command line; `cmdline` is accepted as an
+//! alias), `on_poweroff`, `on_reboot`, `on_crash`. Other keys are ignored,
+//! as xl ignores keys that do not apply to a PV guest.
+
+use core::fmt;
+
+use heapless::String;
+
+pub const NAME_MAX: usize = 64;
+pub const PATH_MAX: usize = 128;
+/// `MAX_GUEST_CMDLINE` less the NUL.
+pub const CMDLINE_MAX: usize = 1023;
+
+/// What to do when the guest shuts down for a reason (`xl.cfg`'s
+/// `on_poweroff`/`on_reboot`/`on_crash`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Destroy the domain (xl's default on poweroff and crash).
+    Destroy,
+    /// Destroy it and build it again from the same configuration (xl's
+    /// default on reboot).
+    Restart,
+    /// Leave it shut down, for inspection, until `xl destroy`.
+    Preserve,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "destroy" => Action::Destroy,
+            "restart" => Action::Restart,
+            "preserve" => Action::Preserve,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Destroy => "destroy",
+            Action::Restart => "restart",
+            Action::Preserve => "preserve",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainConfig {
+    pub name: String<NAME_MAX>,
+    pub kernel: String<PATH_MAX>,
+    /// Initial memory in MiB (xl's default: 32).
+    pub memory: u64,
+    /// Most memory the guest may balloon up to, in MiB (default: `memory`).
+    pub maxmem: u64,
+    pub vcpus: u32,
+    pub cmdline: String<CMDLINE_MAX>,
+    pub on_poweroff: Action,
+    pub on_reboot: Action,
+    pub on_crash: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Line `line` (1-based; 0 for a command-line override) is not `key = value`.
+    Syntax { line: usize, what: &'static str },
+    /// `key` has a value of the wrong kind or out of range.
+    BadValue { line: usize, key: String<32>, what: &'static str },
+    /// A required key is missing.
+    Missing(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |f: &mut fmt::Formatter<'_>, line: usize| {
+            if line == 0 {
+                write!(f, "command line: ")
+            } else {
+                write!(f, "line {}: ", line)
+            }
+        };
+        match self {
+            ConfigError::Syntax { line, what } => {
+                at(f, *line)?;
+                write!(f, "{}", what)
+            }
+            ConfigError::BadValue { line, key, what } => {
+                at(f, *line)?;
+                write!(f, "{}: {}", key, what)
+            }
+            ConfigError::Missing(key) => write!(f, "'{}' is required", key),
+        }
+    }
+}
+
+/// A value as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Value<'a> {
+    Str(&'a str),
+    /// A bare word: a number, or a string written without quotes (which
+    /// we accept on the command line, `name=g2`).
+    Word(&'a str),
+    List,
+}
+
+struct Partial {
+    name: Option<String<NAME_MAX>>,
+    kernel: Option<String<PATH_MAX>>,
+    memory: Option<u64>,
+    maxmem: Option<u64>,
+    vcpus: u32,
+    cmdline: String<CMDLINE_MAX>,
+    on_poweroff: Action,
+    on_reboot: Action,
+    on_crash: Action,
+}
+
+/// Splits `text` into statements: `(line number, statement)`, comments and
+/// blank ones dropped. `;` and newlines end statements outside quotes and
+/// brackets.
+fn statements(text: &str, mut f: impl FnMut(usize, &str) -> Result<(), ConfigError>) -> Result<(), ConfigError> {
+    let mut line = 1;
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut quote: Option<u8> = None;
+    let mut depth = 0u32;
+    let mut comment = false;
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i <= b.len() {
+        let c = b.get(i).copied();
+        let end = match (c, quote) {
+            (None, _) => true,
+            (Some(b'\n'), Some(_)) => {
+                return Err(ConfigError::Syntax { line, what: "string not closed on its line" })
+            }
+            (Some(q), Some(open)) if q == open => {
+                quote = None;
+                false
+            }
+            (Some(_), Some(_)) => false,
+            (Some(b'\n'), None) => depth == 0 || comment,
+            _ if comment => false,
+            (Some(b'#'), None) => {
+                comment = true;
+                false
+            }
+            (Some(q @ (b'"' | b'\'')), None) => {
+                quote = Some(q);
+                false
+            }
+            (Some(b'['), None) => {
+                depth += 1;
+                false
+            }
+            (Some(b']'), None) => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            (Some(b';'), None) => depth == 0,
+            _ => false,
+        };
+        if end {
+            let mut s = &text[start..i];
+            if let Some(h) = find_comment(s) {
+                s = &s[..h];
+            }
+            let s = s.trim();
+            if !s.is_empty() {
+                f(start_line, s)?;
+            }
+            if c == Some(b'\n') {
+                comment = false;
+            }
+            start = i + 1;
+            start_line = if c == Some(b'\n') { line + 1 } else { line };
+        }
+        if c == Some(b'\n') {
+            line += 1;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Where a `#` comment starts in a statement, outside quotes.
+fn find_comment(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in s.bytes().enumerate() {
+        match (c, quote) {
+            (q, Some(open)) if q == open => quote = None,
+            (_, Some(_)) => {}
+            (b'"' | b'\'', None) => quote = Some(c),
+            (b'#', None) => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_statement(line: usize, s: &str) -> Result<(&str, Value<'_>), ConfigError> {
+    let (key, value) = s.split_once('=').ok_or(ConfigError::Syntax { line, what: "expected 'key = value'" })?;
+    let key = key.trim();
+    if key.is_empty() || !key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        return Err(ConfigError::Syntax { line, what: "a key is letters, digits and '_'" });
+    }
+    let value = value.trim();
+    let v = if let Some(rest) = value.strip_prefix('"') {
+        Value::Str(rest.strip_suffix('"').ok_or(ConfigError::Syntax { line, what: "unterminated string" })?)
+    } else if let Some(rest) = value.strip_prefix('\'') {
+        Value::Str(rest.strip_suffix('\'').ok_or(ConfigError::Syntax { line, what: "unterminated string" })?)
+    } else if value.starts_with('[') {
+        if !value.ends_with(']') {
+            return Err(ConfigError::Syntax { line, what: "unterminated list" });
+        }
+        Value::List
+    } else if value.is_empty() {
+        return Err(ConfigError::Syntax { line, what: "missing value" });
+    } else if value.bytes().any(|c| c.is_ascii_whitespace()) {
+        return Err(ConfigError::Syntax { line, what: "a value with spaces must be quoted" });
+    } else {
+        Value::Word(value)
+    };
+    Ok((key, v))
+}
+
+fn bad(line: usize, key: &str, what: &'static str) -> ConfigError {
+    let mut k = String::new();
+    for c in key.chars() {
+        if k.push(c).is_err() {
+            break;
+        }
+    }
+    ConfigError::BadValue { line, key: k, what }
+}
+
+fn string<const N: usize>(line: usize, key: &str, v: Value) -> Result<String<N>, ConfigError> {
+    let s = match v {
+        Value::Str(s) | Value::Word(s) => s,
+        Value::List => return Err(bad(line, key, "expected a string, not a list")),
+    };
+    let mut out = String::new();
+    out.push_str(s).map_err(|_| bad(line, key, "too long"))?;
+    Ok(out)
+}
+
+fn number(line: usize, key: &str, v: Value) -> Result<u64, ConfigError> {
+    match v {
+        Value::Word(s) | Value::Str(s) => s.parse().map_err(|_| bad(line, key, "expected a number")),
+        Value::List => Err(bad(line, key, "expected a number, not a list")),
+    }
+}
+
+impl Partial {
+    fn apply(&mut self, line: usize, key: &str, v: Value) -> Result<(), ConfigError> {
+        match key {
+            "name" => {
+                let n: String<NAME_MAX> = string(line, key, v)?;
+                if n.is_empty() || n.bytes().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()) {
+                    return Err(bad(line, key, "a name is one word"));
+                }
+                if n.bytes().all(|c| c.is_ascii_digit()) {
+                    return Err(bad(line, key, "a name cannot be a number (it would read as a domain id)"));
+                }
+                if n.as_str() == "Domain-0" {
+                    return Err(bad(line, key, "Domain-0 is Dom0's name"));
+                }
+                self.name = Some(n);
+            }
+            "kernel" => self.kernel = Some(string(line, key, v)?),
+            "memory" => self.memory = Some(number(line, key, v)?),
+            "maxmem" => self.maxmem = Some(number(line, key, v)?),
+            "vcpus" => {
+                let n = number(line, key, v)?;
+                if n == 0 || n > hypercall_abi::arch::XEN_LEGACY_MAX_VCPUS as u64 {
+                    return Err(bad(line, key, "must be 1..=32"));
+                }
+                self.vcpus = n as u32;
+            }
+            "extra" | "cmdline" => self.cmdline = string(line, key, v)?,
+            "on_poweroff" | "on_reboot" | "on_crash" => {
+                let s: String<16> = string(line, key, v).map_err(|_| bad(line, key, "expected destroy, restart or preserve"))?;
+                let a = Action::parse(&s).ok_or(bad(line, key, "expected destroy, restart or preserve"))?;
+                match key {
+                    "on_poweroff" => self.on_poweroff = a,
+                    "on_reboot" => self.on_reboot = a,
+                    _ => self.on_crash = a,
+                }
+            }
+            // Everything else xl knows does not concern a PV guest of ours.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Parses a configuration file, then the `key=value` overrides.
+pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Result<DomainConfig, ConfigError> {
+    let mut p = Partial {
+        name: None,
+        kernel: None,
+        memory: None,
+        maxmem: None,
+        vcpus: 1,
+        cmdline: String::new(),
+        on_poweroff: Action::Destroy,
+        on_reboot: Action::Restart,
+        on_crash: Action::Destroy,
+    };
+    statements(text, |line, s| {
+        let (k, v) = parse_statement(line, s)?;
+        p.apply(line, k, v)
+    })?;
+    for o in overrides {
+        statements(o, |_, s| {
+            let (k, v) = parse_statement(0, s)?;
+            p.apply(0, k, v)
+        })?;
+    }
+    let memory = p.memory.unwrap_or(32);
+    if memory == 0 {
+        return Err(bad(0, "memory", "must be at least 1 MiB"));
+    }
+    let maxmem = p.maxmem.unwrap_or(memory);
+    if maxmem < memory {
+        return Err(bad(0, "maxmem", "is less than memory"));
+    }
+    Ok(DomainConfig {
+        name: p.name.ok_or(ConfigError::Missing("name"))?,
+        kernel: p.kernel.ok_or(ConfigError::Missing("kernel"))?,
+        memory,
+        maxmem,
+        vcpus: p.vcpus,
+        cmdline: p.cmdline,
+        on_poweroff: p.on_poweroff,
+        on_reboot: p.on_reboot,
+        on_crash: p.on_crash,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_an_xl_cfg() {
+        let c = parse(
+            "# a guest\nname = \"g1\"\nkernel = 'pv-guest-kernel'  # the image\nmemory = 16\n\
+             vcpus=2; extra = \"workload=banner x=#1\"\non_crash = \"preserve\"\nvif = [ 'bridge=xenbr0', ]\n",
+            [],
+        )
+        .unwrap();
+        assert_eq!(c.name.as_str(), "g1");
+        assert_eq!(c.kernel.as_str(), "pv-guest-kernel");
+        assert_eq!((c.memory, c.maxmem, c.vcpus), (16, 16, 2));
+        assert_eq!(c.cmdline.as_str(), "workload=banner x=#1");
+        assert_eq!(c.on_crash, Action::Preserve);
+        assert_eq!(c.on_poweroff, Action::Destroy);
+        assert_eq!(c.on_reboot, Action::Restart);
+    }
+
+    #[test]
+    fn command_line_overrides_come_last() {
+        let c = parse("name=\"g1\"\nkernel=\"k\"\n", ["name=g2", "memory=24", "extra=\"a b\""]).unwrap();
+        assert_eq!(c.name.as_str(), "g2");
+        assert_eq!(c.memory, 24);
+        assert_eq!(c.cmdline.as_str(), "a b");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = |t: &str| parse(t, []).unwrap_err();
+        assert_eq!(e("kernel=\"k\"\n"), ConfigError::Missing("name"));
+        assert_eq!(e("name=\"a\"\n"), ConfigError::Missing("kernel"));
+        assert!(matches!(e("name=\"a\nkernel=\"k\"\n"), ConfigError::Syntax { line: 1, .. }));
+        assert!(matches!(e("name=\"a\"\nmemory = lots\n"), ConfigError::BadValue { line: 2, .. }));
+        assert!(matches!(e("name=\"a\"\nvcpus = 0\n"), ConfigError::BadValue { line: 2, .. }));
+        assert!(matches!(e("name=\"12\"\n"), ConfigError::BadValue { line: 1, .. }));
+        assert!(matches!(e("name\n"), ConfigError::Syntax { line: 1, .. }));
+        assert!(matches!(e("name=\"a\"\nkernel=\"k\"\non_crash=\"explode\"\n"), ConfigError::BadValue { line: 3, .. }));
+        let m = std::format!("{}", e("x=1\n\nmemory=\"x\"\n"));
+        assert_eq!(m, "line 3: memory: expected a number");
+    }
+}

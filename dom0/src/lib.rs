@@ -1,0 +1,32 @@
+//! The privileged PV kernel's toolstack: a domain builder and an `xl`
+//! command line, in the spirit of Xen's libxc/libxl/xl, for Xen's x86-64 PV
+//! ABI (it runs on Xen 4.17 and on xen-core alike).
+//!
+//! - [`cpio`]: guest images and configs arrive in Dom0's initrd, a `newc`
+//!   archive;
+//! - [`config`]: `xl.cfg` files;
+//! - [`elf`], [`layout`], `builder`: libxc's PV builder, from Dom0;
+//! - `hv`: the domctl/sysctl/memory/event-channel hypercalls it uses;
+//! - `xl`: the commands, the guests' console back end, the event loop;
+//!   [`listing`]: `xl list`'s rows;
+//! - [`cmdline`]: splitting typed lines and Dom0's `xl=` option.
+//!
+//! The pure parts are unit-tested on the host (`cargo test -p dom0`); the
+//! parts that make hypercalls use pv-rt, whose panic handler and entry
+//! point cannot link into a host test, so they are left out of tests.
+#![cfg_attr(not(test), no_std)]
+// Xen's constant names (`SHUTDOWN_poweroff`) in match patterns.
+#![allow(non_upper_case_globals)]
+
+#[cfg(not(test))]
+pub mod builder;
+pub mod cmdline;
+pub mod config;
+pub mod cpio;
+pub mod elf;
+#[cfg(not(test))]
+pub mod hv;
+pub mod layout;
+pub mod listing;
+#[cfg(not(test))]
+pub mod xl;

@@ -1,0 +1,853 @@
+//! The toolstack: the `xl` commands, the guests' consoles (Dom0 is their
+//! back end) and the event loop that serves both.
+//!
+//! Dom0 never takes event upcalls: it keeps `evtchn_upcall_mask` set and
+//! sleeps in `SCHEDOP_poll` on the ports it cares about (`VIRQ_CONSOLE` for
+//! typed input, `VIRQ_DOM_EXC` for domains that shut down or die, and each
+//! guest's console port), then clears their pending bits in shared_info
+//! and looks at everything.
+
+// A failed command has printed why; its caller only needs to know it failed.
+#![allow(clippy::result_unit_err)]
+
+use core::fmt::Write as _;
+use core::ptr;
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+
+use heapless::{String, Vec};
+use hypercall_abi::console::{mask_out_idx, XenconsInterface};
+use hypercall_abi::domctl::*;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::evtchn::{VIRQ_CONSOLE, VIRQ_DOM_EXC};
+use hypercall_abi::mm::{UVMF_INVLPG, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER};
+use hypercall_abi::sched::{shutdown_reason_name, SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot};
+use hypercall_abi::shared_info::SharedInfo;
+use hypercall_abi::start_info::StartInfo;
+use hypercall_abi::{DomId, EvtchnPort};
+use pv_rt::mm::Mm;
+use pv_rt::{print, println};
+
+use crate::builder::{self, Scratch, Window};
+use crate::cmdline;
+use crate::config::{self, Action, DomainConfig, PATH_MAX};
+use crate::cpio;
+use crate::listing::ListLine;
+use crate::hv;
+
+pub const MAX_GUESTS: usize = 16;
+/// Dom0's own mappings, above its initial mapping, all under one L1 table:
+/// its shared_info, the builder's window, then one console page per slot.
+const VA_BASE: u64 = 0x10_0000_0000;
+const SHINFO_VA: u64 = VA_BASE;
+const WINDOW_VA: u64 = VA_BASE + 0x1000;
+const CONSOLE_VA: u64 = VA_BASE + 0x10000;
+/// A guest's console line is printed when it ends or reaches this length.
+const LINE: usize = 200;
+const PROMPT: &str = "xl> ";
+
+const fn console_va(slot: usize) -> u64 {
+    CONSOLE_VA + slot as u64 * 4096
+}
+
+struct Guest {
+    domid: DomId,
+    cfg: DomainConfig,
+    /// Resolved path of the kernel in the initrd, for restarts.
+    kernel: String<PATH_MAX>,
+    /// Our end of the console's event channel.
+    port: EvtchnPort,
+    line: Vec<u8, LINE>,
+    /// Shut down and handled (preserved), waiting for `xl destroy`.
+    shut_down: bool,
+}
+
+pub struct Toolstack {
+    initrd: &'static [u8],
+    guests: [Option<Guest>; MAX_GUESTS],
+    scratch: Scratch,
+    virq_console: EvtchnPort,
+    virq_dom_exc: EvtchnPort,
+    /// Typed input, up to the newline.
+    input: Vec<u8, 256>,
+    interactive: bool,
+    poweroff: bool,
+}
+
+/// What a command reports: `Err` after it printed why it failed.
+type CmdResult = Result<(), ()>;
+
+fn xerr(args: core::fmt::Arguments) {
+    println!("xl: {}", args);
+}
+
+macro_rules! fail {
+    ($($t:tt)*) => {{ xerr(format_args!($($t)*)); return Err(()); }};
+}
+
+impl Toolstack {
+    pub const fn new() -> Self {
+        Toolstack {
+            initrd: &[],
+            guests: [const { None }; MAX_GUESTS],
+            scratch: Scratch::new(),
+            virq_console: 0,
+            virq_dom_exc: 0,
+            input: Vec::new(),
+            interactive: false,
+            poweroff: false,
+        }
+    }
+
+    /// Maps shared_info and the windows, binds the VIRQs, finds the initrd.
+    pub fn init(&mut self, si: &StartInfo, mm: &mut Mm) -> Result<(), Errno> {
+        mm.ensure_l1(VA_BASE)?;
+        let val = (si.shared_info & !0xfff) | _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY;
+        // SAFETY: VA_BASE is ours and unused; shared_info is our own page.
+        hv::check(unsafe { hypercall_abi::guest::update_va_mapping(SHINFO_VA, val, UVMF_INVLPG) })?;
+        // No upcalls: we poll (see the module comment). Xen's builder set the
+        // mask already; we only make sure.
+        // SAFETY: byte 1 of our vcpu_info is ours to write.
+        unsafe { ptr::write_volatile((SHINFO_VA as *mut u8).add(1), 1) };
+        self.virq_console = hv::bind_virq(VIRQ_CONSOLE)?;
+        self.virq_dom_exc = hv::bind_virq(VIRQ_DOM_EXC)?;
+        if si.mod_len > 0 {
+            // SAFETY: without XEN_ELFNOTE_MOD_START_PFN the builder maps the
+            // module at the virtual address `mod_start`, for good.
+            self.initrd = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
+        }
+        Ok(())
+    }
+
+    fn shinfo(&self) -> *mut SharedInfo {
+        SHINFO_VA as *mut SharedInfo
+    }
+
+    /// Xen's system time in ns, from our vcpu_info's time record and the TSC.
+    fn now_ns(&self) -> u64 {
+        let si = self.shinfo();
+        loop {
+            // SAFETY: shared_info is mapped for good at SHINFO_VA; Xen updates
+            // the record under an odd version, so we read until it is stable.
+            let (ver, t) = unsafe {
+                let t = ptr::addr_of!((*si).vcpu_info[0].time);
+                let ver = ptr::read_volatile(ptr::addr_of!((*t).version));
+                fence(Ordering::Acquire);
+                (ver, ptr::read_volatile(t))
+            };
+            fence(Ordering::Acquire);
+            // SAFETY: as above.
+            let ver2 = unsafe { ptr::read_volatile(ptr::addr_of!((*si).vcpu_info[0].time.version)) };
+            if ver & 1 != 0 || ver != ver2 {
+                continue;
+            }
+            let mut delta = pv_rt::tsc::rdtsc_fenced().wrapping_sub(t.tsc_timestamp);
+            if t.tsc_shift >= 0 {
+                delta <<= t.tsc_shift;
+            } else {
+                delta >>= -t.tsc_shift;
+            }
+            return t.system_time + ((delta as u128 * t.tsc_to_system_mul as u128) >> 32) as u64;
+        }
+    }
+
+    /// Clears `port`'s pending bit; says whether it was set.
+    fn take_pending(&self, port: EvtchnPort) -> bool {
+        let bit = 1u64 << (port % 64);
+        // SAFETY: evtchn_pending lies in our shared_info; Xen sets bits with
+        // locked instructions, so we clear them with one too.
+        let word = unsafe { &*(ptr::addr_of_mut!((*self.shinfo()).evtchn_pending[port as usize / 64]) as *const AtomicU64) };
+        word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    }
+
+    fn ports(&self) -> Vec<EvtchnPort, { MAX_GUESTS + 2 }> {
+        let mut p = Vec::new();
+        let _ = p.push(self.virq_console);
+        let _ = p.push(self.virq_dom_exc);
+        for g in self.guests.iter().flatten() {
+            let _ = p.push(g.port);
+        }
+        p
+    }
+
+    /// Sleeps until an event or `deadline` (system time), then serves
+    /// consoles, input and domain changes.
+    fn pump(&mut self, deadline: u64) {
+        let ports = self.ports();
+        let now = self.now_ns();
+        if deadline > now {
+            // A timeout in the past would make Xen wake us at once; a second
+            // at most keeps us looking even if an event were lost.
+            let _ = hv::poll(&ports, deadline.min(now + 1_000_000_000));
+        }
+        let input = self.take_pending(self.virq_console);
+        let dom_exc = self.take_pending(self.virq_dom_exc);
+        for slot in 0..MAX_GUESTS {
+            if let Some(g) = &self.guests[slot] {
+                let port = g.port;
+                self.take_pending(port);
+                self.drain(slot);
+            }
+        }
+        if input || self.interactive {
+            self.read_input();
+        }
+        if dom_exc {
+            self.domains_changed();
+        }
+    }
+
+    // ---- consoles -------------------------------------------------------
+
+    /// Copies out what guest `slot` wrote to its console ring, prints whole
+    /// lines prefixed with its name, frees the ring space and tells it so.
+    fn drain(&mut self, slot: usize) {
+        let Some(g) = self.guests[slot].as_mut() else { return };
+        let intf = console_va(slot) as *mut XenconsInterface;
+        // SAFETY: the console page stays mapped while the guest is in the
+        // table; the guest writes it concurrently, so every access is
+        // volatile and we trust no index.
+        let (mut cons, prod) = unsafe {
+            (ptr::read_volatile(ptr::addr_of!((*intf).out_cons)), ptr::read_volatile(ptr::addr_of!((*intf).out_prod)))
+        };
+        // io/console.h: read the indices, then the data (rmb).
+        fence(Ordering::Acquire);
+        if prod.wrapping_sub(cons) > 2048 {
+            // A guest that scribbled on its indices: skip what cannot be real.
+            cons = prod.wrapping_sub(2048);
+        }
+        let moved = cons != prod;
+        while cons != prod {
+            // SAFETY: as above; the index is masked into the ring.
+            let c = unsafe { ptr::read_volatile(ptr::addr_of!((*intf).out[mask_out_idx(cons)])) };
+            cons = cons.wrapping_add(1);
+            if c == b'\n' || g.line.is_full() {
+                emit(&g.cfg.name, &g.line);
+                g.line.clear();
+            }
+            if c != b'\n' && c != b'\r' {
+                let _ = g.line.push(c);
+            }
+        }
+        if moved {
+            // Done reading the data before handing the space back (mb).
+            fence(Ordering::Release);
+            // SAFETY: as above.
+            unsafe { ptr::write_volatile(ptr::addr_of_mut!((*intf).out_cons), cons) };
+            let _ = hv::evtchn_send(g.port);
+        }
+    }
+
+    fn flush_line(&mut self, slot: usize) {
+        if let Some(g) = self.guests[slot].as_mut() {
+            if !g.line.is_empty() {
+                emit(&g.cfg.name, &g.line);
+                g.line.clear();
+            }
+        }
+    }
+
+    // ---- Dom0's own console input ----------------------------------------
+
+    fn read_input(&mut self) {
+        let mut buf = [0u8; 64];
+        loop {
+            let n = match hv::console_read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if !self.interactive {
+                continue;
+            }
+            for &c in &buf[..n] {
+                match c {
+                    b'\r' | b'\n' => {
+                        pv_rt::console::write_bytes(b"\n");
+                        let mut line: Vec<u8, 256> = Vec::new();
+                        core::mem::swap(&mut line, &mut self.input);
+                        if let Ok(s) = core::str::from_utf8(&line) {
+                            for c in cmdline::commands(s) {
+                                let _ = self.run(c);
+                            }
+                        } else {
+                            xerr(format_args!("input is not UTF-8"));
+                        }
+                        if self.poweroff {
+                            return;
+                        }
+                        print!("{}", PROMPT);
+                    }
+                    0x08 | 0x7f if self.input.pop().is_some() => {
+                        pv_rt::console::write_bytes(b"\x08 \x08");
+                    }
+                    0x20..=0x7e if self.input.push(c).is_ok() => {
+                        pv_rt::console::write_bytes(&[c]);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // ---- domains that shut down or died ---------------------------------
+
+    fn domains_changed(&mut self) {
+        for slot in 0..MAX_GUESTS {
+            let Some(g) = &self.guests[slot] else { continue };
+            let (domid, shut_down) = (g.domid, g.shut_down);
+            match hv::getdomaininfo(domid) {
+                Err(Errno::ESRCH) => {
+                    self.flush_line(slot);
+                    let name = self.name_of(slot);
+                    println!("xl: domain {} ({}) is gone", name, domid);
+                    self.forget(slot);
+                }
+                Ok(info) if !shut_down => {
+                    if let Some(reason) = info.shutdown_reason() {
+                        self.shut_down(slot, reason);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn name_of(&self, slot: usize) -> String<{ config::NAME_MAX }> {
+        self.guests[slot].as_ref().map(|g| g.cfg.name.clone()).unwrap_or_default()
+    }
+
+    /// xl's reaction to a shutdown: the configured action for the reason.
+    fn shut_down(&mut self, slot: usize, reason: u32) {
+        self.drain(slot);
+        self.flush_line(slot);
+        let Some(g) = self.guests[slot].as_mut() else { return };
+        let action = match reason {
+            SHUTDOWN_poweroff => g.cfg.on_poweroff,
+            SHUTDOWN_reboot => g.cfg.on_reboot,
+            SHUTDOWN_crash => g.cfg.on_crash,
+            // suspend (no save here), watchdog, soft_reset: as a crash.
+            _ => g.cfg.on_crash,
+        };
+        println!(
+            "xl: domain {} ({}) has shut down, reason code {} ({}): action {}",
+            g.cfg.name,
+            g.domid,
+            reason,
+            shutdown_reason_name(reason).unwrap_or("?"),
+            action.name()
+        );
+        match action {
+            Action::Preserve => g.shut_down = true,
+            Action::Destroy => {
+                let _ = self.destroy_slot(slot);
+            }
+            Action::Restart => {
+                let (cfg, kernel) = (g.cfg.clone(), g.kernel.clone());
+                if self.destroy_slot(slot).is_ok() {
+                    let _ = self.start(cfg, &kernel);
+                }
+            }
+        }
+    }
+
+    /// Drops our side of guest `slot`: console mapping and port.
+    fn forget(&mut self, slot: usize) {
+        if let Some(g) = self.guests[slot].take() {
+            // SAFETY: nothing refers into the console page once the guest
+            // is out of the table.
+            let _ = unsafe { hv::unmap(console_va(slot)) };
+            let _ = hv::evtchn_close(g.port);
+        }
+    }
+
+    /// `xl destroy` of one of ours: last console output, our mappings
+    /// dropped (else Xen could not free the domain), then destroydomain.
+    fn destroy_slot(&mut self, slot: usize) -> CmdResult {
+        self.drain(slot);
+        self.flush_line(slot);
+        let Some(g) = &self.guests[slot] else { return Err(()) };
+        let (domid, name) = (g.domid, g.cfg.name.clone());
+        self.forget(slot);
+        if let Err(e) = hv::destroydomain(domid) {
+            fail!("destroying domain {} ({}) failed: {}", name, domid, e);
+        }
+        Ok(())
+    }
+
+    // ---- commands ---------------------------------------------------------
+
+    /// Runs unattended: `cmds` as typed, then power off.
+    pub fn run_script(&mut self, cmds: &str) {
+        for c in cmdline::commands(cmds) {
+            println!("{}{}", PROMPT, c);
+            let _ = self.run(c);
+            if self.poweroff {
+                break;
+            }
+            // Let consoles and events through between commands.
+            let now = self.now_ns();
+            self.pump(now);
+        }
+    }
+
+    /// Interactive: a prompt on Xen's console until `poweroff`.
+    pub fn interact(&mut self) {
+        self.interactive = true;
+        println!("xl: type 'help' for the commands");
+        print!("{}", PROMPT);
+        while !self.poweroff {
+            let now = self.now_ns();
+            self.pump(now + 1_000_000_000);
+        }
+    }
+
+    /// One command line: `[xl] <command> [args...]`.
+    pub fn run(&mut self, line: &str) -> CmdResult {
+        let words = match cmdline::words(line) {
+            Ok(w) => w,
+            Err(e) => fail!("{}", e),
+        };
+        let mut w = words.as_slice();
+        if w.first() == Some(&"xl") {
+            w = &w[1..];
+        }
+        let Some((&cmd, args)) = w.split_first() else { return Ok(()) };
+        match cmd {
+            "create" => self.cmd_create(args),
+            "list" | "li" => self.cmd_list(args),
+            "destroy" => self.cmd_destroy(args),
+            "pause" => self.with_domain(cmd, args, |_, d| hv::pausedomain(d)),
+            "unpause" => self.with_domain(cmd, args, |_, d| hv::unpausedomain(d)),
+            "shutdown" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_poweroff)),
+            "reboot" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_reboot)),
+            "info" => self.cmd_info(),
+            "dmesg" => self.cmd_dmesg(args),
+            "sched-credit" => self.cmd_sched_credit(args),
+            "help" | "-h" | "--help" => {
+                help();
+                Ok(())
+            }
+            // Dom0's own additions.
+            "sleep" => self.cmd_sleep(args),
+            "wait" => self.cmd_wait(args),
+            "ls" => self.cmd_ls(),
+            "poweroff" => {
+                self.poweroff = true;
+                Ok(())
+            }
+            _ => fail!("unknown command '{}' (try 'help')", cmd),
+        }
+    }
+
+    /// The domain `arg` names: one of ours by name, `Domain-0`, or an id
+    /// that exists.
+    fn resolve(&self, arg: &str) -> Result<DomId, ()> {
+        if arg == "Domain-0" {
+            return Ok(0);
+        }
+        if let Some(g) = self.guests.iter().flatten().find(|g| g.cfg.name.as_str() == arg) {
+            return Ok(g.domid);
+        }
+        if let Ok(id) = arg.parse::<u16>() {
+            if hv::getdomaininfo(id).is_ok() {
+                return Ok(id);
+            }
+            fail!("there is no domain with id {}", id);
+        }
+        fail!("'{}' is not a domain name or id", arg)
+    }
+
+    fn slot_of(&self, domid: DomId) -> Option<usize> {
+        self.guests.iter().position(|g| g.as_ref().is_some_and(|g| g.domid == domid))
+    }
+
+    fn with_domain(
+        &mut self,
+        cmd: &str,
+        args: &[&str],
+        f: impl Fn(&mut Self, DomId) -> Result<(), Errno>,
+    ) -> CmdResult {
+        let [arg] = args else { fail!("usage: xl {} <Domain>", cmd) };
+        let d = self.resolve(arg)?;
+        if d == 0 {
+            fail!("{}: not for Domain-0", cmd);
+        }
+        if let Err(e) = f(self, d) {
+            fail!("{} of domain {} failed: {}", cmd, arg, e);
+        }
+        Ok(())
+    }
+
+    fn cmd_destroy(&mut self, args: &[&str]) -> CmdResult {
+        let [arg] = args else { fail!("usage: xl destroy <Domain>") };
+        let d = self.resolve(arg)?;
+        if d == 0 {
+            fail!("destroy: not for Domain-0");
+        }
+        match self.slot_of(d) {
+            Some(slot) => self.destroy_slot(slot),
+            None => hv::destroydomain(d).map_err(|e| xerr(format_args!("destroying domain {} failed: {}", d, e))),
+        }
+    }
+
+    /// A file of the initrd: the first of `candidates` that exists.
+    fn find_file<'a>(&self, candidates: &[&'a str]) -> Option<(&'a str, &'static [u8])> {
+        candidates.iter().find_map(|c| cpio::find(self.initrd, c).map(|d| (*c, d)))
+    }
+
+    fn cmd_create(&mut self, args: &[&str]) -> CmdResult {
+        let Some((&path, overrides)) = args.split_first() else {
+            fail!("usage: xl create <ConfigFile> [key=value ...]")
+        };
+        let mut in_guests: String<PATH_MAX> = String::new();
+        let mut with_cfg: String<PATH_MAX> = String::new();
+        let mut in_guests_cfg: String<PATH_MAX> = String::new();
+        let _ = write!(in_guests, "guests/{}", path);
+        let _ = write!(with_cfg, "{}.cfg", path);
+        let _ = write!(in_guests_cfg, "guests/{}.cfg", path);
+        let Some((cfg_path, text)) = self.find_file(&[path, &in_guests, &in_guests_cfg, &with_cfg]) else {
+            fail!("config file '{}' not found in Dom0's initrd (try 'ls')", path)
+        };
+        println!("Parsing config from {}", cfg_path);
+        let Ok(text) = core::str::from_utf8(text) else { fail!("{}: not a text file", cfg_path) };
+        let cfg = match config::parse(text, overrides.iter().copied()) {
+            Ok(c) => c,
+            Err(e) => fail!("{}: {}", cfg_path, e),
+        };
+        // The kernel as named, else next to the config file.
+        let dir = cfg_path.rsplit_once('/').map_or("", |(d, _)| d);
+        let mut beside: String<PATH_MAX> = String::new();
+        let _ = write!(beside, "{}/{}", dir, cfg.kernel);
+        let kernel = match self.find_file(&[cfg.kernel.as_str(), &beside]) {
+            Some((k, _)) => {
+                let mut s: String<PATH_MAX> = String::new();
+                let _ = s.push_str(k);
+                s
+            }
+            None => fail!("{}: kernel '{}' not found in Dom0's initrd", cfg_path, cfg.kernel),
+        };
+        self.start(cfg, &kernel)
+    }
+
+    /// Builds, connects and unpauses a domain.
+    fn start(&mut self, cfg: DomainConfig, kernel: &str) -> CmdResult {
+        if self.guests.iter().flatten().any(|g| g.cfg.name == cfg.name) {
+            fail!("a domain named '{}' already exists", cfg.name);
+        }
+        let Some(slot) = self.guests.iter().position(|g| g.is_none()) else {
+            fail!("this toolstack runs at most {} guests", MAX_GUESTS)
+        };
+        let Some((_, image)) = self.find_file(&[kernel]) else { fail!("kernel '{}' not found", kernel) };
+        let physinfo = match hv::physinfo() {
+            Ok(p) => p,
+            Err(e) => fail!("physinfo failed: {}", e),
+        };
+        let built = match builder::build(&cfg, image, &mut self.scratch, &Window { va: WINDOW_VA }, &physinfo) {
+            Ok(b) => b,
+            Err(e) => fail!("cannot create domain '{}': {}", cfg.name, e),
+        };
+        let domid = built.domid;
+        let connect = || -> Result<EvtchnPort, (&'static str, Errno)> {
+            // SAFETY: the slot's page is free (no guest in the slot).
+            unsafe { hv::map_foreign(console_va(slot), built.console_mfn, domid, true) }.map_err(|e| ("mapping its console", e))?;
+            let port = hv::bind_interdomain(domid, built.console_port).map_err(|e| ("binding its console", e))?;
+            Ok(port)
+        };
+        let port = match connect() {
+            Ok(p) => p,
+            Err((what, e)) => {
+                // SAFETY: the page, if mapped, is referenced by nothing.
+                let _ = unsafe { hv::unmap(console_va(slot)) };
+                let _ = hv::destroydomain(domid);
+                fail!("cannot create domain '{}': {} failed: {}", cfg.name, what, e);
+            }
+        };
+        let mut k = String::new();
+        let _ = k.push_str(kernel);
+        println!(
+            "xl: domain {} created: id {}, {} MiB, {} vCPU{}, kernel {} entry {:#x}",
+            cfg.name,
+            domid,
+            cfg.memory,
+            cfg.vcpus,
+            if cfg.vcpus == 1 { "" } else { "s" },
+            kernel,
+            built.entry
+        );
+        self.guests[slot] = Some(Guest { domid, cfg, kernel: k, port, line: Vec::new(), shut_down: false });
+        if let Err(e) = hv::unpausedomain(domid) {
+            xerr(format_args!("unpausing domain {} failed: {}", domid, e));
+            let _ = self.destroy_slot(slot);
+            return Err(());
+        }
+        Ok(())
+    }
+
+    fn cmd_list(&mut self, args: &[&str]) -> CmdResult {
+        let mut only: Vec<DomId, 8> = Vec::new();
+        for a in args {
+            let d = self.resolve(a)?;
+            let _ = only.push(d);
+        }
+        println!("Name                                        ID   Mem VCPUs\tState\tTime(s)");
+        let mut buf = [XenDomctlGetdomaininfo::default(); 16];
+        let mut first: DomId = 0;
+        loop {
+            let n = match hv::getdomaininfolist(first, &mut buf) {
+                Ok(n) => n,
+                Err(e) => fail!("getdomaininfolist failed: {}", e),
+            };
+            for info in &buf[..n] {
+                if !only.is_empty() && !only.contains(&info.domain) {
+                    continue;
+                }
+                let name: String<{ config::NAME_MAX }> = if info.domain == 0 {
+                    String::try_from("Domain-0").unwrap_or_default()
+                } else {
+                    self.slot_of(info.domain).map(|s| self.name_of(s)).unwrap_or_else(|| String::try_from("(null)").unwrap_or_default())
+                };
+                println!("{}", ListLine { name: &name, info });
+            }
+            if n < buf.len() {
+                break;
+            }
+            first = buf[n - 1].domain + 1;
+        }
+        Ok(())
+    }
+
+    fn cmd_info(&mut self) -> CmdResult {
+        let p = match hv::physinfo() {
+            Ok(p) => p,
+            Err(e) => fail!("physinfo failed: {}", e),
+        };
+        let (major, minor, extra) = pv_rt::banner::xen_version();
+        let extra = pv_rt::banner::c_str(&extra);
+        let line = |k: &str, v: core::fmt::Arguments| println!("{:<23}: {}", k, v);
+        line("nr_cpus", format_args!("{}", p.nr_cpus));
+        line("max_cpu_id", format_args!("{}", p.max_cpu_id));
+        line("nr_nodes", format_args!("{}", p.nr_nodes));
+        line("cores_per_socket", format_args!("{}", p.cores_per_socket));
+        line("threads_per_core", format_args!("{}", p.threads_per_core));
+        line("cpu_mhz", format_args!("{}.{:03}", p.cpu_khz / 1000, p.cpu_khz % 1000));
+        let mut caps: String<96> = String::new();
+        for (bit, name) in [
+            (XEN_SYSCTL_PHYSCAP_pv, "pv"),
+            (XEN_SYSCTL_PHYSCAP_hvm, "hvm"),
+            (XEN_SYSCTL_PHYSCAP_hap, "hap"),
+            (XEN_SYSCTL_PHYSCAP_shadow, "shadow"),
+            (XEN_SYSCTL_PHYSCAP_gnttab_v1, "gnttab-v1"),
+            (XEN_SYSCTL_PHYSCAP_gnttab_v2, "gnttab-v2"),
+        ] {
+            if p.capabilities & bit != 0 {
+                let _ = write!(caps, " {}", name);
+            }
+        }
+        line("virt_caps", format_args!("{}", caps.trim_start()));
+        line("total_memory", format_args!("{}", p.total_pages / 256));
+        line("free_memory", format_args!("{}", p.free_pages / 256));
+        line("xen_major", format_args!("{}", major));
+        line("xen_minor", format_args!("{}", minor));
+        line("xen_extra", format_args!("{}", extra));
+        line("xen_version", format_args!("{}.{}{}", major, minor, extra));
+        let mut caps = [0u8; 1024];
+        // SAFETY: XENVER_capabilities writes a 1024-byte xen_capabilities_info_t.
+        if unsafe { hypercall_abi::guest::xen_version(hypercall_abi::version::XENVER_capabilities, caps.as_mut_ptr()) } >= 0 {
+            line("xen_caps", format_args!("{}", pv_rt::banner::c_str(&caps)));
+        }
+        let sched = match hv::sched_id() {
+            Ok(XEN_SCHEDULER_CREDIT) => "credit",
+            Ok(XEN_SCHEDULER_CREDIT2) => "credit2",
+            Ok(XEN_SCHEDULER_RTDS) => "rtds",
+            Ok(XEN_SCHEDULER_NULL) => "null",
+            Ok(XEN_SCHEDULER_ARINC653) => "arinc653",
+            _ => "?",
+        };
+        line("xen_scheduler", format_args!("{}", sched));
+        line("xen_pagesize", format_args!("4096"));
+        let mut cmd = [0u8; 1024];
+        // SAFETY: XENVER_commandline writes a 1024-byte xen_commandline_t.
+        if unsafe { hypercall_abi::guest::xen_version(hypercall_abi::version::XENVER_commandline, cmd.as_mut_ptr()) } >= 0 {
+            line("xen_commandline", format_args!("{}", pv_rt::banner::c_str(&cmd)));
+        }
+        Ok(())
+    }
+
+    fn cmd_dmesg(&mut self, args: &[&str]) -> CmdResult {
+        if !args.is_empty() {
+            fail!("usage: xl dmesg");
+        }
+        let mut buf = [0u8; 512];
+        let mut index = None;
+        loop {
+            let (n, next) = match hv::readconsole(&mut buf, index) {
+                Ok(r) => r,
+                Err(e) => fail!("readconsole failed: {}", e),
+            };
+            if n == 0 {
+                break;
+            }
+            pv_rt::console::write_bytes(&buf[..n]);
+            index = Some(next);
+        }
+        Ok(())
+    }
+
+    fn cmd_sched_credit(&mut self, args: &[&str]) -> CmdResult {
+        let mut dom = None;
+        let (mut weight, mut cap) = (None, None);
+        let mut it = args.iter();
+        while let Some(&a) = it.next() {
+            let mut val = |what: &str| -> Result<u16, ()> {
+                match it.next().and_then(|v| v.parse::<u16>().ok()) {
+                    Some(v) => Ok(v),
+                    None => fail!("sched-credit: {} takes a number 0..65535", what),
+                }
+            };
+            match a {
+                "-d" | "--domain" => dom = Some(*it.next().ok_or_else(|| xerr(format_args!("sched-credit: -d takes a domain")))?),
+                "-w" | "--weight" => weight = Some(val("-w")?),
+                "-c" | "--cap" => cap = Some(val("-c")?),
+                _ => fail!("usage: xl sched-credit [-d <Domain> [-w <Weight>] [-c <Cap>]]"),
+            }
+        }
+        let doms: Vec<(DomId, String<{ config::NAME_MAX }>), { MAX_GUESTS + 1 }> = match dom {
+            Some(d) => {
+                let id = self.resolve(d)?;
+                let mut v = Vec::new();
+                let _ = v.push((id, String::try_from(d).unwrap_or_default()));
+                v
+            }
+            None => {
+                let mut v = Vec::new();
+                let _ = v.push((0, String::try_from("Domain-0").unwrap_or_default()));
+                for g in self.guests.iter().flatten() {
+                    let _ = v.push((g.domid, g.cfg.name.clone()));
+                }
+                v
+            }
+        };
+        let put = (weight.is_some() || cap.is_some())
+            .then(|| XenDomctlSchedCredit { weight: weight.unwrap_or(0), cap: cap.unwrap_or(0xffff) });
+        if put.is_some() && dom.is_none() {
+            fail!("sched-credit: -w/-c need -d <Domain>");
+        }
+        println!("Name                                ID Weight  Cap");
+        for (id, name) in doms {
+            match hv::sched_credit(id, put) {
+                Ok(c) => println!("{:<32} {:>5} {:>6} {:>4}", name, id, c.weight, c.cap),
+                Err(e) => fail!("sched-credit of domain {} failed: {}", id, e),
+            }
+        }
+        Ok(())
+    }
+
+    fn cmd_sleep(&mut self, args: &[&str]) -> CmdResult {
+        let ns = match args {
+            [s] => cmdline::parse_seconds(s),
+            _ => None,
+        };
+        let Some(ns) = ns else { fail!("usage: sleep <seconds>") };
+        let deadline = self.now_ns() + ns;
+        while self.now_ns() < deadline {
+            self.pump(deadline);
+        }
+        Ok(())
+    }
+
+    /// `wait [Domain ...]`: until those guests (default: all) have shut
+    /// down or are gone.
+    fn cmd_wait(&mut self, args: &[&str]) -> CmdResult {
+        let mut ids: Vec<DomId, MAX_GUESTS> = Vec::new();
+        for a in args {
+            let d = self.resolve(a)?;
+            let _ = ids.push(d);
+        }
+        loop {
+            let waiting = self.guests.iter().flatten().any(|g| !g.shut_down && (ids.is_empty() || ids.contains(&g.domid)));
+            if !waiting {
+                return Ok(());
+            }
+            let now = self.now_ns();
+            self.pump(now + 1_000_000_000);
+        }
+    }
+
+    fn cmd_ls(&mut self) -> CmdResult {
+        if self.initrd.is_empty() {
+            fail!("Dom0 has no initrd");
+        }
+        for e in cpio::Reader::new(self.initrd) {
+            match e {
+                Ok(e) if e.is_file() => println!("{:>9}  {}", e.data.len(), e.name),
+                Ok(_) => {}
+                Err(e) => fail!("the initrd is not a cpio newc archive: {:?}", e),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn powering_off(&self) -> bool {
+        self.poweroff
+    }
+
+    /// Before Dom0 goes: destroy every guest, so none outlives the toolstack
+    /// with a console nobody reads.
+    pub fn shutdown_all(&mut self) {
+        for slot in 0..MAX_GUESTS {
+            if self.guests[slot].is_some() {
+                let _ = self.destroy_slot(slot);
+            }
+        }
+    }
+}
+
+impl Default for Toolstack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Prints `[name] line` in one console write.
+fn emit(name: &str, line: &[u8]) {
+    let mut out: Vec<u8, { LINE + config::NAME_MAX + 4 }> = Vec::new();
+    let _ = out.push(b'[');
+    let _ = out.extend_from_slice(name.as_bytes());
+    let _ = out.extend_from_slice(b"] ");
+    for &c in line {
+        // Control characters from a guest must not drive our terminal.
+        let _ = out.push(if c == b'\t' || (0x20..0x7f).contains(&c) || c >= 0x80 { c } else { b'.' });
+    }
+    let _ = out.push(b'\n');
+    pv_rt::console::write_bytes(&out);
+}
+
+fn help() {
+    println!("Usage xl <subcommand> [args]");
+    println!();
+    println!("xl full list of subcommands:");
+    println!();
+    for (c, what) in [
+        ("create", "Create a domain from config file <filename>: create <ConfigFile> [key=value ...]"),
+        ("list", "List information about all/some domains"),
+        ("destroy", "Terminate a domain immediately"),
+        ("shutdown", "Issue a shutdown signal to a domain"),
+        ("reboot", "Issue a reboot signal to a domain"),
+        ("pause", "Pause execution of a domain"),
+        ("unpause", "Unpause a paused domain"),
+        ("info", "Get information about Xen host"),
+        ("dmesg", "Read and/or clear dmesg buffer"),
+        ("sched-credit", "Get/set credit scheduler parameters: [-d <Domain> [-w <Weight>] [-c <Cap>]]"),
+        ("help", "Print this help"),
+        ("", ""),
+        ("ls", "Dom0: list the files of Dom0's initrd (guest kernels and configs)"),
+        ("sleep", "Dom0: serve consoles for <seconds>"),
+        ("wait", "Dom0: serve consoles until [Domain ...] (default all) have shut down"),
+        ("poweroff", "Dom0: destroy every guest and power off"),
+    ] {
+        if c.is_empty() {
+            println!();
+        } else {
+            println!(" {:<17}{}", c, what);
+        }
+    }
+}
