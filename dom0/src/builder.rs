@@ -123,6 +123,9 @@ pub fn build(
 ) -> Result<Built, BuildError> {
     let kernel = elf::parse(image).map_err(BuildError::Kernel)?;
     let nr_pages = cfg.memory * 256;
+    if physinfo.free_pages < nr_pages {
+        return Err(BuildError::HostMemory { free_mib: physinfo.free_pages / 256, asked_mib: cfg.memory });
+    }
     if nr_pages as usize > MAX_GUEST_PAGES {
         return Err(BuildError::TooMuchMemory { max_mib: MAX_GUEST_PAGES as u64 / 256 });
     }
@@ -133,9 +136,6 @@ pub fn build(
         }
         Err(LayoutError::BadImage) => return Err(BuildError::Kernel(ElfError::BadSegment)),
     };
-    if physinfo.free_pages < nr_pages {
-        return Err(BuildError::HostMemory { free_mib: physinfo.free_pages / 256, asked_mib: cfg.memory });
-    }
     // As xl: the highest grant-table version the host offers.
     let grant_version = if physinfo.capabilities & XEN_SYSCTL_PHYSCAP_gnttab_v2 != 0 { 2 } else { 1 };
     let domid = hc("createdomain", hv::createdomain(cfg.vcpus, grant_version))?;

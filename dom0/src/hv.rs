@@ -113,23 +113,32 @@ pub fn hypercall_init(domid: DomId, gmfn: u64) -> Result<(), Errno> {
     do_domctl(&mut d)
 }
 
-/// `XEN_DOMCTL_scheduler_op` for the credit scheduler: `put` sets weight
-/// and cap (0 for "leave as is", cap `0xFFFF` likewise); returns the values
-/// in force.
-pub fn sched_credit(domid: DomId, put: Option<XenDomctlSchedCredit>) -> Result<XenDomctlSchedCredit, Errno> {
+/// `XEN_DOMCTL_scheduler_op` for the credit or credit2 scheduler
+/// (`sched_id`, which must be the one running): reads weight and cap, and
+/// with `weight`/`cap` given, writes them back changed. Like libxl we always
+/// put both: credit2 takes a cap of 0 as "remove the cap".
+pub fn sched_credit(
+    domid: DomId,
+    sched_id: u32,
+    weight: Option<u16>,
+    cap: Option<u16>,
+) -> Result<XenDomctlSchedCredit, Errno> {
     let mut d = XenDomctl::new(XEN_DOMCTL_scheduler_op, domid);
     let s = d.scheduler_op_mut();
-    s.sched_id = XEN_SCHEDULER_CREDIT;
-    if let Some(c) = put {
-        s.cmd = XEN_DOMCTL_SCHEDOP_putinfo;
-        s.set_credit(c);
-        do_domctl(&mut d)?;
-        d.scheduler_op_mut().cmd = XEN_DOMCTL_SCHEDOP_getinfo;
-    } else {
-        s.cmd = XEN_DOMCTL_SCHEDOP_getinfo;
-    }
+    s.sched_id = sched_id;
+    s.cmd = XEN_DOMCTL_SCHEDOP_getinfo;
     do_domctl(&mut d)?;
-    Ok(d.scheduler_op().credit())
+    let mut c = d.scheduler_op().credit();
+    if weight.is_none() && cap.is_none() {
+        return Ok(c);
+    }
+    c.weight = weight.unwrap_or(c.weight);
+    c.cap = cap.unwrap_or(c.cap);
+    let s = d.scheduler_op_mut();
+    s.cmd = XEN_DOMCTL_SCHEDOP_putinfo;
+    s.set_credit(c);
+    do_domctl(&mut d)?;
+    Ok(c)
 }
 
 pub fn physinfo() -> Result<XenSysctlPhysinfo, Errno> {

@@ -71,6 +71,10 @@ pub struct Toolstack {
     input: Vec<u8, 256>,
     interactive: bool,
     poweroff: bool,
+    /// Something was printed since the prompt (guest output, domain news).
+    printed: bool,
+    /// A command is running (no prompt to redraw).
+    busy: bool,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
@@ -95,6 +99,8 @@ impl Toolstack {
             input: Vec::new(),
             interactive: false,
             poweroff: false,
+            printed: false,
+            busy: false,
         }
     }
 
@@ -194,6 +200,11 @@ impl Toolstack {
         if dom_exc {
             self.domains_changed();
         }
+        // Output arrived under the prompt: draw it again, with what was typed.
+        if self.interactive && !self.busy && core::mem::take(&mut self.printed) {
+            print!("{}", PROMPT);
+            pv_rt::console::write_bytes(&self.input);
+        }
     }
 
     // ---- consoles -------------------------------------------------------
@@ -221,6 +232,10 @@ impl Toolstack {
             let c = unsafe { ptr::read_volatile(ptr::addr_of!((*intf).out[mask_out_idx(cons)])) };
             cons = cons.wrapping_add(1);
             if c == b'\n' || g.line.is_full() {
+                if !self.printed && self.interactive && !self.busy {
+                    pv_rt::console::write_bytes(b"\n");
+                }
+                self.printed = true;
                 emit(&g.cfg.name, &g.line);
                 g.line.clear();
             }
@@ -265,9 +280,12 @@ impl Toolstack {
                         let mut line: Vec<u8, 256> = Vec::new();
                         core::mem::swap(&mut line, &mut self.input);
                         if let Ok(s) = core::str::from_utf8(&line) {
+                            self.busy = true;
                             for c in cmdline::commands(s) {
                                 let _ = self.run(c);
                             }
+                            self.busy = false;
+                            self.printed = false;
                         } else {
                             xerr(format_args!("input is not UTF-8"));
                         }
@@ -290,6 +308,14 @@ impl Toolstack {
 
     // ---- domains that shut down or died ---------------------------------
 
+    /// Before printing news the user did not ask for: leave the prompt's line.
+    fn note_async(&mut self) {
+        if self.interactive && !self.busy && !self.printed {
+            pv_rt::console::write_bytes(b"\n");
+        }
+        self.printed = true;
+    }
+
     fn domains_changed(&mut self) {
         for slot in 0..MAX_GUESTS {
             let Some(g) = &self.guests[slot] else { continue };
@@ -298,6 +324,7 @@ impl Toolstack {
                 Err(Errno::ESRCH) => {
                     self.flush_line(slot);
                     let name = self.name_of(slot);
+                    self.note_async();
                     println!("xl: domain {} ({}) is gone", name, domid);
                     self.forget(slot);
                 }
@@ -319,6 +346,7 @@ impl Toolstack {
     fn shut_down(&mut self, slot: usize, reason: u32) {
         self.drain(slot);
         self.flush_line(slot);
+        self.note_async();
         let Some(g) = self.guests[slot].as_mut() else { return };
         let action = match reason {
             SHUTDOWN_poweroff => g.cfg.on_poweroff,
@@ -421,7 +449,8 @@ impl Toolstack {
             "reboot" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_reboot)),
             "info" => self.cmd_info(),
             "dmesg" => self.cmd_dmesg(args),
-            "sched-credit" => self.cmd_sched_credit(args),
+            "sched-credit" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT, args),
+            "sched-credit2" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT2, args),
             "help" | "-h" | "--help" => {
                 help();
                 Ok(())
@@ -654,15 +683,7 @@ impl Toolstack {
         if unsafe { hypercall_abi::guest::xen_version(hypercall_abi::version::XENVER_capabilities, caps.as_mut_ptr()) } >= 0 {
             line("xen_caps", format_args!("{}", pv_rt::banner::c_str(&caps)));
         }
-        let sched = match hv::sched_id() {
-            Ok(XEN_SCHEDULER_CREDIT) => "credit",
-            Ok(XEN_SCHEDULER_CREDIT2) => "credit2",
-            Ok(XEN_SCHEDULER_RTDS) => "rtds",
-            Ok(XEN_SCHEDULER_NULL) => "null",
-            Ok(XEN_SCHEDULER_ARINC653) => "arinc653",
-            _ => "?",
-        };
-        line("xen_scheduler", format_args!("{}", sched));
+        line("xen_scheduler", format_args!("{}", hv::sched_id().map_or("?", sched_name)));
         line("xen_pagesize", format_args!("4096"));
         let mut cmd = [0u8; 1024];
         // SAFETY: XENVER_commandline writes a 1024-byte xen_commandline_t.
@@ -692,7 +713,12 @@ impl Toolstack {
         Ok(())
     }
 
-    fn cmd_sched_credit(&mut self, args: &[&str]) -> CmdResult {
+    fn cmd_sched_credit(&mut self, cmd: &str, sched_id: u32, args: &[&str]) -> CmdResult {
+        match hv::sched_id() {
+            Ok(id) if id == sched_id => {}
+            Ok(id) => fail!("{}: the hypervisor runs the {} scheduler", cmd, sched_name(id)),
+            Err(e) => fail!("sched_id failed: {}", e),
+        }
         let mut dom = None;
         let (mut weight, mut cap) = (None, None);
         let mut it = args.iter();
@@ -700,14 +726,14 @@ impl Toolstack {
             let mut val = |what: &str| -> Result<u16, ()> {
                 match it.next().and_then(|v| v.parse::<u16>().ok()) {
                     Some(v) => Ok(v),
-                    None => fail!("sched-credit: {} takes a number 0..65535", what),
+                    None => fail!("{}: {} takes a number 0..65535", cmd, what),
                 }
             };
             match a {
-                "-d" | "--domain" => dom = Some(*it.next().ok_or_else(|| xerr(format_args!("sched-credit: -d takes a domain")))?),
+                "-d" | "--domain" => dom = Some(*it.next().ok_or_else(|| xerr(format_args!("{}: -d takes a domain", cmd)))?),
                 "-w" | "--weight" => weight = Some(val("-w")?),
                 "-c" | "--cap" => cap = Some(val("-c")?),
-                _ => fail!("usage: xl sched-credit [-d <Domain> [-w <Weight>] [-c <Cap>]]"),
+                _ => fail!("usage: xl {} [-d <Domain> [-w <Weight>] [-c <Cap>]]", cmd),
             }
         }
         let doms: Vec<(DomId, String<{ config::NAME_MAX }>), { MAX_GUESTS + 1 }> = match dom {
@@ -726,14 +752,12 @@ impl Toolstack {
                 v
             }
         };
-        let put = (weight.is_some() || cap.is_some())
-            .then(|| XenDomctlSchedCredit { weight: weight.unwrap_or(0), cap: cap.unwrap_or(0xffff) });
-        if put.is_some() && dom.is_none() {
-            fail!("sched-credit: -w/-c need -d <Domain>");
+        if (weight.is_some() || cap.is_some()) && dom.is_none() {
+            fail!("{}: -w/-c need -d <Domain>", cmd);
         }
         println!("Name                                ID Weight  Cap");
         for (id, name) in doms {
-            match hv::sched_credit(id, put) {
+            match hv::sched_credit(id, sched_id, weight, cap) {
                 Ok(c) => println!("{:<32} {:>5} {:>6} {:>4}", name, id, c.weight, c.cap),
                 Err(e) => fail!("sched-credit of domain {} failed: {}", id, e),
             }
@@ -807,6 +831,17 @@ impl Default for Toolstack {
     }
 }
 
+fn sched_name(id: u32) -> &'static str {
+    match id {
+        XEN_SCHEDULER_CREDIT => "credit",
+        XEN_SCHEDULER_CREDIT2 => "credit2",
+        XEN_SCHEDULER_RTDS => "rtds",
+        XEN_SCHEDULER_NULL => "null",
+        XEN_SCHEDULER_ARINC653 => "arinc653",
+        _ => "?",
+    }
+}
+
 /// Prints `[name] line` in one console write.
 fn emit(name: &str, line: &[u8]) {
     let mut out: Vec<u8, { LINE + config::NAME_MAX + 4 }> = Vec::new();
@@ -837,6 +872,7 @@ fn help() {
         ("info", "Get information about Xen host"),
         ("dmesg", "Read and/or clear dmesg buffer"),
         ("sched-credit", "Get/set credit scheduler parameters: [-d <Domain> [-w <Weight>] [-c <Cap>]]"),
+        ("sched-credit2", "Get/set credit2 scheduler parameters (same options)"),
         ("help", "Print this help"),
         ("", ""),
         ("ls", "Dom0: list the files of Dom0's initrd (guest kernels and configs)"),
