@@ -866,3 +866,35 @@ mod tests {
         assert_eq!(shell_words(&a), r"-append 'a b' 'it'\''s'");
     }
 }
+
+/// A `cpio` "newc" archive (what Dom0 reads its guest kernels and configs
+/// from) written to a fresh file under `target/test-archives/`; `files` are
+/// (name in the archive, contents).
+pub fn guest_archive(tag: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let mut a = Vec::new();
+    let mut member = |name: &str, data: &[u8], mode: u32| {
+        let header = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            0, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0
+        );
+        a.extend_from_slice(header.as_bytes());
+        a.extend_from_slice(name.as_bytes());
+        a.push(0);
+        while a.len() % 4 != 0 {
+            a.push(0);
+        }
+        a.extend_from_slice(data);
+        while a.len() % 4 != 0 {
+            a.push(0);
+        }
+    };
+    for (name, data) in files {
+        member(name, data, 0o100644);
+    }
+    member("TRAILER!!!", &[], 0);
+    let dir = repo_root().join("target/test-archives");
+    std::fs::create_dir_all(&dir).expect("create target/test-archives");
+    let path = dir.join(format!("{tag}-{}.cpio", std::process::id()));
+    std::fs::write(&path, a).expect("write the guest archive");
+    path
+}
