@@ -23,6 +23,12 @@ Boot target/images/xen-core (default) or Xen 4.17 in QEMU (TCG) with a Dom0.
   --dom0-cmdline "..."   Dom0's command line, e.g. "workload=enosys"
   --module "PATH [cmdline]"
                          a further module after Dom0 (repeatable)
+  --guest CFG            an xl.cfg for Dom0's toolstack (repeatable); with none,
+                         the configs in guests/ are used. They go, with the
+                         guest kernel images, into a cpio archive that becomes
+                         Dom0's initrd (unless --module gives one)
+  --xl "CMD; CMD"        run these xl commands in Dom0 and power off, instead
+                         of the interactive xl> prompt
   --xen                  boot real Xen 4.17 (.cache/xen/xen.bin, fetched if missing)
   --kvm                  use KVM instead of TCG (needs /dev/kvm; see notes: the
                          KVM on the project's machines breaks on SSE)
@@ -40,6 +46,8 @@ Examples:
   scripts/run.sh
   scripts/run.sh --dom0 target/images/pv-guest-kernel --dom0-cmdline workload=privop
   scripts/run.sh --xen --dom0 target/images/pv-guest-kernel --dom0-cmdline workload=banner
+  scripts/run.sh --xl "create guests/hello.cfg; list"
+  scripts/run.sh --guest my.cfg        # then at xl>: create guests/my.cfg
 EOF
 }
 
@@ -50,7 +58,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$orig_pwd/$1" ;; esac; }
 
-mem=512 dom0_mem=64M append="" dom0="" dom0_cmdline="" modules=()
+mem=512 dom0_mem=64M append="" dom0="" dom0_cmdline="" modules=() guests=() xl_script=
 xen=0 kvm=0 icount=0 gdb=0 timeout=0 build=1 dry_run=0 qemu_extra=()
 
 need() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
@@ -66,6 +74,8 @@ while [ $# -gt 0 ]; do
         --dom0)         need "$@"; dom0=$(abspath "$2"); shift ;;
         --dom0-cmdline) need "$@"; dom0_cmdline=$2; shift ;;
         --module)       need "$@"; modules+=("$2"); shift ;;
+        --guest)        need "$@"; guests+=("$(abspath "$2")"); shift ;;
+        --xl)           need "$@"; xl_script=$2; shift ;;
         --timeout)      need "$@"; timeout=$2; shift ;;
         --qemu)         need "$@"; qemu_extra+=("$2"); shift ;;
         --xen)          xen=1 ;;
@@ -111,6 +121,10 @@ module_arg() {
         printf '%s' "$path"
     fi
 }
+if [ -n "$xl_script" ]; then
+    [ -z "$dom0_cmdline" ] || die "--xl and --dom0-cmdline both set Dom0's command line"
+    dom0_cmdline="xl=\"$xl_script\""
+fi
 initrd=$(module_arg "$dom0" "$dom0_cmdline")
 for m in ${modules[@]+"${modules[@]}"}; do
     path=${m%% *} cmdline=
@@ -120,6 +134,19 @@ done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/xen-core-run.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+
+# Dom0 (ours) gets its guests as a cpio archive in its initrd: the guest
+# kernel images and the xl.cfg files under guests/.
+if [ "$dom0" = "$root/target/images/dom0" ] && [ ${#modules[@]} -eq 0 ]; then
+    [ ${#guests[@]} -gt 0 ] || guests=("$root"/guests/*.cfg)
+    command -v cpio >/dev/null || { echo "run: installing cpio" >&2; apt-get install -y -qq cpio >/dev/null; }
+    mkdir -p "$tmp/archive/guests"
+    cp "$root/target/images/pv-guest-kernel" "$tmp/archive/"
+    for g in "${guests[@]}"; do cp "$g" "$tmp/archive/guests/"; done
+    (cd "$tmp/archive" && find . -type f | cpio -o -H newc --quiet > "$tmp/guests.cpio")
+    initrd="$initrd,$tmp/guests.cpio"
+    echo "run: Dom0's initrd carries: pv-guest-kernel $(cd "$tmp/archive" && echo guests/*.cfg)" >&2
+fi
 
 qemu=(qemu-system-x86_64 -cpu max -m "$mem" -display none -serial stdio -no-reboot
       -device isa-debug-exit,iobase=0xf4,iosize=0x04
