@@ -6,7 +6,8 @@
 //!
 //! Keys understood: `name`, `kernel`, `memory` (MiB), `maxmem` (MiB),
 //! `vcpus`, `extra` (the guest's command line; `cmdline` is accepted as an
-//! alias), `on_poweroff`, `on_reboot`, `on_crash`. Other keys are ignored,
+//! alias; `${domid:NAME}` in it becomes the id of running domain NAME, see
+//! [`expand`]), `on_poweroff`, `on_reboot`, `on_crash`. Other keys are ignored,
 //! as xl ignores keys that do not apply to a PV guest.
 
 use core::fmt;
@@ -342,6 +343,31 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
     })
 }
 
+/// Expands `${domid:NAME}` in a guest's command line to the id of the
+/// running domain NAME (`lookup`), so that guests built one after the other
+/// can find each other without xenstore. `Err(name)` for an unknown name or
+/// a line that grows too long.
+pub fn expand(cmdline: &str, lookup: impl Fn(&str) -> Option<u16>) -> Result<String<CMDLINE_MAX>, &str> {
+    let mut out = String::new();
+    let mut rest = cmdline;
+    while let Some(at) = rest.find("${domid:") {
+        out.push_str(&rest[..at]).map_err(|_| cmdline)?;
+        let after = &rest[at + 8..];
+        let end = after.find('}').ok_or(&rest[at..])?;
+        let name = &after[..end];
+        let id = lookup(name).ok_or(name)?;
+        write_num(&mut out, id).map_err(|_| cmdline)?;
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest).map_err(|_| cmdline)?;
+    Ok(out)
+}
+
+fn write_num(out: &mut String<CMDLINE_MAX>, n: u16) -> Result<(), ()> {
+    use core::fmt::Write;
+    write!(out, "{}", n).map_err(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +395,15 @@ mod tests {
         assert_eq!(c.name.as_str(), "g2");
         assert_eq!(c.memory, 24);
         assert_eq!(c.cmdline.as_str(), "a b");
+    }
+
+    #[test]
+    fn domids_of_running_domains_expand() {
+        let lookup = |n: &str| (n == "ping").then_some(3);
+        assert_eq!(expand("workload=pong peer=${domid:ping} x", lookup).unwrap().as_str(), "workload=pong peer=3 x");
+        assert_eq!(expand("plain", lookup).unwrap().as_str(), "plain");
+        assert_eq!(expand("peer=${domid:nobody}", lookup), Err("nobody"));
+        assert!(expand("peer=${domid:ping", lookup).is_err());
     }
 
     #[test]

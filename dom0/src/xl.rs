@@ -566,11 +566,19 @@ impl Toolstack {
             fail!("this toolstack runs at most {} guests", MAX_GUESTS)
         };
         let Some((_, image)) = self.find_file(&[kernel]) else { fail!("kernel '{}' not found", kernel) };
+        // The command line with `${domid:NAME}` expanded; the template stays
+        // in the stored configuration for restarts.
+        let mut built_cfg = cfg.clone();
+        let lookup = |n: &str| self.guests.iter().flatten().find(|g| g.cfg.name.as_str() == n).map(|g| g.domid);
+        match config::expand(&cfg.cmdline, lookup) {
+            Ok(c) => built_cfg.cmdline = c,
+            Err(name) => fail!("{}: extra: no running domain '{}' for ${{domid:{}}}", cfg.name, name, name),
+        }
         let physinfo = match hv::physinfo() {
             Ok(p) => p,
             Err(e) => fail!("physinfo failed: {}", e),
         };
-        let built = match builder::build(&cfg, image, &mut self.scratch, &Window { va: WINDOW_VA }, &physinfo) {
+        let built = match builder::build(&built_cfg, image, &mut self.scratch, &Window { va: WINDOW_VA }, &physinfo) {
             Ok(b) => b,
             Err(e) => fail!("cannot create domain '{}': {}", cfg.name, e),
         };
@@ -699,15 +707,21 @@ impl Toolstack {
         }
         let mut buf = [0u8; 512];
         let mut index = None;
+        // Xen's ring is at most a few MiB; a hypervisor that kept answering
+        // would otherwise keep us here for good.
+        let mut budget: usize = 16 << 20;
         loop {
             let (n, next) = match hv::readconsole(&mut buf, index) {
                 Ok(r) => r,
                 Err(e) => fail!("readconsole failed: {}", e),
             };
-            if n == 0 {
+            pv_rt::console::write_bytes(&buf[..n]);
+            budget = budget.saturating_sub(buf.len());
+            // A short read reached the newest byte (Xen fills the buffer
+            // otherwise).
+            if n < buf.len() || budget == 0 || index == Some(next) {
                 break;
             }
-            pv_rt::console::write_bytes(&buf[..n]);
             index = Some(next);
         }
         Ok(())
