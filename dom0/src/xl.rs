@@ -797,8 +797,16 @@ impl Toolstack {
     fn cmd_wait(&mut self, args: &[&str]) -> CmdResult {
         let mut ids: Vec<DomId, MAX_GUESTS> = Vec::new();
         for a in args {
-            let d = self.resolve(a)?;
-            let _ = ids.push(d);
+            // A guest that is already gone needs no waiting for.
+            match self.guests.iter().flatten().find(|g| g.cfg.name.as_str() == *a || a.parse() == Ok(g.domid)) {
+                Some(g) => {
+                    let _ = ids.push(g.domid);
+                }
+                None => println!("xl: wait: {} is not running", a),
+            }
+        }
+        if !args.is_empty() && ids.is_empty() {
+            return Ok(());
         }
         loop {
             let waiting = self.guests.iter().flatten().any(|g| !g.shut_down && (ids.is_empty() || ids.contains(&g.domid)));
