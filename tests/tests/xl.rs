@@ -25,7 +25,7 @@ fn xl(tag: &str, cfgs: &[(&str, &str)], script: &str) -> Outcome {
 
 #[test]
 fn xl_creates_lists_and_destroys_a_guest_whose_console_reaches_dom0() {
-    let out = xl("create", &[("g1", "workload=banner")], "create guests/g1.cfg; list");
+    let out = xl("create", &[("g1", "workload=banner")], "create guests/g1.cfg on_poweroff=preserve; wait g1; list; destroy g1");
     out.assert_status(Status::PoweredOff);
     out.assert_guest_line("[g1] pv-guest-kernel: Xen PV kernel 0.1.0");
     out.assert_guest_line("[g1] workload: banner");

@@ -145,7 +145,13 @@ impl<P: Platform> Xen<P> {
         let dom = self.domains.get(&d)?;
         let now = self.platform.now_ns();
         let cpu: u64 = (0..dom.vcpus.len()).map(|v| self.runstate_now(d, v).time[0]).sum();
-        let online = dom.vcpus.iter().filter(|v| v.state != RunState::Down).count() as u32;
+        // A domain that shut down keeps its vCPUs (stopped, not offline),
+        // as Xen counts them.
+        let online = if dom.shutdown.is_some() {
+            dom.vcpus.iter().filter(|v| v.initialised).count() as u32
+        } else {
+            dom.vcpus.iter().filter(|v| v.state != RunState::Down).count() as u32
+        };
         let _ = now;
         Some(DomainInfo {
             id: d,

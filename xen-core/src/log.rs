@@ -112,12 +112,14 @@ impl Write for ToRing {
     }
 }
 
-/// Up to `max` bytes of the most recent log, oldest first.
-pub fn recent(max: usize) -> alloc::vec::Vec<u8> {
+/// Up to `max` bytes of the log from byte position `from` (or from the
+/// oldest byte kept), and the position after the last byte returned.
+pub fn read_from(from: Option<usize>, max: usize) -> (alloc::vec::Vec<u8>, usize) {
     let r = RING.lock();
-    let have = r.written.min(RING_SIZE);
-    let n = have.min(max);
-    (r.written - n..r.written).map(|i| r.buf[i % RING_SIZE]).collect()
+    let oldest = r.written.saturating_sub(RING_SIZE);
+    let start = from.map_or(oldest, |f| f.clamp(oldest, r.written));
+    let end = r.written.min(start.saturating_add(max));
+    ((start..end).map(|i| r.buf[i % RING_SIZE]).collect(), end)
 }
 
 pub fn clear_recent() {

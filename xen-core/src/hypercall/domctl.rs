@@ -41,12 +41,13 @@ impl<P: Platform> Xen<P> {
     }
 
     pub(super) fn do_domctl(&mut self, [arg, ..]: [u64; 5]) -> HcResult {
-        self.control_domain_only()?;
         let mut b = [0u8; DOMCTL_SIZE];
         self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(arg, &mut b)?;
+        // As Xen: the interface version is checked before the privilege.
         if u32_at(&b, 4) != XEN_DOMCTL_INTERFACE_VERSION {
             return Err(Errno::EACCES);
         }
+        self.control_domain_only()?;
         let cmd = u32_at(&b, 0);
         let dom = u16_at(&b, 8);
         let u = DOMCTL_U;
@@ -90,6 +91,9 @@ impl<P: Platform> Xen<P> {
                 }
             }
             XEN_DOMCTL_getdomaininfo => {
+                if dom >= hypercall_abi::mm::DOMID_FIRST_RESERVED {
+                    return Err(Errno::EINVAL);
+                }
                 // Xen answers with the first domain whose id is at least the
                 // one asked for, which is how toolstacks walk the list.
                 let d = self.domains.keys().copied().find(|d| d.0 >= dom).ok_or(Errno::ESRCH)?;
@@ -215,12 +219,12 @@ impl<P: Platform> Xen<P> {
     }
 
     pub(super) fn do_sysctl(&mut self, [arg, ..]: [u64; 5]) -> HcResult {
-        self.control_domain_only()?;
         let mut b = [0u8; SYSCTL_SIZE];
         self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(arg, &mut b)?;
         if u32_at(&b, 4) != XEN_SYSCTL_INTERFACE_VERSION {
             return Err(Errno::EACCES);
         }
+        self.control_domain_only()?;
         let u = SYSCTL_U;
         match u32_at(&b, 0) {
             XEN_SYSCTL_physinfo => {
@@ -249,12 +253,17 @@ impl<P: Platform> Xen<P> {
             }
             XEN_SYSCTL_sched_id => put(&mut b, u, &XEN_SCHEDULER_CREDIT.to_le_bytes()),
             XEN_SYSCTL_readconsole => {
-                // `xl dmesg`: the hypervisor's recent log.
+                // `xl dmesg`, as Xen's console ring: read from the oldest
+                // byte kept, or (incremental) from `index`; `index` comes back
+                // just past the last byte copied, so a short read means the
+                // end was reached.
+                let (clear, incremental) = (b[u] != 0, b[u + 1] != 0);
+                let index = u32_at(&b, u + 4) as usize;
                 let buffer = u64_at(&b, u + 8);
                 let count = u32_at(&b, u + 16) as usize;
-                let clear = b[u] != 0;
-                let text = crate::log::recent(count);
+                let (text, next) = crate::log::read_from(if incremental { Some(index) } else { None }, count);
                 self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(buffer, &text)?;
+                put(&mut b, u + 4, &(next as u32).to_le_bytes());
                 put(&mut b, u + 16, &(text.len() as u32).to_le_bytes());
                 if clear {
                     crate::log::clear_recent();
