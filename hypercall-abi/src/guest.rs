@@ -249,3 +249,133 @@ pub unsafe fn memory_op(cmd: u32, arg: *mut u8) -> i64 {
     // SAFETY: the caller guarantees `arg` matches `cmd`.
     unsafe { hypercall2(nr::MEMORY_OP, cmd as u64, arg as u64) }
 }
+
+// ---------------------------------------------------------------------------
+// The virtual CPU: trap table, stacks, callbacks, FPU, segments, descriptor
+// tables, debug registers, vCPUs. Addresses are plain `u64`s here: what they
+// must point at is in each function's contract, and a kernel testing the
+// hypervisor needs to pass bad ones on purpose.
+
+/// `set_trap_table(traps)`: installs the virtual IDT entries of the array at
+/// `traps`, up to the first entry whose `address` is 0 (a null `traps`
+/// clears the whole table).
+///
+/// # Safety
+/// From now on exceptions go to the addresses in the table: each must be an
+/// entry point that follows Xen's bounce-frame convention.
+pub unsafe fn set_trap_table(traps: *const crate::arch::TrapInfo) -> i64 {
+    // SAFETY: Xen reads the array up to its terminator; the caller vouches
+    // for the entry points.
+    unsafe { hypercall1(nr::SET_TRAP_TABLE, traps as u64) }
+}
+
+/// `stack_switch(ss, sp)`: the stack Xen switches to when it enters the guest
+/// kernel from guest user mode (an exception, `syscall`, an event).
+///
+/// # Safety
+/// `sp` must be the top of a stack nothing else uses while user mode runs.
+pub unsafe fn stack_switch(ss: u64, sp: u64) -> i64 {
+    // SAFETY: no memory argument; the caller vouches for the stack.
+    unsafe { hypercall2(nr::STACK_SWITCH, ss, sp) }
+}
+
+/// `set_callbacks(event, failsafe, syscall)`: the 64-bit form, three
+/// addresses, no selectors.
+///
+/// # Safety
+/// Each address must be an entry point that follows Xen's bounce-frame
+/// convention.
+pub unsafe fn set_callbacks(event: u64, failsafe: u64, syscall: u64) -> i64 {
+    // SAFETY: no memory argument; the caller vouches for the entry points.
+    unsafe { hypercall3(nr::SET_CALLBACKS, event, failsafe, syscall) }
+}
+
+/// `callback_op(cmd, arg)` with `arg` a `callback_register` or
+/// `callback_unregister` as `cmd` says.
+///
+/// # Safety
+/// `arg` must point at the structure `cmd` reads; a registered address must
+/// be an entry point that follows Xen's bounce-frame convention.
+pub unsafe fn callback_op(cmd: u32, arg: u64) -> i64 {
+    // SAFETY: Xen reads the structure; the caller vouches for it.
+    unsafe { hypercall2(nr::CALLBACK_OP, cmd as u64, arg) }
+}
+
+/// `fpu_taskswitch(set)`: sets (1) or clears (0) the virtual `CR0.TS`; with
+/// it set, the next FPU/SSE instruction raises #NM in the guest.
+///
+/// # Safety
+/// With TS set, any FPU or SSE instruction (which compiled Rust code uses
+/// freely) faults: the caller needs an #NM handler.
+pub unsafe fn fpu_taskswitch(set: u64) -> i64 {
+    // SAFETY: no memory argument; the caller vouches for the #NM handling.
+    unsafe { hypercall1(nr::FPU_TASKSWITCH, set) }
+}
+
+/// `set_segment_base(which, base)` (`SEGBASE_*`).
+///
+/// # Safety
+/// Code that addresses memory through %fs or %gs now reaches `base`.
+pub unsafe fn set_segment_base(which: u32, base: u64) -> i64 {
+    // SAFETY: no memory argument; the caller vouches for the segment use.
+    unsafe { hypercall2(nr::SET_SEGMENT_BASE, which as u64, base) }
+}
+
+/// `set_gdt(frame_list, entries)`: the guest's GDT is the `entries`
+/// descriptors in the machine frames listed at `frame_list`.
+///
+/// # Safety
+/// The frames become descriptor pages (no writable mapping may remain), and
+/// selectors in use must stay valid.
+pub unsafe fn set_gdt(frame_list: u64, entries: u64) -> i64 {
+    // SAFETY: Xen reads the frame list; the caller vouches for the rest.
+    unsafe { hypercall2(nr::SET_GDT, frame_list, entries) }
+}
+
+/// `update_descriptor(maddr, desc)`: writes one 8-byte descriptor at machine
+/// address `maddr`, after Xen checked it.
+///
+/// # Safety
+/// The write changes guest memory behind Rust's back: `maddr` must name a
+/// descriptor slot or memory nothing else reads as something else.
+pub unsafe fn update_descriptor(maddr: u64, desc: u64) -> i64 {
+    // SAFETY: no pointer into our address space; the caller vouches for the
+    // frame written.
+    unsafe { hypercall2(nr::UPDATE_DESCRIPTOR, maddr, desc) }
+}
+
+/// `set_debugreg(reg, value)`.
+///
+/// # Safety
+/// Breakpoints raise #DB: the caller needs a handler for them.
+pub unsafe fn set_debugreg(reg: u64, value: u64) -> i64 {
+    // SAFETY: no memory argument; the caller vouches for #DB handling.
+    unsafe { hypercall2(nr::SET_DEBUGREG, reg, value) }
+}
+
+/// `get_debugreg(reg)`: the value, or `-EINVAL` for a register past 7
+/// (which a value can also be: the caller knows which registers it asks).
+pub fn get_debugreg(reg: u64) -> i64 {
+    // SAFETY: reads the vCPU's register; no memory argument, no effect.
+    unsafe { hypercall1(nr::GET_DEBUGREG, reg) }
+}
+
+/// `vm_assist(cmd, type)` (`VMASST_CMD_*`, `VMASST_TYPE_*`).
+///
+/// # Safety
+/// An assist changes how the hypervisor treats the guest's page tables,
+/// segments or flags: the caller must be ready for it.
+pub unsafe fn vm_assist(cmd: u32, r#type: u32) -> i64 {
+    // SAFETY: no memory argument; the caller vouches for the assist.
+    unsafe { hypercall2(nr::VM_ASSIST, cmd as u64, r#type as u64) }
+}
+
+/// `vcpu_op(cmd, vcpuid, arg)` (`VCPUOP_*`).
+///
+/// # Safety
+/// `arg` must be null or point at the structure `cmd` reads or writes; a
+/// vCPU brought up runs the code and stack its context names.
+pub unsafe fn vcpu_op(cmd: u32, vcpuid: u32, arg: u64) -> i64 {
+    // SAFETY: the caller vouches for `arg` and for the vCPU's context.
+    unsafe { hypercall3(nr::VCPU_OP, cmd as u64, vcpuid as u64, arg) }
+}

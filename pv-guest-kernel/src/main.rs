@@ -8,6 +8,7 @@
 #![no_main]
 
 mod check;
+mod vcpu;
 mod workloads;
 
 use pv_rt::{cmdline, println, StartInfo};

@@ -10,6 +10,9 @@
 //! - [`println!`]/[`print!`] over `console_io`, line-buffered.
 //! - A panic handler that prints the panic and shuts down with `SHUTDOWN_crash`.
 //! - [`mm`]: frames, page-table walks, map/unmap over Xen's PV MMU.
+//! - [`traps`]: the virtual IDT, exception entry stubs and the `iret` path,
+//!   the event/failsafe/syscall callbacks, guest user mode; [`shared`]: the
+//!   shared_info page (`vcpu_info`, the page-fault address).
 //! - Small helpers both kernels share: the boot banner, command-line lookup,
 //!   shutdown, a fenced TSC read.
 //!
@@ -30,8 +33,13 @@ pub mod console;
 pub mod mm;
 #[cfg(not(test))]
 mod panic;
+pub mod shared;
 #[cfg(not(test))]
 mod start;
+// Entry stubs in assembly that jump to the hypercall page, which only the
+// bare-metal image has.
+#[cfg(not(test))]
+pub mod traps;
 pub mod tsc;
 pub mod xencons;
 

@@ -21,6 +21,9 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("mmu", mmu::run),
     ("bench-null", bench::null_hypercall),
     ("bench-mmu", bench_mmu::run),
+    ("vcpu", crate::vcpu::run),
+    ("badstack", crate::vcpu::badstack::run),
+    ("bench-vcpu", crate::vcpu::bench::run),
 ];
 
 pub fn find(name: &str) -> Option<Workload> {

@@ -289,7 +289,7 @@ impl Mm {
         check(unsafe { guest::update_va_mapping(va, pte::pte(mfn, flags), UVMF_INVLPG) }).map(drop)
     }
 
-    /// A new, pinned, empty table of `level` (1..=3): returns its mfn.
+    /// A new, pinned, empty table of `level` (1..=4): returns its mfn.
     fn new_table(&mut self, level: u32) -> Result<u64, Errno> {
         let pfn = self.frames.alloc_low().ok_or(Errno::ENOMEM)?;
         let (Some(mfn), Some(va)) = (self.p2m(pfn), self.alias(pfn)) else {
@@ -322,10 +322,19 @@ impl Mm {
     /// and L1 on the way. `va` must be canonical, outside the hypervisor's
     /// hole and outside the initial mapping.
     pub fn ensure_l1(&mut self, va: u64) -> Result<u64, Errno> {
-        if !pte::is_canonical(va) || pte::in_hypervisor_hole(va) || self.in_initial_mapping(va) {
+        if self.in_initial_mapping(va) {
             return Err(Errno::EINVAL);
         }
-        let mut table = self.l4_mfn;
+        self.ensure_l1_in(self.l4_mfn, va)
+    }
+
+    /// As [`Mm::ensure_l1`], on the walk from top-level table `l4_mfn` (ours,
+    /// or one from [`Mm::new_l4`]).
+    fn ensure_l1_in(&mut self, l4_mfn: u64, va: u64) -> Result<u64, Errno> {
+        if !pte::is_canonical(va) || pte::in_hypervisor_hole(va) {
+            return Err(Errno::EINVAL);
+        }
+        let mut table = l4_mfn;
         for level in (2..=4).rev() {
             let index = table_offset(va, level);
             let e = self.read_entry(table, index).ok_or(Errno::EINVAL)?;
@@ -379,5 +388,30 @@ impl Mm {
         }
         // SAFETY: the caller gives the page up.
         check(unsafe { guest::update_va_mapping(va, 0, UVMF_INVLPG) }).map(drop)
+    }
+
+    /// A new, pinned, empty top-level table: a second address space, such
+    /// as the one guest user mode runs on (`MMUEXT_NEW_USER_BASEPTR`). Xen
+    /// fills in its own slots (256-271) when it validates the table; the
+    /// guest's slots start empty, so none of our kernel's pages is in it.
+    pub fn new_l4(&mut self) -> Result<u64, Errno> {
+        self.new_table(4)
+    }
+
+    /// Maps `pfn` at `va` in the address space of top-level table `l4_mfn`
+    /// (one from [`Mm::new_l4`]), read-only or writable, making the tables
+    /// on the way.
+    ///
+    /// # Safety
+    /// As [`Mm::map`], for the address space of `l4_mfn`.
+    pub unsafe fn map_in(&mut self, l4_mfn: u64, va: u64, pfn: u64, writable: bool) -> Result<(), Errno> {
+        if !va.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let mfn = self.p2m(pfn).ok_or(Errno::EINVAL)?;
+        let l1 = self.ensure_l1_in(l4_mfn, va)?;
+        let flags = if writable { LEAF_RW } else { LEAF_RO };
+        // SAFETY: the caller gives up what `va` mapped in that address space.
+        unsafe { self.write_entry(l1, l1_table_offset(va), pte::pte(mfn, flags)) }
     }
 }
