@@ -9,11 +9,13 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use hypercall_abi::guest;
+use hypercall_abi::mm::UVMF_INVLPG;
 use hypercall_abi::shared_info::{SharedInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
 use hypercall_abi::Errno;
 
-use crate::mm::pte::{l1_table_offset, pte, LEAF_RW};
-use crate::mm::Mm;
+use crate::mm::pte::{pte, LEAF_RW};
+use crate::mm::{check, Mm};
 
 static SHARED_INFO: AtomicPtr<SharedInfo> = AtomicPtr::new(ptr::null_mut());
 
@@ -24,12 +26,13 @@ static SHARED_INFO: AtomicPtr<SharedInfo> = AtomicPtr::new(ptr::null_mut());
 /// Whatever `va` mapped is gone; nothing else may use that page.
 pub unsafe fn map(mm: &mut Mm, va: u64) -> Result<(), Errno> {
     let maddr = crate::start_info().shared_info;
-    let l1 = mm.ensure_l1(va)?;
+    mm.ensure_l1(va)?;
     // The frame is not in our P2M (it is Xen's page, given to the domain),
-    // so the entry names the machine frame directly.
+    // so the entry names the machine frame directly; written with
+    // update_va_mapping, as Linux maps it at a fixmap slot.
     // SAFETY: the caller gives up `va`; the new mapping is a page no Rust
     // code has references into yet.
-    unsafe { mm.write_entry(l1, l1_table_offset(va), pte(maddr >> 12, LEAF_RW))? };
+    check(unsafe { guest::update_va_mapping(va, pte(maddr >> 12, LEAF_RW), UVMF_INVLPG) })?;
     SHARED_INFO.store(va as *mut SharedInfo, Ordering::Release);
     Ok(())
 }
