@@ -71,6 +71,13 @@ idt_stubs:
 exception_common:
     SAVE_ALL
     cld
+    /* A guest may enter with RFLAGS.AC set, and exception delivery keeps
+       it, which would switch SMAP off for the hypervisor. Clear it (by
+       hand: clac faults on CPUs without SMAP). syscall's SFMASK does the
+       same for hypercalls. */
+    pushfq
+    andq $~0x40000, (%rsp)
+    popfq
     mov %rsp, %rdi
     testb $3, 18*8(%rsp)        /* the interrupted CS: ring 3 is a guest */
     jz 1f
