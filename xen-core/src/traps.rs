@@ -117,6 +117,22 @@ impl<P: Platform> Xen<P> {
         self.crash_current(regs)
     }
 
+    /// `int $0x80` through the IDT's DPL-3 gate (Xen's `int80_direct_trap`):
+    /// straight to the guest's 0x80 handler, whatever that entry's DPL; with
+    /// none, it becomes the #GP the instruction would raise through a DPL-0
+    /// gate.
+    pub fn guest_int80(&mut self, regs: &mut GuestRegs) -> Next {
+        let Some((dom, v)) = self.current else { return Next::Idle };
+        let ti = self.domains[&dom].vcpus[v].traps[0x80];
+        if ti.address != 0 {
+            return self.deliver(regs, Bounce { rip: ti.address, error_code: None, mask_events: ti.disables_events() });
+        }
+        regs.rip = regs.rip.wrapping_sub(2);
+        regs.entry_vector = TRAP_GP_FAULT;
+        regs.error_code = (0x80 << 3) | 2;
+        self.guest_exception(regs, 0)
+    }
+
     /// `syscall` from 32-bit compatibility code: 32-bit PV is not supported;
     /// the guest kernel sees #UD, as for a syscall it has no callback for.
     pub fn guest_syscall32(&mut self, regs: &mut GuestRegs) -> Next {

@@ -34,7 +34,8 @@ impl<P: Platform> Xen<P> {
             }
             CALLBACKTYPE_syscall32 => cb.syscall32 = address,
             CALLBACKTYPE_nmi => cb.nmi = address,
-            _ => return Err(Errno::EINVAL),
+            // Xen checks the address first, then the type (-ENOSYS).
+            _ => return Err(Errno::ENOSYS),
         }
         Ok(())
     }

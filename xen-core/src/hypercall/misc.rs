@@ -120,7 +120,8 @@ impl<P: Platform> Xen<P> {
                 }
                 (value & !DR7_RESERVED_ZERO) | DR7_RESERVED_ONE
             }
-            _ => return Err(Errno::EINVAL),
+            // DR4/DR5 (aliases) and anything past DR7: Xen's -ENODEV.
+            _ => return Err(Errno::ENODEV),
         };
         let vc = self.current_vcpu_mut()?;
         vc.debugreg[reg as usize] = value;
@@ -132,7 +133,7 @@ impl<P: Platform> Xen<P> {
     pub(super) fn do_get_debugreg(&mut self, [reg, ..]: [u64; 5]) -> HcResult {
         match reg {
             0..=3 | 6 | 7 => ret(self.current_vcpu_mut()?.debugreg[reg as usize] as i64),
-            _ => Err(Errno::EINVAL),
+            _ => Err(Errno::ENODEV),
         }
     }
 

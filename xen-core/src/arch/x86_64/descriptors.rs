@@ -81,8 +81,9 @@ pub fn init(rsp0: u64, ist: [u64; 3], entry_stubs: u64, stub_size: u64) {
                 18 => IST_MACHINE_CHECK,
                 _ => 0,
             };
-            // int3 and into may be raised by the guest kernel itself (DPL 3), as on Xen.
-            let dpl: u64 = if vector == 3 || vector == 4 { 3 } else { 0 };
+            // int3, into and int $0x80 may be raised by the guest itself
+            // (DPL 3), as on Xen.
+            let dpl: u64 = if vector == 3 || vector == 4 || vector == 0x80 { 3 } else { 0 };
             idt.0[2 * vector as usize] = (handler & 0xffff)
                 | ((HYPERVISOR_CS as u64) << 16)
                 | ((ist as u64) << 32)

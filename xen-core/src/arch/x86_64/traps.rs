@@ -18,6 +18,9 @@ use super::stack;
 /// never contended; it is there so the compiler holds us to one user at a time.
 pub static XEN: Mutex<Option<Xen<Machine>>> = Mutex::new(None);
 
+/// The software-interrupt vector PV guests may raise directly (`int $0x80`).
+pub const INT80_VECTOR: u64 = 0x80;
+
 fn with_xen<R>(f: impl FnOnce(&mut Xen<Machine>) -> R) -> R {
     let mut guard = XEN.lock();
     match guard.as_mut() {
@@ -32,7 +35,9 @@ pub extern "C" fn guest_syscall(regs: &mut GuestRegs) {
 }
 
 pub extern "C" fn guest_exception(regs: &mut GuestRegs) {
-    let next = if regs.entry_vector == super::time::TICK_VECTOR {
+    let next = if regs.entry_vector == INT80_VECTOR {
+        with_xen(|x| x.guest_int80(regs))
+    } else if regs.entry_vector == super::time::TICK_VECTOR {
         super::time::eoi(regs.entry_vector);
         with_xen(|x| x.timer_interrupt(regs))
     } else if regs.entry_vector >= 32 {
