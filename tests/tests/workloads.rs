@@ -58,6 +58,22 @@ on_both_hypervisors! {
         assert_self_test_passed(&workload(hv, "workload=mmu"));
     }
 
+    /// Traps, user mode, FPU state, descriptors and a second vCPU, then
+    /// hostile values: every check as Xen 4.17 answers it.
+    fn vcpu_self_test_passes(hv) {
+        let out = Boot::new(hv).dom0_image("pv-guest-kernel").dom0_cmdline("workload=vcpu").append("dom0_max_vcpus=2").run();
+        assert_self_test_passed(&out);
+    }
+
+    /// A kernel whose stack cannot take an exception frame is crashed, alone:
+    /// the hypervisor survives (status Crashed, not HypervisorPanic).
+    fn an_unusable_kernel_stack_crashes_the_domain_not_the_hypervisor(hv) {
+        for stack in ["kernel", "hypervisor", "user"] {
+            let out = workload(hv, &format!("workload=badstack stack={stack}"));
+            out.assert_status(Status::Crashed);
+        }
+    }
+
     fn shutdown_reboot_ends_the_run_with_reboot(hv) {
         workload(hv, "workload=reboot").assert_status(Status::Reboot);
     }
