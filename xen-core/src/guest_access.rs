@@ -98,6 +98,12 @@ impl<'a, M: MachineMemory> GuestMem<'a, M> {
     }
 
     pub fn copy_to_guest(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
+        // The common case, one page: one walk.
+        if guest_range_ok(va, data.len() as u64) && (va & 0xfff) as usize + data.len() <= 4096 {
+            let (mfn, off) = self.translate(va, Access::Write)?;
+            self.mem.write(mfn, off, data);
+            return Ok(());
+        }
         // Check the whole range before writing any of it, so a fault leaves
         // the guest's memory as it was.
         self.for_each_chunk(va, data.len(), Access::Write, |_, _, _| ())?;

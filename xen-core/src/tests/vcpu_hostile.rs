@@ -359,3 +359,4 @@ fn fpu_state_follows_its_vcpu() {
     assert_eq!(regs.rip, 0x100700);
     assert!(!w.xen.platform.ts.get());
 }
+
