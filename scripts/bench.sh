@@ -14,7 +14,7 @@ usage() {
 Usage: scripts/bench.sh [options]
 
   --workload NAME   a benchmark workload of pv-guest-kernel (repeatable;
-                    default: bench-null bench-mmu)
+                    default: bench-null bench-mmu bench-vcpu)
   --iters N         iterations per benchmark, passed as iters=N (default 100000)
   --timeout SECS    per boot (default 600)
   --no-build        do not run scripts/build.sh first
@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null bench-mmu)
+[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null bench-mmu bench-vcpu)
 
 say() { echo "bench: $*" >&2; }
 
