@@ -30,6 +30,7 @@ extern crate bare_rt;
 pub mod banner;
 pub mod cmdline;
 pub mod console;
+pub mod events;
 pub mod mm;
 #[cfg(not(test))]
 mod panic;
@@ -40,6 +41,7 @@ mod start;
 // bare-metal image has.
 #[cfg(not(test))]
 pub mod traps;
+pub mod time;
 pub mod tsc;
 pub mod xencons;
 

@@ -5,6 +5,7 @@ mod bench;
 mod bench_mmu;
 mod efault;
 mod enosys;
+mod events;
 mod mmu;
 mod privop;
 mod shutdown;
@@ -21,6 +22,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("mmu", mmu::run),
     ("bench-null", bench::null_hypercall),
     ("bench-mmu", bench_mmu::run),
+    ("events", events::run), ("timer", events::timer::run), ("bench-events", events::bench::run),
     ("vcpu", crate::vcpu::run),
     ("badstack", crate::vcpu::badstack::run),
     ("bench-vcpu", crate::vcpu::bench::run),
