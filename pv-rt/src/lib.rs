@@ -31,6 +31,7 @@ pub mod banner;
 pub mod cmdline;
 pub mod console;
 pub mod events;
+pub mod gnttab;
 pub mod mm;
 #[cfg(not(test))]
 mod panic;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_mmu;
+mod bench_grant; mod grant; mod grant_accept; mod grant_offer;
 mod efault;
 mod enosys;
 mod events;
@@ -22,6 +23,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("mmu", mmu::run),
     ("bench-null", bench::null_hypercall),
     ("bench-mmu", bench_mmu::run),
+    ("grant-offer", grant_offer::run), ("grant-accept", grant_accept::run), ("bench-grant", bench_grant::run),
     ("events", events::run), ("timer", events::timer::run), ("bench-events", events::bench::run),
     ("vcpu", crate::vcpu::run),
     ("badstack", crate::vcpu::badstack::run),
