@@ -6,6 +6,8 @@
 #   benchmark | xen-core | Xen 4.17 | ratio        (TSC per call; xen-core / Xen)
 # to stdout and to target/bench/report.md. Serial logs: target/bench/*.log.
 # Any new `bench` line a workload prints shows up as a new row by itself.
+# The pseudo-workload `xl` boots our Dom0 instead, with the guest archive, and
+# runs its `bench create` / `bench destroy` commands (xl_* rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +16,11 @@ usage() {
 Usage: scripts/bench.sh [options]
 
   --workload NAME   a benchmark workload of pv-guest-kernel (repeatable;
-                    default: bench-null bench-mmu bench-vcpu)
+                    default: bench-null bench-mmu bench-vcpu bench-grant xl),
+                    or xl: Dom0's toolstack, `bench create guests/hello.cfg`
+                    and `bench destroy guests/idle.cfg`
   --iters N         iterations per benchmark, passed as iters=N (default 100000)
+  --xl-iters N      guests created (and destroyed) per xl benchmark (default 20)
   --timeout SECS    per boot (default 600)
   --no-build        do not run scripts/build.sh first
   --report-only     no boots: make the report from the logs of the last run
@@ -26,13 +31,15 @@ cleanly or printed no bench line.
 EOF
 }
 
-workloads=() iters=100000 timeout=600 build=1 boot=1
+workloads=() iters=100000 xl_iters=20 timeout=600 build=1 boot=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --workload) workloads+=("${2:?--workload needs a name}"); shift ;;
         --workload=*) workloads+=("${1#*=}") ;;
         --iters) iters=${2:?--iters needs a number}; shift ;;
         --iters=*) iters=${1#*=} ;;
+        --xl-iters) xl_iters=${2:?--xl-iters needs a number}; shift ;;
+        --xl-iters=*) xl_iters=${1#*=} ;;
         --timeout) timeout=${2:?--timeout needs seconds}; shift ;;
         --timeout=*) timeout=${1#*=} ;;
         --no-build) build=0 ;;
@@ -42,7 +49,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null bench-mmu bench-vcpu)
+[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null bench-mmu bench-vcpu bench-grant xl)
 
 say() { echo "bench: $*" >&2; }
 
@@ -59,13 +66,19 @@ if [ $boot = 1 ]; then
 fi
 
 # One boot: $1 = xen-core|xen, $2 = workload. Serial log to $out/<hv>-<workload>.log.
+# Workload xl: our Dom0 with the guest configs of guests/ and an xl script.
 boot() {
     local hv=$1 wl=$2 flag=() rc=0
     [ "$hv" = xen ] && flag=(--xen)
     local log=$out/$hv-$wl.log
-    say "$hv: workload=$wl iters=$iters (-icount shift=0) ..."
-    scripts/run.sh --no-build ${flag[@]+"${flag[@]}"} --icount --timeout "$timeout" \
-        --dom0 target/images/pv-guest-kernel --dom0-cmdline "workload=$wl iters=$iters" \
+    if [ "$wl" = xl ]; then
+        say "$hv: Dom0's xl benchmarks, $xl_iters guests each (-icount shift=0) ..."
+        flag+=(--xl "bench create guests/hello.cfg $xl_iters; bench destroy guests/idle.cfg $xl_iters")
+    else
+        say "$hv: workload=$wl iters=$iters (-icount shift=0) ..."
+        flag+=(--dom0 target/images/pv-guest-kernel --dom0-cmdline "workload=$wl iters=$iters")
+    fi
+    scripts/run.sh --no-build "${flag[@]}" --icount --timeout "$timeout" \
         >"$log" 2>"$log.stderr" || rc=$?
     if [ $rc -ne 0 ]; then
         say "$hv: workload=$wl ended with status $rc (see $log)"
@@ -99,8 +112,9 @@ report=$out/report.md
 {
     echo "# Benchmarks: xen-core vs Xen 4.17"
     echo
-    echo "pv-guest-kernel as Dom0 under QEMU TCG \`-icount shift=0\` (TSC = instructions),"
-    [ $boot = 1 ] && echo "iters=$iters," || echo "(report of earlier logs)"
+    echo "pv-guest-kernel as Dom0 under QEMU TCG \`-icount shift=0\` (TSC = instructions);"
+    echo "xl_* rows: our Dom0's \`bench create|destroy\` (TSC per guest created or destroyed),"
+    [ $boot = 1 ] && echo "iters=$iters, xl-iters=$xl_iters," || echo "(report of earlier logs)"
     echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown),"
     echo "Xen: $(cat .cache/xen/version 2>/dev/null || echo unknown)."
     echo

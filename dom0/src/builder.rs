@@ -113,8 +113,10 @@ pub struct Built {
     pub entry: u64,
 }
 
-/// Builds `cfg`'s domain from `image`; returns it paused.
+/// Builds `cfg`'s domain from `image` with domain id `want` (0: the
+/// hypervisor's choice); returns it paused.
 pub fn build(
+    want: DomId,
     cfg: &DomainConfig,
     image: &[u8],
     scratch: &mut Scratch,
@@ -138,7 +140,7 @@ pub fn build(
     };
     // As xl: the highest grant-table version the host offers.
     let grant_version = if physinfo.capabilities & XEN_SYSCTL_PHYSCAP_gnttab_v2 != 0 { 2 } else { 1 };
-    let domid = hc("createdomain", hv::createdomain(cfg.vcpus, grant_version))?;
+    let domid = hc("createdomain", hv::createdomain(want, cfg.vcpus, grant_version))?;
     match construct(cfg, &kernel, image, &layout, domid, nr_pages, scratch, window) {
         Ok(b) => Ok(b),
         Err(e) => {

@@ -90,6 +90,50 @@ pub fn words(cmd: &str) -> Result<Vec<&str, MAX_WORDS>, &'static str> {
     Ok(out)
 }
 
+/// `repeat [-q] N <commands>`: Dom0's loop. The commands are the rest of
+/// the line as typed; when that is one quoted string (`'create g; destroy
+/// g'`, the way to put a `;` inside `xl="..."`), its quotes are taken off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Repeat<'a> {
+    pub count: u64,
+    /// `-q`: no output from the commands, only errors and progress.
+    pub quiet: bool,
+    pub body: &'a str,
+}
+
+/// Parses a `repeat` line (`None` when the line is not one).
+pub fn repeat(line: &str) -> Option<Result<Repeat<'_>, &'static str>> {
+    const USAGE: &str = "usage: repeat [-q] <count> <command...> (several commands: one quoted string, 'cmd; cmd')";
+    let mut rest = line.trim_start();
+    rest = rest.strip_prefix("xl ").map_or(rest, str::trim_start);
+    rest = rest.strip_prefix("repeat")?;
+    if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let mut next_word = || -> Option<&str> {
+        let r = rest.trim_start();
+        let end = r.find(char::is_whitespace).unwrap_or(r.len());
+        rest = &r[end..];
+        (end > 0).then(|| &r[..end])
+    };
+    let mut word = next_word();
+    let quiet = word == Some("-q");
+    if quiet {
+        word = next_word();
+    }
+    let Some(count) = word.and_then(|w| w.parse::<u64>().ok()) else { return Some(Err(USAGE)) };
+    let mut body = rest.trim();
+    for q in ['\'', '"'] {
+        if body.len() >= 2 && body.starts_with(q) && body.ends_with(q) && !body[1..body.len() - 1].contains(q) {
+            body = &body[1..body.len() - 1];
+        }
+    }
+    if body.trim().is_empty() {
+        return Some(Err(USAGE));
+    }
+    Some(Ok(Repeat { count, quiet, body }))
+}
+
 /// Seconds as `N` or `N.F` (up to milliseconds), in nanoseconds.
 pub fn parse_seconds(s: &str) -> Option<u64> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
@@ -124,6 +168,20 @@ mod tests {
         assert_eq!(words("create  g1.cfg extra=\"a b\" x").unwrap().as_slice(), ["create", "g1.cfg", "extra=\"a b\"", "x"]);
         assert!(words("create \"oops").is_err());
         assert_eq!(words("").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn repeat_lines() {
+        let r = |l| repeat(l).unwrap().unwrap();
+        assert_eq!(r("repeat 3 list"), Repeat { count: 3, quiet: false, body: "list" });
+        assert_eq!(r("xl repeat -q 1000 'create hello; destroy hello'").body, "create hello; destroy hello");
+        assert!(r("repeat -q 2 info").quiet);
+        assert_eq!(r("repeat 2 create g extra='a b'").body, "create g extra='a b'");
+        assert!(repeat("repeater 3 list").is_none());
+        assert!(repeat("list").is_none());
+        assert!(repeat("repeat x list").unwrap().is_err());
+        assert!(repeat("repeat 3").unwrap().is_err());
+        assert!(repeat("repeat 3 ''").unwrap().is_err());
     }
 
     #[test]

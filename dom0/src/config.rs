@@ -6,7 +6,7 @@
 //!
 //! Keys understood: `name`, `kernel`, `memory` (MiB), `maxmem` (MiB),
 //! `vcpus`, `extra` (the guest's command line; `cmdline` is accepted as an
-//! alias; `${domid:NAME}` in it becomes the id of running domain NAME, see
+//! alias; `${domid:NAME}` in it becomes the id of domain NAME, see
 //! [`expand`]), `on_poweroff`, `on_reboot`, `on_crash`. Other keys are ignored,
 //! as xl ignores keys that do not apply to a PV guest.
 
@@ -343,10 +343,23 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
     })
 }
 
-/// Expands `${domid:NAME}` in a guest's command line to the id of the
-/// running domain NAME (`lookup`), so that guests built one after the other
-/// can find each other without xenstore. `Err(name)` for an unknown name or
-/// a line that grows too long.
+/// The names `${domid:NAME}` refers to in a guest's command line, in order
+/// (an unterminated reference ends the list; [`expand`] reports it).
+pub fn domid_refs(cmdline: &str) -> impl Iterator<Item = &str> {
+    let mut rest = cmdline;
+    core::iter::from_fn(move || {
+        let at = rest.find("${domid:")?;
+        let after = &rest[at + 8..];
+        let end = after.find('}')?;
+        rest = &after[end + 1..];
+        Some(&after[..end])
+    })
+}
+
+/// Expands `${domid:NAME}` in a guest's command line to the id `lookup`
+/// gives for NAME (a running domain's, or one Dom0 set aside for NAME), so
+/// that guests can find each other without xenstore. `Err(name)` for an
+/// unknown name or a line that grows too long.
 pub fn expand(cmdline: &str, lookup: impl Fn(&str) -> Option<u16>) -> Result<String<CMDLINE_MAX>, &str> {
     let mut out = String::new();
     let mut rest = cmdline;
@@ -404,6 +417,13 @@ mod tests {
         assert_eq!(expand("plain", lookup).unwrap().as_str(), "plain");
         assert_eq!(expand("peer=${domid:nobody}", lookup), Err("nobody"));
         assert!(expand("peer=${domid:ping", lookup).is_err());
+    }
+
+    #[test]
+    fn domid_references_are_listed() {
+        let refs: std::vec::Vec<_> = domid_refs("a=${domid:x} b=${domid:y}${domid:x} c=${domid:z").collect();
+        assert_eq!(refs, ["x", "y", "x"]);
+        assert_eq!(domid_refs("plain").count(), 0);
     }
 
     #[test]

@@ -40,10 +40,12 @@ fn do_sysctl(s: &mut XenSysctl) -> Result<(), Errno> {
     check(unsafe { sysctl(s) }).map(drop)
 }
 
-/// `XEN_DOMCTL_createdomain` for a PV guest: returns the new domain's id.
-/// The domain starts paused, without memory.
-pub fn createdomain(max_vcpus: u32, grant_version: u32) -> Result<DomId, Errno> {
-    let mut d = XenDomctl::new(XEN_DOMCTL_createdomain, 0);
+/// `XEN_DOMCTL_createdomain` for a PV guest: returns the new domain's id,
+/// `want` if not 0 (`domctl.h`: the domain field is IN/OUT; 0 lets the
+/// hypervisor choose; an id in use is -EEXIST). The domain starts paused,
+/// without memory.
+pub fn createdomain(want: DomId, max_vcpus: u32, grant_version: u32) -> Result<DomId, Errno> {
+    let mut d = XenDomctl::new(XEN_DOMCTL_createdomain, want);
     let c = d.createdomain_mut();
     // PV: no HVM/HAP flags, no emulated devices.
     c.flags = 0;

@@ -19,6 +19,7 @@ use hypercall_abi::console::{mask_out_idx, XenconsInterface};
 use hypercall_abi::domctl::*;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::evtchn::{VIRQ_CONSOLE, VIRQ_DOM_EXC};
+use hypercall_abi::mm::DOMID_FIRST_RESERVED;
 use hypercall_abi::mm::{UVMF_INVLPG, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER};
 use hypercall_abi::sched::{shutdown_reason_name, SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot};
 use hypercall_abi::shared_info::SharedInfo;
@@ -59,6 +60,8 @@ struct Guest {
     line: Vec<u8, LINE>,
     /// Shut down and handled (preserved), waiting for `xl destroy`.
     shut_down: bool,
+    /// TSC when Dom0 read the guest's first console byte.
+    first_output_tsc: Option<u64>,
 }
 
 pub struct Toolstack {
@@ -75,6 +78,19 @@ pub struct Toolstack {
     printed: bool,
     /// A command is running (no prompt to redraw).
     busy: bool,
+    /// `repeat -q` and `bench`: only errors are printed.
+    quiet: bool,
+    /// Domain ids set aside for domains that `${domid:NAME}` named before
+    /// they ran; NAME is created with its id.
+    reserved: Vec<(String<{ config::NAME_MAX }>, DomId), MAX_GUESTS>,
+    /// The last domain id we were given or chose: where the next free one
+    /// is looked for (Xen's `domctl.c` keeps the same kind of rover).
+    rover: DomId,
+    /// The domain `start` built last, and the TSC just before it unpaused it.
+    last_created: Option<(DomId, u64)>,
+    /// The first console byte of the last guest that printed one: its domain
+    /// and the TSC when Dom0 read it (`bench create`).
+    first_output: Option<(DomId, u64)>,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
@@ -86,6 +102,11 @@ fn xerr(args: core::fmt::Arguments) {
 
 macro_rules! fail {
     ($($t:tt)*) => {{ xerr(format_args!($($t)*)); return Err(()); }};
+}
+
+/// `println!` unless the toolstack is quiet (`repeat -q`, `bench`).
+macro_rules! say {
+    ($ts:expr, $($t:tt)*) => {{ if !$ts.quiet { println!($($t)*); } }};
 }
 
 impl Toolstack {
@@ -101,6 +122,11 @@ impl Toolstack {
             poweroff: false,
             printed: false,
             busy: false,
+            quiet: false,
+            reserved: Vec::new(),
+            rover: 0,
+            last_created: None,
+            first_output: None,
         }
     }
 
@@ -227,6 +253,11 @@ impl Toolstack {
             cons = prod.wrapping_sub(2048);
         }
         let moved = cons != prod;
+        if moved && g.first_output_tsc.is_none() {
+            let tsc = pv_rt::tsc::rdtsc_fenced();
+            g.first_output_tsc = Some(tsc);
+            self.first_output = Some((g.domid, tsc));
+        }
         while cons != prod {
             // SAFETY: as above; the index is masked into the ring.
             let c = unsafe { ptr::read_volatile(ptr::addr_of!((*intf).out[mask_out_idx(cons)])) };
@@ -236,7 +267,9 @@ impl Toolstack {
                     pv_rt::console::write_bytes(b"\n");
                 }
                 self.printed = true;
-                emit(&g.cfg.name, &g.line);
+                if !self.quiet {
+                    emit(&g.cfg.name, &g.line);
+                }
                 g.line.clear();
             }
             if c != b'\n' && c != b'\r' {
@@ -255,7 +288,9 @@ impl Toolstack {
     fn flush_line(&mut self, slot: usize) {
         if let Some(g) = self.guests[slot].as_mut() {
             if !g.line.is_empty() {
-                emit(&g.cfg.name, &g.line);
+                if !self.quiet {
+                    emit(&g.cfg.name, &g.line);
+                }
                 g.line.clear();
             }
         }
@@ -324,8 +359,10 @@ impl Toolstack {
                 Err(Errno::ESRCH) => {
                     self.flush_line(slot);
                     let name = self.name_of(slot);
-                    self.note_async();
-                    println!("xl: domain {} ({}) is gone", name, domid);
+                    if !self.quiet {
+                        self.note_async();
+                        println!("xl: domain {} ({}) is gone", name, domid);
+                    }
                     self.forget(slot);
                 }
                 Ok(info) if !shut_down => {
@@ -346,7 +383,10 @@ impl Toolstack {
     fn shut_down(&mut self, slot: usize, reason: u32) {
         self.drain(slot);
         self.flush_line(slot);
-        self.note_async();
+        if !self.quiet {
+            self.note_async();
+        }
+        let quiet = self.quiet;
         let Some(g) = self.guests[slot].as_mut() else { return };
         let action = match reason {
             SHUTDOWN_poweroff => g.cfg.on_poweroff,
@@ -355,14 +395,16 @@ impl Toolstack {
             // suspend (no save here), watchdog, soft_reset: as a crash.
             _ => g.cfg.on_crash,
         };
-        println!(
-            "xl: domain {} ({}) has shut down, reason code {} ({}): action {}",
-            g.cfg.name,
-            g.domid,
-            reason,
-            shutdown_reason_name(reason).unwrap_or("?"),
-            action.name()
-        );
+        if !quiet {
+            println!(
+                "xl: domain {} ({}) has shut down, reason code {} ({}): action {}",
+                g.cfg.name,
+                g.domid,
+                reason,
+                shutdown_reason_name(reason).unwrap_or("?"),
+                action.name()
+            );
+        }
         match action {
             Action::Preserve => g.shut_down = true,
             Action::Destroy => {
@@ -430,6 +472,13 @@ impl Toolstack {
 
     /// One command line: `[xl] <command> [args...]`.
     pub fn run(&mut self, line: &str) -> CmdResult {
+        // `repeat` takes the rest of the line as it is: commands of its own.
+        if let Some(r) = cmdline::repeat(line) {
+            return match r {
+                Ok(r) => self.cmd_repeat(r),
+                Err(usage) => fail!("{}", usage),
+            };
+        }
         let words = match cmdline::words(line) {
             Ok(w) => w,
             Err(e) => fail!("{}", e),
@@ -458,6 +507,7 @@ impl Toolstack {
             // Dom0's own additions.
             "sleep" => self.cmd_sleep(args),
             "wait" => self.cmd_wait(args),
+            "bench" => self.cmd_bench(args),
             "ls" => self.cmd_ls(),
             "poweroff" => {
                 self.poweroff = true;
@@ -536,7 +586,7 @@ impl Toolstack {
         let Some((cfg_path, text)) = self.find_file(&[path, &in_guests, &in_guests_cfg, &with_cfg]) else {
             fail!("config file '{}' not found in Dom0's initrd (try 'ls')", path)
         };
-        println!("Parsing config from {}", cfg_path);
+        say!(self, "Parsing config from {}", cfg_path);
         let Ok(text) = core::str::from_utf8(text) else { fail!("{}: not a text file", cfg_path) };
         let cfg = match config::parse(text, overrides.iter().copied()) {
             Ok(c) => c,
@@ -566,19 +616,25 @@ impl Toolstack {
             fail!("this toolstack runs at most {} guests", MAX_GUESTS)
         };
         let Some((_, image)) = self.find_file(&[kernel]) else { fail!("kernel '{}' not found", kernel) };
+        let want = self.choose_domid(&cfg)?;
         // The command line with `${domid:NAME}` expanded; the template stays
         // in the stored configuration for restarts.
         let mut built_cfg = cfg.clone();
-        let lookup = |n: &str| self.guests.iter().flatten().find(|g| g.cfg.name.as_str() == n).map(|g| g.domid);
+        let lookup = |n: &str| {
+            if n == cfg.name.as_str() && want != 0 {
+                return Some(want);
+            }
+            self.running(n).or_else(|| self.reservation(n))
+        };
         match config::expand(&cfg.cmdline, lookup) {
             Ok(c) => built_cfg.cmdline = c,
-            Err(name) => fail!("{}: extra: no running domain '{}' for ${{domid:{}}}", cfg.name, name, name),
+            Err(name) => fail!("{}: extra: no domain '{}' for ${{domid:{}}}", cfg.name, name, name),
         }
         let physinfo = match hv::physinfo() {
             Ok(p) => p,
             Err(e) => fail!("physinfo failed: {}", e),
         };
-        let built = match builder::build(&built_cfg, image, &mut self.scratch, &Window { va: WINDOW_VA }, &physinfo) {
+        let built = match builder::build(want, &built_cfg, image, &mut self.scratch, &Window { va: WINDOW_VA }, &physinfo) {
             Ok(b) => b,
             Err(e) => fail!("cannot create domain '{}': {}", cfg.name, e),
         };
@@ -600,7 +656,8 @@ impl Toolstack {
         };
         let mut k = String::new();
         let _ = k.push_str(kernel);
-        println!(
+        say!(
+            self,
             "xl: domain {} created: id {}, {} MiB, {} vCPU{}, kernel {} entry {:#x}",
             cfg.name,
             domid,
@@ -610,13 +667,90 @@ impl Toolstack {
             kernel,
             built.entry
         );
-        self.guests[slot] = Some(Guest { domid, cfg, kernel: k, port, line: Vec::new(), shut_down: false });
+        if let Some(i) = self.reserved.iter().position(|(n, _)| *n == cfg.name) {
+            self.reserved.swap_remove(i);
+        }
+        if want == 0 {
+            self.rover = domid;
+        }
+        self.guests[slot] = Some(Guest {
+            domid,
+            cfg,
+            kernel: k,
+            port,
+            line: Vec::new(),
+            shut_down: false,
+            first_output_tsc: None,
+        });
+        self.last_created = Some((domid, pv_rt::tsc::rdtsc_fenced()));
         if let Err(e) = hv::unpausedomain(domid) {
             xerr(format_args!("unpausing domain {} failed: {}", domid, e));
             let _ = self.destroy_slot(slot);
             return Err(());
         }
         Ok(())
+    }
+
+    // ---- domain ids ---------------------------------------------------------
+
+    fn running(&self, name: &str) -> Option<DomId> {
+        self.guests.iter().flatten().find(|g| g.cfg.name.as_str() == name).map(|g| g.domid)
+    }
+
+    fn reservation(&self, name: &str) -> Option<DomId> {
+        self.reserved.iter().find(|(n, _)| n.as_str() == name).map(|(_, id)| *id)
+    }
+
+    /// The next free domain id after the rover: not in use (the hypervisor
+    /// knows no such domain) and not set aside.
+    fn pick_domid(&mut self) -> Option<DomId> {
+        let mut id = self.rover;
+        for _ in 1..DOMID_FIRST_RESERVED {
+            id = if id + 1 >= DOMID_FIRST_RESERVED { 1 } else { id + 1 };
+            let taken = self.reserved.iter().any(|(_, r)| *r == id) || self.slot_of(id).is_some() || hv::getdomaininfo(id).is_ok();
+            if !taken {
+                self.rover = id;
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// The id `cfg`'s domain asks the hypervisor for (0: its choice), and
+    /// the ids its `${domid:NAME}` references need. A name that runs is
+    /// its id; one that does not yet gets an id set aside, which its own
+    /// `create` later asks for (`XEN_DOMCTL_createdomain` takes a wanted
+    /// id), so two guests can name each other whichever starts first. A
+    /// domain that names such a domain gets an id chosen by us as well,
+    /// below the ones set aside, since the hypervisor's choice could fall
+    /// on one of them.
+    fn choose_domid(&mut self, cfg: &DomainConfig) -> Result<DomId, ()> {
+        let forward = config::domid_refs(&cfg.cmdline).any(|n| self.running(n).is_none());
+        let want = match self.reservation(&cfg.name) {
+            Some(id) => id,
+            None if forward || !self.reserved.is_empty() => {
+                let Some(id) = self.pick_domid() else { fail!("no free domain id") };
+                // Ours until the domain exists, so no later pick takes it.
+                if self.reserved.push((cfg.name.clone(), id)).is_err() {
+                    fail!("too many domain ids set aside (at most {})", MAX_GUESTS);
+                }
+                id
+            }
+            None => 0,
+        };
+        for n in config::domid_refs(&cfg.cmdline) {
+            if self.running(n).is_some() || self.reservation(n).is_some() {
+                continue;
+            }
+            let (Some(id), Ok(name)) = (self.pick_domid(), String::try_from(n)) else {
+                fail!("{}: extra: cannot set a domain id aside for '{}'", cfg.name, n)
+            };
+            if self.reserved.push((name, id)).is_err() {
+                fail!("too many domain ids set aside (at most {})", MAX_GUESTS);
+            }
+            say!(self, "xl: domain id {} set aside for '{}' (named by ${{domid:{}}} in {}'s extra)", id, n, n, cfg.name);
+        }
+        Ok(want)
     }
 
     fn cmd_list(&mut self, args: &[&str]) -> CmdResult {
@@ -802,7 +936,7 @@ impl Toolstack {
                 Some(g) => {
                     let _ = ids.push(g.domid);
                 }
-                None => println!("xl: wait: {} is not running", a),
+                None => println!("xl: wait: {} is not running (gone already, or never created)", a),
             }
         }
         if !args.is_empty() && ids.is_empty() {
@@ -816,6 +950,132 @@ impl Toolstack {
             let now = self.now_ns();
             self.pump(now + 1_000_000_000);
         }
+    }
+
+    /// `repeat [-q] N commands`: runs the commands N times, stopping at the
+    /// first that fails. Quiet, it prints only errors and a progress line
+    /// every tenth of the way.
+    fn cmd_repeat(&mut self, r: cmdline::Repeat) -> CmdResult {
+        let was_quiet = self.quiet;
+        self.quiet |= r.quiet;
+        let step = (r.count / 10).max(1);
+        let mut result = Ok(());
+        'all: for i in 1..=r.count {
+            for c in cmdline::commands(r.body) {
+                say!(self, "{}{}", PROMPT, c);
+                if self.run(c).is_err() {
+                    println!("repeat: iteration {} of {}: '{}' failed; stopping", i, r.count, c);
+                    result = Err(());
+                    break 'all;
+                }
+                if self.poweroff {
+                    break 'all;
+                }
+                // Let consoles and events through between commands.
+                let now = self.now_ns();
+                self.pump(now);
+            }
+            if r.quiet && i % step == 0 {
+                println!("repeat: {}/{}", i, r.count);
+            }
+        }
+        self.quiet = was_quiet;
+        if result.is_ok() {
+            println!("repeat: {} iteration(s) of '{}' done", r.count, r.body);
+        }
+        result
+    }
+
+    /// `bench create|destroy <cfg> [N] [key=value ...]`, in TSC ticks (under
+    /// `-icount shift=0`, instructions of the whole machine):
+    /// - `xl_create`: from the `create` command to Dom0 reading the guest's
+    ///   first console byte: the toolstack's build, the hypervisor's domain
+    ///   creation, the guest's boot up to its first line, and the console
+    ///   relay; the guest is destroyed afterwards, untimed.
+    /// - `xl_create_build`: the part of `xl_create` up to unpausing the
+    ///   guest (config, builder, console connection).
+    /// - `xl_destroy`: `destroy` of a guest that runs (it has printed and not
+    ///   shut down, such as guests/idle.cfg's, which waits in `SCHEDOP_poll`).
+    fn cmd_bench(&mut self, args: &[&str]) -> CmdResult {
+        const USAGE: &str = "usage: bench create|destroy <ConfigFile> [iterations] [key=value ...]";
+        let [what, cfg, rest @ ..] = args else { fail!("{}", USAGE) };
+        let destroy = match *what {
+            "create" => false,
+            "destroy" => true,
+            _ => fail!("{}", USAGE),
+        };
+        let (n, overrides) = match rest.first().map(|w| w.parse::<u64>()) {
+            Some(Ok(n)) => (n, &rest[1..]),
+            Some(Err(_)) if !rest[0].contains('=') => fail!("{}", USAGE),
+            _ => (20, rest),
+        };
+        if n == 0 {
+            fail!("{}", USAGE);
+        }
+        let mut create_args: Vec<&str, { cmdline::MAX_WORDS }> = Vec::new();
+        let _ = create_args.push(cfg);
+        let _ = create_args.extend_from_slice(overrides);
+        let was_quiet = core::mem::replace(&mut self.quiet, true);
+        let r = self.bench_rounds(destroy, n, &create_args);
+        self.quiet = was_quiet;
+        let (total, build) = r?;
+        let line = |name: &str, total: u64| {
+            println!("bench {} iterations={} total_tsc={} per_call_tsc={}", name, n, total, total / n)
+        };
+        if destroy {
+            line("xl_destroy", total);
+        } else {
+            line("xl_create", total);
+            line("xl_create_build", build);
+        }
+        Ok(())
+    }
+
+    /// `n` rounds of create, first console byte, destroy; returns the TSC
+    /// ticks of the part measured and, of `create`, those up to the unpause
+    /// (the toolstack's build, without the guest's boot).
+    fn bench_rounds(&mut self, destroy: bool, n: u64, create_args: &[&str]) -> Result<(u64, u64), ()> {
+        let (mut total, mut build) = (0u64, 0u64);
+        for _ in 0..n {
+            self.last_created = None;
+            let t0 = pv_rt::tsc::rdtsc_fenced();
+            self.cmd_create(create_args)?;
+            let Some((domid, built)) = self.last_created else { fail!("bench: no domain was created") };
+            build += built - t0;
+            let deadline = self.now_ns() + 30_000_000_000;
+            let first = loop {
+                if let Some((d, tsc)) = self.first_output {
+                    if d == domid {
+                        break tsc;
+                    }
+                }
+                if self.now_ns() >= deadline {
+                    fail!("bench: domain {} printed nothing within 30 s", domid);
+                }
+                self.pump(deadline);
+            };
+            let slot = self.slot_of(domid);
+            if !destroy {
+                total += first - t0;
+                if let Some(slot) = slot {
+                    self.destroy_slot(slot)?;
+                }
+            } else {
+                let running = slot.and_then(|s| self.guests[s].as_ref()).is_some_and(|g| !g.shut_down)
+                    && hv::getdomaininfo(domid).is_ok_and(|i| i.shutdown_reason().is_none());
+                if !running {
+                    fail!("bench destroy: domain {} shut down by itself; it needs a guest that keeps running (guests/idle.cfg)", domid);
+                }
+                let name = self.name_of(slot.unwrap_or(0));
+                let t1 = pv_rt::tsc::rdtsc_fenced();
+                self.cmd_destroy(&[name.as_str()])?;
+                total += pv_rt::tsc::rdtsc_fenced() - t1;
+            }
+            // What the guest's end caused (VIRQ_DOM_EXC), before the next round.
+            let now = self.now_ns();
+            self.pump(now);
+        }
+        Ok((total, build))
     }
 
     fn cmd_ls(&mut self) -> CmdResult {
@@ -900,6 +1160,8 @@ fn help() {
         ("ls", "Dom0: list the files of Dom0's initrd (guest kernels and configs)"),
         ("sleep", "Dom0: serve consoles for <seconds>"),
         ("wait", "Dom0: serve consoles until [Domain ...] (default all) have shut down"),
+        ("repeat", "Dom0: repeat [-q] <N> <command...>: run the command(s) N times ('cmd; cmd' quoted); -q: errors and progress only"),
+        ("bench", "Dom0: bench create|destroy <ConfigFile> [N] [key=value ...]: TSC per xl create (to the guest's first console byte) or per destroy of a running guest"),
         ("poweroff", "Dom0: destroy every guest and power off"),
     ] {
         if c.is_empty() {
