@@ -101,6 +101,7 @@ impl<P: Platform> Xen<P> {
     /// every timer interrupt.
     pub fn run_timers(&mut self) {
         let now = self.platform.now_ns();
+        let current = self.current;
         let mut fire = alloc::vec::Vec::new();
         let mut poll_expired = alloc::vec::Vec::new();
         for d in self.domains.values_mut() {
@@ -112,8 +113,12 @@ impl<P: Platform> Xen<P> {
                     vc.timer_deadline = None;
                     fire.push((d.id, i));
                 }
+                // The periodic timer runs only while its vCPU does (Xen stops
+                // it when the vCPU is descheduled); a tick that fell due
+                // meanwhile is delivered once when it runs again.
+                let running = current == Some((d.id, i));
                 if let Some((period, next)) = vc.periodic {
-                    if next <= now {
+                    if next <= now && running {
                         // Skip missed periods rather than firing a burst.
                         let missed = (now - next) / period;
                         vc.periodic = Some((period, next + (missed + 1) * period));
@@ -130,6 +135,20 @@ impl<P: Platform> Xen<P> {
         }
         for (d, v) in poll_expired {
             self.vcpu_wake(d, v);
+        }
+    }
+
+    /// The catch-up tick of a periodic timer that fell due while its vCPU
+    /// was not running, delivered as it is scheduled in.
+    pub fn periodic_catch_up(&mut self, d: DomId, v: usize) {
+        let now = self.platform.now_ns();
+        let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) else { return };
+        if let Some((period, next)) = vc.periodic {
+            if next <= now {
+                let missed = (now - next) / period;
+                vc.periodic = Some((period, next + (missed + 1) * period));
+                self.send_virq(d, v, VIRQ_TIMER);
+            }
         }
     }
 

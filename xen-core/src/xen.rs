@@ -208,6 +208,7 @@ impl<P: Platform> Xen<P> {
             self.sched.slice_start = self.platform.now_ns();
             self.load_vcpu_state(nd, nv);
             self.update_vcpu_time(nd, nv);
+            self.periodic_catch_up(nd, nv);
             self.set_runstate(nd, nv, RunState::Runnable);
             // The one switched out is now merely runnable (or stays blocked/down).
             if let Some((d, v)) = cur {

@@ -32,13 +32,12 @@ impl<P: Platform> Xen<P> {
         match cmd as u32 {
             EVTCHNOP_alloc_unbound => {
                 let dom = self.target_domain(u16_at(0))?;
+                // The remote end is only a name until it binds (Xen does
+                // not look it up either).
                 let remote = match u16_at(2) {
                     DOMID_SELF => me,
                     r => DomId(r),
                 };
-                if !self.domains.contains_key(&remote) {
-                    return Err(Errno::ESRCH);
-                }
                 let port = self.alloc_port(dom, State::Unbound { remote }, 0)?;
                 self.put_out(arg + 4, port)
             }

@@ -16,8 +16,12 @@ impl<P: Platform> Xen<P> {
                 ret(0)
             }
             SCHEDOP_block => {
-                // Xen's vcpu_block: go to sleep unless an event is already
-                // waiting, in which case return at once.
+                // Xen's do_block: enable event delivery first (a guest blocks
+                // with events masked to close the race with its own check),
+                // then sleep unless an event is already waiting.
+                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info).filter(|_| v < 32) {
+                    self.platform.write(si, v * 64 + 1, &[0]);
+                }
                 if !self.events_need_delivery(v) {
                     self.set_runstate(dom, v, RunState::Blocked);
                 }
