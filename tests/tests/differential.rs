@@ -99,3 +99,16 @@ fn vcpu_self_test_agrees_with_xen() {
     assert_same("check lines", comparable(ours.check_lines()), comparable(xen.check_lines()));
     assert_eq!(ours.verdict(), xen.verdict(), "the verdicts differ");
 }
+
+/// The event-channel self-test, with one and with two vCPUs, and the timer
+/// self-test: the same check lines on both hypervisors (timing checks are
+/// true/false).
+#[test]
+fn events_and_timer_self_tests_agree_with_xen() {
+    for (cmdline, append) in [("workload=events", ""), ("workload=events", "dom0_max_vcpus=2"), ("workload=timer", "")] {
+        let boot = |hv| Boot::new(hv).dom0_image("pv-guest-kernel").dom0_cmdline(cmdline).append(append).run();
+        let (ours, xen) = (boot(Hypervisor::XenCore), boot(Hypervisor::Xen));
+        assert_same("check lines", comparable(ours.check_lines()), comparable(xen.check_lines()));
+        assert_eq!(ours.verdict(), xen.verdict(), "the verdicts differ ({cmdline} {append})");
+    }
+}

@@ -65,6 +65,20 @@ on_both_hypervisors! {
         assert_self_test_passed(&out);
     }
 
+    /// Event channels, VIRQs, IPIs, masking, block and poll, hostile values;
+    /// with two vCPUs also a ping-pong between them.
+    fn events_self_test_passes(hv) {
+        assert_self_test_passed(&workload(hv, "workload=events"));
+        let two = Boot::new(hv).dom0_image("pv-guest-kernel").dom0_cmdline("workload=events").append("dom0_max_vcpus=2").run();
+        assert_self_test_passed(&two);
+    }
+
+    /// Periodic and one-shot timers tick while the vCPU sleeps between them:
+    /// no busy waiting.
+    fn timer_self_test_passes(hv) {
+        assert_self_test_passed(&workload(hv, "workload=timer"));
+    }
+
     /// A kernel whose stack cannot take an exception frame is crashed, alone:
     /// the hypervisor survives (status Crashed, not HypervisorPanic).
     fn an_unusable_kernel_stack_crashes_the_domain_not_the_hypervisor(hv) {
