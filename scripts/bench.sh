@@ -16,7 +16,7 @@ usage() {
 Usage: scripts/bench.sh [options]
 
   --workload NAME   a benchmark workload of pv-guest-kernel (repeatable;
-                    default: bench-null bench-mmu bench-vcpu bench-grant xl),
+                    default: bench-null bench-mmu bench-vcpu bench-events bench-grant xl),
                     or xl: Dom0's toolstack, `bench create guests/hello.cfg`
                     and `bench destroy guests/idle.cfg`
   --iters N         iterations per benchmark, passed as iters=N (default 100000)
@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null bench-mmu bench-vcpu bench-grant xl)
+[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null bench-mmu bench-vcpu bench-events bench-grant xl)
 
 say() { echo "bench: $*" >&2; }
 
@@ -78,7 +78,9 @@ boot() {
         say "$hv: workload=$wl iters=$iters (-icount shift=0) ..."
         flag+=(--dom0 target/images/pv-guest-kernel --dom0-cmdline "workload=$wl iters=$iters")
     fi
-    scripts/run.sh --no-build "${flag[@]}" --icount --timeout "$timeout" \
+    # Two vCPUs for Dom0 on both hypervisors: bench-events' ping-pong needs
+    # the second; the other workloads use one.
+    scripts/run.sh --no-build "${flag[@]}" --append "dom0_max_vcpus=2" --icount --timeout "$timeout" \
         >"$log" 2>"$log.stderr" || rc=$?
     if [ $rc -ne 0 ]; then
         say "$hv: workload=$wl ended with status $rc (see $log)"
