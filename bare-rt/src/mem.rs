@@ -1,8 +1,10 @@
 //! `memcpy` and friends for freestanding images.
 //!
-//! Copies and fills use `rep movsb`/`rep stosb`: fast on every CPU with ERMS
-//! and, being assembly, impossible for the optimiser to turn back into a call
-//! of the very function being defined. The comparisons are plain loops over
+//! Copies and fills move 8 bytes at a time with `rep movsq`/`rep stosq`, then
+//! the tail with `rep movsb`/`rep stosb`: fast everywhere (and one
+//! instruction per 8 bytes under QEMU's instruction counting), and, being
+//! assembly, impossible for the optimiser to turn back into a call of the
+//! very function being defined. The comparisons are plain loops over
 //! volatile reads for the same reason.
 
 use core::arch::asm;
@@ -13,9 +15,11 @@ use core::ptr::read_volatile;
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees both ranges; DF is clear per the SysV ABI.
+    // rdi/rsi advance through the quadwords and then the tail.
     unsafe {
-        asm!("rep movsb",
-             inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+        asm!("rep movsq", "mov rcx, {tail}", "rep movsb",
+             tail = in(reg) n & 7,
+             inout("rcx") n / 8 => _, inout("rdi") dst => _, inout("rsi") src => _,
              options(nostack, preserves_flags));
     }
     dst
@@ -46,9 +50,12 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 #[no_mangle]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees the range; DF is clear per the SysV ABI.
+    // The byte is replicated across rax for the quadword stores.
     unsafe {
-        asm!("rep stosb",
-             inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+        asm!("rep stosq", "mov rcx, {tail}", "rep stosb",
+             tail = in(reg) n & 7,
+             inout("rcx") n / 8 => _, inout("rdi") dst => _,
+             in("rax") (c as u8 as u64) * 0x0101_0101_0101_0101,
              options(nostack, preserves_flags));
     }
     dst

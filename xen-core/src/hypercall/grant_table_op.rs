@@ -271,9 +271,7 @@ impl<P: Platform> Xen<P> {
         let mut mm = self.mm();
         // The destination must be writable memory, never a page table.
         mm.get_page_type(dst, PageType::Writable).map_err(|_| GNTST_general_error)?;
-        let mut buf = [0u8; 4096];
-        mm.mem.read(src, soff, &mut buf[..len]);
-        mm.mem.write(dst, doff, &buf[..len]);
+        mm.mem.copy(dst, doff, src, soff, len);
         mm.put_page_type(dst);
         Ok(())
     }

@@ -319,9 +319,7 @@ impl<P: Platform> Xen<P> {
                     mm.ft.put_page(src);
                     return Err(e);
                 }
-                let mut page = [0u8; 4096];
-                mm.mem.read(src, 0, &mut page);
-                mm.mem.write(dst, 0, &page);
+                mm.mem.copy(dst, 0, src, 0, 4096);
                 mm.put_page_and_type(dst);
                 mm.ft.put_page(src);
                 Ok(())

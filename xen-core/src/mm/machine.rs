@@ -26,4 +26,11 @@ pub trait MachineMemory {
     fn zero_frame(&self, mfn: Mfn) {
         self.fill(mfn, 0, 4096, 0);
     }
+
+    /// Copy `len` bytes between frames (no bounce buffer on the machine).
+    fn copy(&self, dst: Mfn, dst_off: usize, src: Mfn, src_off: usize, len: usize) {
+        let mut buf = [0u8; 4096];
+        self.read(src, src_off, &mut buf[..len]);
+        self.write(dst, dst_off, &buf[..len]);
+    }
 }

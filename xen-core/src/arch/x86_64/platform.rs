@@ -40,6 +40,13 @@ impl MachineMemory for Machine {
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) }
     }
 
+    fn copy(&self, dst: Mfn, dst_off: usize, src: Mfn, src_off: usize, len: usize) {
+        let (d, s) = (self.ptr(dst, dst_off, len), self.ptr(src, src_off, len));
+        // SAFETY: both ranges are direct-mapped RAM of `len` bytes (checked by
+        // `ptr`); `copy` tolerates overlap (the same frame as both ends).
+        unsafe { core::ptr::copy(s, d, len) }
+    }
+
     fn fill(&self, mfn: Mfn, offset: usize, len: usize, byte: u8) {
         let dst = self.ptr(mfn, offset, len);
         // SAFETY: as in `write`.
