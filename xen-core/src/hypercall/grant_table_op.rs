@@ -135,8 +135,10 @@ impl<P: Platform> Xen<P> {
         let flags = u16::from_le_bytes([e[0], e[1]]);
         let domid = u16::from_le_bytes([e[2], e[3]]);
         let frame = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as u64;
+        // Xen answers all three (not a grant, not for us, read-only) with
+        // GNTST_general_error; permission_denied is left to XSM policies.
         if flags & GTF_type_mask != GTF_permit_access || domid != me.0 || (write && flags & GTF_readonly != 0) {
-            return Err(GNTST_permission_denied);
+            return Err(GNTST_general_error);
         }
         Ok((f, off, Mfn(frame)))
     }
@@ -240,7 +242,12 @@ impl<P: Platform> Xen<P> {
         let flags = u16::from_le_bytes([op[34], op[35]]);
         let side = |base: usize, is_gref: bool, write: bool| -> Result<(Mfn, usize), Status> {
             let u = u64::from_le_bytes(op[base..base + 8].try_into().unwrap_or([0; 8]));
-            let dom = match u16::from_le_bytes([op[base + 8], op[base + 9]]) {
+            let raw_dom = u16::from_le_bytes([op[base + 8], op[base + 9]]);
+            // As Xen: a plain frame number only with DOMID_SELF.
+            if !is_gref && raw_dom != DOMID_SELF {
+                return Err(GNTST_permission_denied);
+            }
+            let dom = match raw_dom {
                 DOMID_SELF => me,
                 d => DomId(d),
             };
@@ -248,18 +255,7 @@ impl<P: Platform> Xen<P> {
             if offset + len > 4096 {
                 return Err(GNTST_bad_copy_arg);
             }
-            let frame = if is_gref {
-                self.grant_entry(dom, u as u32, write)?.2
-            } else {
-                // A local frame: one's own, or anyone's for the privileged.
-                if dom != me && !self.domains.get(&me).is_some_and(|d| d.privileged) {
-                    return Err(GNTST_permission_denied);
-                }
-                if !self.domains.contains_key(&dom) {
-                    return Err(GNTST_bad_domain);
-                }
-                Mfn(u)
-            };
+            let frame = if is_gref { self.grant_entry(dom, u as u32, write)?.2 } else { Mfn(u) };
             let ok = self.frames.get(frame).is_some_and(|pg| pg.owner == Owner::Dom(dom));
             if !ok {
                 return Err(GNTST_bad_page);
