@@ -35,11 +35,16 @@ fn xl_creates_lists_and_destroys_a_guest_whose_console_reaches_dom0() {
 }
 
 #[test]
-fn a_crashing_guest_is_reported_to_dom0_and_removed() {
-    let out = xl("crash", &[("bad", "workload=privop")], "create guests/bad.cfg; list");
+fn a_crashing_guest_is_reported_to_dom0_and_removed_while_others_run() {
+    let idle = String::from_utf8(std::fs::read(tests::repo_root().join("guests/idle.cfg")).expect("idle.cfg")).unwrap();
+    let extra = idle.lines().find_map(|l| l.strip_prefix("extra = \"")).map(|e| e.trim_end_matches('"').to_string()).unwrap();
+    let out = xl("crash", &[("bad", "workload=privop"), ("idle", &extra)], "create guests/idle.cfg; create guests/bad.cfg; sleep 0.5; list; destroy idle");
     out.assert_status(Status::PoweredOff);
-    out.assert_hypervisor_line("reporting the crash", |l| l.contains("Domain 1 crashed"));
-    out.assert_hypervisor_line("removing it", |l| l.contains("Destroyed domain 1"));
+    out.assert_hypervisor_line("reporting the crash", |l| l.contains("Domain 2 crashed"));
+    out.assert_hypervisor_line("removing it", |l| l.contains("Destroyed domain 2"));
+    let listed: Vec<&str> = out.guest_lines().into_iter().filter(|l| l.starts_with("idle ") || l.starts_with("bad ")).collect();
+    assert_eq!(listed.len(), 1, "only idle is left after the crash: {listed:?}\n{}", out.tail(30));
+    assert!(listed[0].starts_with("idle "), "{listed:?}");
 }
 
 #[test]
