@@ -360,3 +360,28 @@ fn fpu_state_follows_its_vcpu() {
     assert!(!w.xen.platform.ts.get());
 }
 
+
+/// Not a behaviour test: the exception round trip (bounce frame, then the
+/// handler's iret) in a loop, for profiling under callgrind:
+/// `cargo test --release -p xen-core profile_ -- --ignored`.
+#[test]
+#[ignore]
+fn profile_exception_round_trip() {
+    let mut w = World::new();
+    assert_eq!(w.trap_table(&[(6, 0, 0x100100)]), 0);
+    let sp = w.stack() - 0x100;
+    for _ in 0..20_000 {
+        let (next, regs) = w.raise(6, 0, sp);
+        assert!(matches!(next, Next::Resume { .. }));
+        // The handler pops rcx and r11, pushes the iret flags word, and the
+        // hypercall page pushes rcx, r11 and rax above it.
+        let ctx_at = regs.rsp - 16;
+        let mut words = [0u8; 32];
+        words[0..8].copy_from_slice(&nr::IRET.to_le_bytes());
+        w.write(ctx_at, &words);
+        let mut regs2 = GuestRegs { rax: nr::IRET, rsp: ctx_at, cs: 0xe033, ss: 0xe02b, ..GuestRegs::default() };
+        let next = w.xen.hypercall(&mut regs2);
+        assert!(matches!(next, Next::Resume { .. }), "{next:?}");
+        assert_eq!(regs2.rip, 0x100010);
+    }
+}
