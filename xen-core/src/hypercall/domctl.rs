@@ -189,6 +189,32 @@ impl<P: Platform> Xen<P> {
         ret(0)
     }
 
+    /// One debug key (Xen's keyhandlers); unknown keys are ignored, as Xen
+    /// does.
+    pub fn debug_key(&mut self, key: u8) {
+        if key != b'q' {
+            return;
+        }
+        let ids: alloc::vec::Vec<(DomId, usize)> =
+            self.domains.values().flat_map(|d| (0..d.vcpus.len()).map(move |v| (d.id, v))).collect();
+        for (d, v) in &ids {
+            if *v == 0 {
+                if let Some(i) = self.domain_info(*d) {
+                    crate::info!(
+                        "'q' pressed -> dumping domain info: d{} pages {}/{} vCPUs {} paused {} shutdown {:?}",
+                        d.0,
+                        i.tot_pages,
+                        i.max_pages,
+                        i.nr_online_vcpus,
+                        i.paused,
+                        i.shutdown
+                    );
+                }
+            }
+            self.send_virq(*d, *v, hypercall_abi::evtchn::VIRQ_DEBUG);
+        }
+    }
+
     /// `struct xen_domctl_getdomaininfo` for `d`.
     fn domaininfo_bytes(&self, d: DomId) -> [u8; 112] {
         let mut o = [0u8; 112];
@@ -252,6 +278,17 @@ impl<P: Platform> Xen<P> {
                 put(&mut b, u + 16, &(ids.len() as u32).to_le_bytes());
             }
             XEN_SYSCTL_sched_id => put(&mut b, u, &XEN_SCHEDULER_CREDIT.to_le_bytes()),
+            XEN_SYSCTL_debug_keys => {
+                // `xl debug-keys`: as Xen's keyhandlers. 'q' dumps the
+                // domains and raises VIRQ_DEBUG on every vCPU.
+                let keys = u64_at(&b, u);
+                let nr = (u32_at(&b, u + 8) as usize).min(64);
+                let mut k = alloc::vec![0u8; nr];
+                self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(keys, &mut k)?;
+                for key in k {
+                    self.debug_key(key);
+                }
+            }
             XEN_SYSCTL_readconsole => {
                 // `xl dmesg`, as Xen's console ring: read from the oldest
                 // byte kept, or (incremental) from `index`; `index` comes back

@@ -95,3 +95,28 @@ fn a_domain_is_created_given_memory_and_a_vcpu_and_started() {
     assert_eq!(w.domctl(XEN_DOMCTL_destroydomain, d, &[]).0, Errno::ESRCH.to_ret());
     super::invariants::check(&w.xen).unwrap();
 }
+
+#[test]
+fn debug_key_q_raises_virq_debug_on_every_vcpu() {
+    let mut w = World::new();
+    let mut a = [0u8; 12];
+    a[0..4].copy_from_slice(&VIRQ_DEBUG_NR.to_le_bytes());
+    let s = w.scratch + 0x3000;
+    w.write(s, &a);
+    assert_eq!(w.hypercall(nr::EVENT_CHANNEL_OP, [1, s, 0, 0, 0]), 0);
+    let port = w.xen.domains[&DomId(0)].vcpus[0].virq_to_evtchn[VIRQ_DEBUG_NR as usize];
+    assert_ne!(port, 0);
+    let mut b = [0u8; 136];
+    b[0..4].copy_from_slice(&XEN_SYSCTL_debug_keys.to_le_bytes());
+    b[4..8].copy_from_slice(&XEN_SYSCTL_INTERFACE_VERSION.to_le_bytes());
+    let keys = w.scratch + 0x5000;
+    w.write(keys, b"xq");
+    b[8..16].copy_from_slice(&keys.to_le_bytes());
+    b[16..20].copy_from_slice(&2u32.to_le_bytes());
+    let at = w.scratch + 0x6000;
+    w.write(at, &b);
+    assert_eq!(w.hypercall(nr::SYSCTL, [at, 0, 0, 0, 0]), 0);
+    assert!(w.xen.port_pending(DomId(0), port));
+}
+
+const VIRQ_DEBUG_NR: u32 = hypercall_abi::evtchn::VIRQ_DEBUG;
