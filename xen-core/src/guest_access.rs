@@ -12,11 +12,27 @@ use crate::mm::pte::*;
 use crate::mm::{MachineMemory, Mfn};
 use hypercall_abi::errno::Errno;
 
+/// The last translation made, remembered across calls (one pCPU, one
+/// entry): a bounce frame and the `iret` that follows touch the same stack
+/// page. It is valid only while no page-table entry anywhere has changed
+/// and no frame has been freed since: `FrameTable::pt_gen` counts those
+/// events, and an entry of another generation is never used.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TranslationCache {
+    gen: u64,
+    l4: u64,
+    vpage: u64,
+    writable: bool,
+    mfn: u64,
+    valid: bool,
+}
+
 /// A guest address space: its top-level table and the frames that exist.
 pub struct GuestMem<'a, M: MachineMemory> {
     pub mem: &'a M,
     pub l4: Mfn,
     pub nr_frames: u64,
+    cache: Option<(&'a core::cell::Cell<TranslationCache>, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -27,7 +43,13 @@ pub enum Access {
 
 impl<'a, M: MachineMemory> GuestMem<'a, M> {
     pub fn new(mem: &'a M, l4: Mfn, nr_frames: u64) -> Self {
-        GuestMem { mem, l4, nr_frames }
+        GuestMem { mem, l4, nr_frames, cache: None }
+    }
+
+    /// Remember translations in `cache`, for page-table generation `gen`.
+    pub fn with_cache(mut self, cache: &'a core::cell::Cell<TranslationCache>, gen: u64) -> Self {
+        self.cache = Some((cache, gen));
+        self
     }
 
     fn entry(&self, table: Mfn, index: usize, access: Access) -> Result<u64, Errno> {
@@ -47,6 +69,21 @@ impl<'a, M: MachineMemory> GuestMem<'a, M> {
         if !is_canonical(va) || in_hypervisor_range(va) {
             return Err(Errno::EFAULT);
         }
+        let write = access == Access::Write;
+        if let Some((cell, gen)) = self.cache {
+            let c = cell.get();
+            if c.valid && c.gen == gen && c.l4 == self.l4.0 && c.vpage == va >> 12 && (c.writable || !write) {
+                return Ok((Mfn(c.mfn), (va & 0xfff) as usize));
+            }
+        }
+        let (mfn, off) = self.walk(va, access)?;
+        if let Some((cell, gen)) = self.cache {
+            cell.set(TranslationCache { gen, l4: self.l4.0, vpage: va >> 12, writable: write, mfn: mfn.0, valid: true });
+        }
+        Ok((mfn, off))
+    }
+
+    fn walk(&self, va: u64, access: Access) -> Result<(Mfn, usize), Errno> {
         let l4e = self.entry(self.l4, l4_index(va), access)?;
         let l3e = self.entry(Mfn(entry_mfn(l4e)), l3_index(va), access)?;
         if l3e & _PAGE_PSE != 0 {

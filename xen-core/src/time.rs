@@ -119,9 +119,10 @@ impl<P: Platform> Xen<P> {
                 let running = current == Some((d.id, i));
                 if let Some((period, next)) = vc.periodic {
                     if next <= now && running {
-                        // Skip missed periods rather than firing a burst.
-                        let missed = (now - next) / period;
-                        vc.periodic = Some((period, next + (missed + 1) * period));
+                        // As Xen's vcpu_periodic_timer_work: the next tick is
+                        // a period after this one is delivered (never a
+                        // burst of missed ones, never two closer than that).
+                        vc.periodic = Some((period, now + period));
                         fire.push((d.id, i));
                     }
                 }
@@ -145,8 +146,7 @@ impl<P: Platform> Xen<P> {
         let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) else { return };
         if let Some((period, next)) = vc.periodic {
             if next <= now {
-                let missed = (now - next) / period;
-                vc.periodic = Some((period, next + (missed + 1) * period));
+                vc.periodic = Some((period, now + period));
                 self.send_virq(d, v, VIRQ_TIMER);
             }
         }

@@ -231,7 +231,7 @@ impl<P: Platform> Xen<P> {
             raw[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
         }
         let cr3 = self.domains[&dom].vcpus[v].cr3;
-        let g = GuestMem::new(&self.platform, cr3, self.frames.len());
+        let g = GuestMem::new(&self.platform, cr3, self.frames.len()).with_cache(&self.tcache, self.frames.pt_gen);
         if g.copy_to_guest(new_sp, &raw[..bytes as usize]).is_err() {
             crate::error!("d{}v{}: fault writing an exception frame at {:#x}", dom.0, v, new_sp);
             return false;

@@ -48,6 +48,8 @@ pub struct Xen<P: Platform> {
     pub time_scale: crate::time::TimeScale,
     /// The last domain id handed out.
     pub next_domid: u16,
+    /// The last guest translation (see `guest_access::TranslationCache`).
+    pub tcache: core::cell::Cell<crate::guest_access::TranslationCache>,
 }
 
 impl<P: Platform> Xen<P> {
@@ -64,6 +66,7 @@ impl<P: Platform> Xen<P> {
             sched: crate::sched::SchedState::default(),
             time_scale,
             next_domid: 0,
+            tcache: core::cell::Cell::new(crate::guest_access::TranslationCache::default()),
         }
     }
 
@@ -80,7 +83,7 @@ impl<P: Platform> Xen<P> {
     pub fn guest_mem(&self) -> Option<GuestMem<'_, P>> {
         let (d, v) = self.current?;
         let cr3 = self.domains.get(&d)?.vcpus.get(v)?.active_cr3();
-        Some(GuestMem::new(&self.platform, cr3, self.frames.len()))
+        Some(GuestMem::new(&self.platform, cr3, self.frames.len()).with_cache(&self.tcache, self.frames.pt_gen))
     }
 
     /// Run a freshly built domain's first vCPU next; returns its frame.

@@ -197,6 +197,7 @@ impl<P: Platform> Xen<P> {
         }
         let new = frame.maddr() | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | PTE_GRANT_MAPPING | if readonly { 0 } else { _PAGE_RW };
         mm.mem.write_u64(l1, index, new);
+        mm.ft.pt_gen += 1;
         mm.put_entry_ref(old, 1);
         self.platform.invlpg(host_addr);
         self.grant_set_in_use(granter, gref, frame, !readonly, 1);
@@ -226,6 +227,7 @@ impl<P: Platform> Xen<P> {
         let is_l1 = self.frames.get(t.l1).is_some_and(|pg| pg.ty == PageType::L1 && pg.type_count > 0);
         if still && is_l1 {
             self.platform.write_u64(t.l1, t.index, 0);
+            self.frames.pt_gen += 1;
             let mut mm = self.mm();
             mm.put_entry_ref(cur, 1);
             self.platform.invlpg(t.host_addr);

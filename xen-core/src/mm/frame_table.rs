@@ -99,6 +99,10 @@ pub struct FrameTable {
     /// could still write it, so the CPU's TLB must be flushed before any
     /// guest runs again.
     pub need_tlb_flush: bool,
+    /// Bumped whenever a page-table entry is written or a frame is freed:
+    /// translations remembered under an older value are stale
+    /// (`guest_access::TranslationCache`).
+    pub pt_gen: u64,
 }
 
 impl FrameTable {
@@ -112,6 +116,7 @@ impl FrameTable {
             m2p: alloc::vec![M2pPage([INVALID_M2P_ENTRY; 512]); (nr_frames as usize).div_ceil(512)],
             free: Vec::new(),
             need_tlb_flush: false,
+            pt_gen: 0,
         }
     }
 
@@ -217,6 +222,7 @@ impl FrameTable {
             self.set_m2p(mfn, INVALID_M2P_ENTRY);
             self.free.push(mfn.0);
             self.need_tlb_flush = true;
+            self.pt_gen += 1;
         }
     }
 

@@ -131,6 +131,7 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
 
     fn promote(&mut self, table: Mfn, level: u8) -> Result<(), Errno> {
         let owner = self.owner(table).ok_or(Errno::EINVAL)?;
+        self.ft.pt_gen += 1;
         if level == 4 {
             for (i, e) in self.hv_slots.iter().enumerate() {
                 self.mem.write_u64(table, FIRST_HYPERVISOR_SLOT + i, *e);
@@ -177,6 +178,7 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
     }
 
     fn demote(&mut self, table: Mfn, level: u8) {
+        self.ft.pt_gen += 1;
         for i in 0..ENTRIES as usize {
             if !is_hypervisor_slot(level, i) {
                 let e = self.mem.read_u64(table, i);
@@ -269,6 +271,7 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
         }
         let new = self.get_entry_ref(new, level, pg_owner)?;
         self.mem.write_u64(table, index, new);
+        self.ft.pt_gen += 1;
         // A stale TLB entry for `old` is the guest's to flush (it asks with
         // UVMF_INVLPG or MMUEXT_*). It becomes the hypervisor's problem only
         // when the frame behind it changes type or is freed, and the frame
