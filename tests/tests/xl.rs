@@ -16,10 +16,13 @@ fn xl(tag: &str, cfgs: &[(&str, &str)], script: &str) -> Outcome {
         files.push((path.as_str(), guest_cfg(name, extra)));
     }
     let archive = guest_archive(tag, &files);
+    // -icount: Dom0's `sleep`s and the guests' progress are measured in the
+    // same (instruction) time, whatever else the host is doing.
     Boot::xen_core()
         .dom0_image("dom0")
         .module(&archive, "")
         .dom0_cmdline(&format!("xl=\"{script}\""))
+        .icount()
         .run()
 }
 
@@ -38,7 +41,7 @@ fn xl_creates_lists_and_destroys_a_guest_whose_console_reaches_dom0() {
 fn a_crashing_guest_is_reported_to_dom0_and_removed_while_others_run() {
     let idle = String::from_utf8(std::fs::read(tests::repo_root().join("guests/idle.cfg")).expect("idle.cfg")).unwrap();
     let extra = idle.lines().find_map(|l| l.strip_prefix("extra = \"")).map(|e| e.trim_end_matches('"').to_string()).unwrap();
-    let out = xl("crash", &[("bad", "workload=privop"), ("idle", &extra)], "create guests/idle.cfg; create guests/bad.cfg; sleep 0.5; list; destroy idle");
+    let out = xl("crash", &[("bad", "workload=privop"), ("idle", &extra)], "create guests/idle.cfg; create guests/bad.cfg; wait bad; list; destroy idle");
     out.assert_status(Status::PoweredOff);
     out.assert_hypervisor_line("reporting the crash", |l| l.contains("Domain 2 crashed"));
     out.assert_hypervisor_line("removing it", |l| l.contains("Destroyed domain 2"));
@@ -67,6 +70,7 @@ fn a_thousand_guests_created_and_destroyed_leave_free_memory_unchanged() {
         .dom0_image("dom0")
         .module(&archive, "")
         .dom0_cmdline("xl=\"info; repeat -q 1000 'create idle; sleep 0.02; destroy idle'; list; info\"")
+        .icount()
         .timeout(std::time::Duration::from_secs(300))
         .run();
     out.assert_status(Status::PoweredOff);
@@ -92,6 +96,7 @@ fn two_guests_talk_over_a_granted_page_and_an_event_channel() {
         .dom0_image("dom0")
         .module(&archive, "")
         .dom0_cmdline("xl=\"create offer; create accept; wait accept; sleep 1; list; destroy offer; list\"")
+        .icount()
         .timeout(std::time::Duration::from_secs(120))
         .run();
     out.assert_status(Status::PoweredOff);
