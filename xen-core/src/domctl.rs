@@ -143,7 +143,6 @@ impl<P: Platform> Xen<P> {
 
     pub fn domain_info(&self, d: DomId) -> Option<DomainInfo> {
         let dom = self.domains.get(&d)?;
-        let now = self.platform.now_ns();
         let cpu: u64 = (0..dom.vcpus.len()).map(|v| self.runstate_now(d, v).time[0]).sum();
         // A domain that shut down keeps its vCPUs (stopped, not offline),
         // as Xen counts them.
@@ -152,7 +151,6 @@ impl<P: Platform> Xen<P> {
         } else {
             dom.vcpus.iter().filter(|v| v.state != RunState::Down).count() as u32
         };
-        let _ = now;
         Some(DomainInfo {
             id: d,
             tot_pages: dom.tot_pages,
