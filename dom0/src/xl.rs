@@ -14,7 +14,7 @@ use core::fmt::Write as _;
 use core::ptr;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
-use heapless::{String, Vec};
+use heapless::{Deque, String, Vec};
 use hypercall_abi::console::{mask_out_idx, XenconsInterface};
 use hypercall_abi::domctl::*;
 use hypercall_abi::errno::Errno;
@@ -26,12 +26,13 @@ use hypercall_abi::shared_info::SharedInfo;
 use hypercall_abi::start_info::StartInfo;
 use hypercall_abi::{DomId, EvtchnPort};
 use pv_rt::mm::Mm;
-use pv_rt::{print, println};
+use pv_rt::println;
 
 use crate::builder::{self, Scratch, Window};
 use crate::cmdline;
 use crate::config::{self, Action, DomainConfig, PATH_MAX};
 use crate::cpio;
+use crate::lineedit::{self, Editor, Event};
 use crate::listing::ListLine;
 use crate::hv;
 
@@ -42,6 +43,8 @@ const VA_BASE: u64 = 0x10_0000_0000;
 const SHINFO_VA: u64 = VA_BASE;
 const WINDOW_VA: u64 = VA_BASE + 0x1000;
 const CONSOLE_VA: u64 = VA_BASE + 0x10000;
+/// Keys typed while a command runs, kept for the prompt that follows it.
+const TYPEAHEAD: usize = 4096;
 /// A guest's console line is printed when it ends or reaches this length.
 const LINE: usize = 200;
 const PROMPT: &str = "xl> ";
@@ -70,8 +73,15 @@ pub struct Toolstack {
     scratch: Scratch,
     virq_console: EvtchnPort,
     virq_dom_exc: EvtchnPort,
-    /// Typed input, up to the newline.
-    input: Vec<u8, 256>,
+    /// The prompt's line editor: what is typed at `xl>`.
+    editor: Editor,
+    /// Bytes typed but not yet given to the editor: while a command runs,
+    /// typed lines wait here (they never run inside the command).
+    typeahead: Deque<u8, TYPEAHEAD>,
+    /// The typeahead was full during this command and keys were dropped.
+    typeahead_lost: bool,
+    /// ^C was typed while a command ran: long commands stop.
+    interrupted: bool,
     interactive: bool,
     poweroff: bool,
     /// Something was printed since the prompt (guest output, domain news).
@@ -117,7 +127,10 @@ impl Toolstack {
             scratch: Scratch::new(),
             virq_console: 0,
             virq_dom_exc: 0,
-            input: Vec::new(),
+            editor: Editor::new(PROMPT),
+            typeahead: Deque::new(),
+            typeahead_lost: false,
+            interrupted: false,
             interactive: false,
             poweroff: false,
             printed: false,
@@ -228,8 +241,7 @@ impl Toolstack {
         }
         // Output arrived under the prompt: draw it again, with what was typed.
         if self.interactive && !self.busy && core::mem::take(&mut self.printed) {
-            print!("{}", PROMPT);
-            pv_rt::console::write_bytes(&self.input);
+            self.editor.redraw(&mut term);
         }
     }
 
@@ -298,6 +310,10 @@ impl Toolstack {
 
     // ---- Dom0's own console input ----------------------------------------
 
+    /// Takes what was typed into the typeahead; never runs a command, so a
+    /// command that serves consoles (`sleep`, `wait`, `repeat`) cannot be
+    /// entered again from inside itself. ^C while a command runs asks it to
+    /// stop and drops the keys typed ahead.
     fn read_input(&mut self) {
         let mut buf = [0u8; 64];
         loop {
@@ -309,36 +325,65 @@ impl Toolstack {
                 continue;
             }
             for &c in &buf[..n] {
-                match c {
-                    b'\r' | b'\n' => {
-                        pv_rt::console::write_bytes(b"\n");
-                        let mut line: Vec<u8, 256> = Vec::new();
-                        core::mem::swap(&mut line, &mut self.input);
-                        if let Ok(s) = core::str::from_utf8(&line) {
-                            self.busy = true;
-                            for c in cmdline::commands(s) {
-                                let _ = self.run(c);
-                            }
-                            self.busy = false;
-                            self.printed = false;
-                        } else {
-                            xerr(format_args!("input is not UTF-8"));
-                        }
-                        if self.poweroff {
-                            return;
-                        }
-                        print!("{}", PROMPT);
+                if c == 0x03 && self.busy {
+                    if !self.interrupted {
+                        self.interrupted = true;
+                        self.typeahead.clear();
+                        pv_rt::console::write_bytes(b"^C\n");
                     }
-                    0x08 | 0x7f if self.input.pop().is_some() => {
-                        pv_rt::console::write_bytes(b"\x08 \x08");
-                    }
-                    0x20..=0x7e if self.input.push(c).is_ok() => {
-                        pv_rt::console::write_bytes(&[c]);
-                    }
-                    _ => {}
+                    continue;
+                }
+                if self.typeahead.push_back(c).is_err() && !self.typeahead_lost {
+                    self.typeahead_lost = true;
+                    xerr(format_args!("{} keys typed ahead already wait for the running command; more are dropped", TYPEAHEAD));
                 }
             }
         }
+    }
+
+    /// Gives the typeahead to the line editor and runs each line it ends.
+    fn serve_prompt(&mut self) {
+        while let Some(c) = self.typeahead.pop_front() {
+            match self.editor.feed(c, &mut term) {
+                Event::None => continue,
+                Event::Line => {
+                    let line = self.editor.take_line();
+                    self.run_typed(&line);
+                }
+                Event::TooLong => {
+                    xerr(format_args!("the line is longer than {} characters: not run", lineedit::LINE_MAX))
+                }
+                Event::Interrupt => {}
+                Event::Eof => {
+                    println!("xl: end of input");
+                    self.poweroff = true;
+                }
+            }
+            if self.poweroff {
+                return;
+            }
+            self.editor.start(&mut term);
+        }
+    }
+
+    /// One typed line: its commands in turn, until one is interrupted.
+    fn run_typed(&mut self, line: &[u8]) {
+        let Ok(s) = core::str::from_utf8(line) else {
+            xerr(format_args!("input is not UTF-8"));
+            return;
+        };
+        self.busy = true;
+        self.interrupted = false;
+        self.typeahead_lost = false;
+        for c in cmdline::commands(s) {
+            let _ = self.run(c);
+            if self.poweroff || self.interrupted {
+                break;
+            }
+        }
+        self.busy = false;
+        self.interrupted = false;
+        self.printed = false;
     }
 
     // ---- domains that shut down or died ---------------------------------
@@ -445,11 +490,21 @@ impl Toolstack {
 
     // ---- commands ---------------------------------------------------------
 
-    /// Runs unattended: `cmds` as typed, then power off.
-    pub fn run_script(&mut self, cmds: &str) {
+    /// Runs unattended: `cmds` as typed, then power off. The first command
+    /// that fails ends the script, unless `keep_going`; either way a failure
+    /// is reported in one line that `scripts/run.sh` turns into its exit
+    /// status. `false` when a command failed.
+    pub fn run_script(&mut self, cmds: &str, keep_going: bool) -> bool {
+        let mut failed = 0;
         for c in cmdline::commands(cmds) {
             println!("{}{}", PROMPT, c);
-            let _ = self.run(c);
+            if self.run(c).is_err() {
+                failed += 1;
+                if !keep_going {
+                    println!("dom0: xl script failed: '{}' failed; the rest is not run (xl_keep_going runs it)", c);
+                    return false;
+                }
+            }
             if self.poweroff {
                 break;
             }
@@ -457,16 +512,21 @@ impl Toolstack {
             let now = self.now_ns();
             self.pump(now);
         }
+        if failed > 0 {
+            println!("dom0: xl script failed: {} command(s) failed", failed);
+        }
+        failed == 0
     }
 
     /// Interactive: a prompt on Xen's console until `poweroff`.
     pub fn interact(&mut self) {
         self.interactive = true;
         println!("xl: type 'help' for the commands");
-        print!("{}", PROMPT);
+        self.editor.start(&mut term);
         while !self.poweroff {
             let now = self.now_ns();
             self.pump(now + 1_000_000_000);
+            self.serve_prompt();
         }
     }
 
@@ -921,6 +981,9 @@ impl Toolstack {
         let Some(ns) = ns else { fail!("usage: sleep <seconds>") };
         let deadline = self.now_ns() + ns;
         while self.now_ns() < deadline {
+            if self.interrupted {
+                fail!("sleep: interrupted");
+            }
             self.pump(deadline);
         }
         Ok(())
@@ -947,6 +1010,9 @@ impl Toolstack {
             if !waiting {
                 return Ok(());
             }
+            if self.interrupted {
+                fail!("wait: interrupted");
+            }
             let now = self.now_ns();
             self.pump(now + 1_000_000_000);
         }
@@ -963,6 +1029,11 @@ impl Toolstack {
         'all: for i in 1..=r.count {
             for c in cmdline::commands(r.body) {
                 say!(self, "{}{}", PROMPT, c);
+                if self.interrupted {
+                    println!("repeat: interrupted at iteration {} of {}", i, r.count);
+                    result = Err(());
+                    break 'all;
+                }
                 if self.run(c).is_err() {
                     println!("repeat: iteration {} of {}: '{}' failed; stopping", i, r.count, c);
                     result = Err(());
@@ -1037,6 +1108,9 @@ impl Toolstack {
     fn bench_rounds(&mut self, destroy: bool, n: u64, create_args: &[&str]) -> Result<(u64, u64), ()> {
         let (mut total, mut build) = (0u64, 0u64);
         for _ in 0..n {
+            if self.interrupted {
+                fail!("bench: interrupted");
+            }
             self.last_created = None;
             let t0 = pv_rt::tsc::rdtsc_fenced();
             self.cmd_create(create_args)?;
@@ -1048,6 +1122,9 @@ impl Toolstack {
                     if d == domid {
                         break tsc;
                     }
+                }
+                if self.interrupted {
+                    fail!("bench: interrupted");
                 }
                 if self.now_ns() >= deadline {
                     fail!("bench: domain {} printed nothing within 30 s", domid);
@@ -1170,4 +1247,9 @@ fn help() {
             println!(" {:<17}{}", c, what);
         }
     }
+}
+
+/// The line editor's output: Dom0's console.
+fn term(bytes: &[u8]) {
+    pv_rt::console::write_bytes(bytes);
 }

@@ -8,7 +8,9 @@ fn guest_cfg(name: &str, extra: &str) -> Vec<u8> {
     format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nvcpus=1\nextra=\"{extra}\"\n").into_bytes()
 }
 
+/// Boots Dom0 with `xl="script"`; `script|flag` adds Dom0 option `flag`.
 fn xl(tag: &str, cfgs: &[(&str, &str)], script: &str) -> Outcome {
+    let (script, flags) = script.split_once('|').unwrap_or((script, ""));
     let kernel = std::fs::read(image("pv-guest-kernel")).expect("guest image");
     let mut files = vec![("pv-guest-kernel", kernel)];
     let names: Vec<String> = cfgs.iter().map(|(n, _)| format!("guests/{n}.cfg")).collect();
@@ -21,7 +23,7 @@ fn xl(tag: &str, cfgs: &[(&str, &str)], script: &str) -> Outcome {
     Boot::xen_core()
         .dom0_image("dom0")
         .module(&archive, "")
-        .dom0_cmdline(&format!("xl=\"{script}\""))
+        .dom0_cmdline(format!("xl=\"{script}\" {flags}").trim_end())
         .icount()
         .run()
 }
@@ -52,11 +54,21 @@ fn a_crashing_guest_is_reported_to_dom0_and_removed_while_others_run() {
 
 #[test]
 fn xl_refuses_unknown_names_and_bad_configs_clearly() {
-    let out = xl("errors", &[("g1", "workload=banner")], "create guests/nope.cfg; destroy ghost; pause 99");
+    let out = xl("errors", &[("g1", "workload=banner")], "create guests/nope.cfg; destroy ghost; pause 99|xl_keep_going");
     out.assert_status(Status::PoweredOff);
     let text = out.guest_lines().join("\n");
     assert!(text.contains("nope.cfg"), "names the missing config\n{text}");
     assert!(text.contains("ghost"), "names the unknown domain\n{text}");
+    assert!(text.contains("dom0: xl script failed: 3 command(s) failed"), "counts the failures\n{text}");
+}
+
+#[test]
+fn an_xl_script_stops_at_the_first_command_that_fails() {
+    let out = xl("stop", &[("g1", "workload=banner")], "list; create guests/nope.cfg; create guests/g1.cfg");
+    out.assert_status(Status::PoweredOff);
+    let text = out.guest_lines().join("\n");
+    assert!(text.contains("dom0: xl script failed: 'create guests/nope.cfg' failed"), "says where it stopped\n{text}");
+    assert!(!text.contains("[g1]"), "the command after the failure did not run\n{text}");
 }
 
 /// 1,000 guests created, run and destroyed in a row leave the host's free
