@@ -170,9 +170,10 @@ pub fn getdomaininfolist(first: DomId, out: &mut [XenDomctlGetdomaininfo]) -> Re
 
 /// `XEN_SYSCTL_readconsole`: copies the hypervisor's console ring from
 /// `index` (when `incremental`) into `buf`; returns (bytes, next index).
-pub fn readconsole(buf: &mut [u8], index: Option<u32>) -> Result<(usize, u32), Errno> {
+pub fn readconsole(buf: &mut [u8], index: Option<u32>, clear: bool) -> Result<(usize, u32), Errno> {
     let mut s = XenSysctl::new(XEN_SYSCTL_readconsole);
     let r = s.readconsole_mut();
+    r.clear = clear as u8;
     r.incremental = index.is_some() as u8;
     r.index = index.unwrap_or(0);
     r.buffer = buf.as_mut_ptr() as u64;

@@ -548,6 +548,9 @@ impl Toolstack {
             w = &w[1..];
         }
         let Some((&cmd, args)) = w.split_first() else { return Ok(()) };
+        if matches!(args.first(), Some(&"-h" | &"--help")) && cmd != "help" {
+            return help_for(cmd);
+        }
         match cmd {
             "create" => self.cmd_create(args),
             "list" | "li" => self.cmd_list(args),
@@ -560,10 +563,14 @@ impl Toolstack {
             "dmesg" => self.cmd_dmesg(args),
             "sched-credit" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT, args),
             "sched-credit2" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT2, args),
-            "help" | "-h" | "--help" => {
-                help();
-                Ok(())
-            }
+            "help" | "-h" | "--help" => match args {
+                [] => {
+                    help();
+                    Ok(())
+                }
+                [c] => help_for(c),
+                _ => fail!("usage: xl help [command]"),
+            },
             // Dom0's own additions.
             "sleep" => self.cmd_sleep(args),
             "wait" => self.cmd_wait(args),
@@ -895,17 +902,20 @@ impl Toolstack {
         Ok(())
     }
 
+    /// `xl dmesg [-c]`: the hypervisor's console ring; `-c` then clears it.
     fn cmd_dmesg(&mut self, args: &[&str]) -> CmdResult {
-        if !args.is_empty() {
-            fail!("usage: xl dmesg");
-        }
+        let clear = match args {
+            [] => false,
+            ["-c" | "--clear"] => true,
+            _ => fail!("usage: xl dmesg [-c]"),
+        };
         let mut buf = [0u8; 512];
         let mut index = None;
         // Xen's ring is at most a few MiB; a hypervisor that kept answering
         // would otherwise keep us here for good.
         let mut budget: usize = 16 << 20;
         loop {
-            let (n, next) = match hv::readconsole(&mut buf, index) {
+            let (n, next) = match hv::readconsole(&mut buf, index, false) {
                 Ok(r) => r,
                 Err(e) => fail!("readconsole failed: {}", e),
             };
@@ -917,6 +927,12 @@ impl Toolstack {
                 break;
             }
             index = Some(next);
+        }
+        // Xen clears after a read with `clear` set: one that reads nothing.
+        if clear {
+            if let Err(e) = hv::readconsole(&mut [], index, true) {
+                fail!("clearing the console ring failed: {}", e);
+            }
         }
         Ok(())
     }
@@ -934,12 +950,17 @@ impl Toolstack {
             let mut val = |what: &str| -> Result<u16, ()> {
                 match it.next().and_then(|v| v.parse::<u16>().ok()) {
                     Some(v) => Ok(v),
-                    None => fail!("{}: {} takes a number 0..65535", cmd, what),
+                    None => fail!("{}: {} takes a number from 0 to 65535", cmd, what),
                 }
             };
             match a {
                 "-d" | "--domain" => dom = Some(*it.next().ok_or_else(|| xerr(format_args!("{}: -d takes a domain", cmd)))?),
-                "-w" | "--weight" => weight = Some(val("-w")?),
+                // xl refuses a weight of 0 (Xen's credit scheduler would
+                // read it as 'unchanged' and keep the old one).
+                "-w" | "--weight" => match val("-w")? {
+                    0 => fail!("{}: the weight must be 1 to 65535", cmd),
+                    w => weight = Some(w),
+                },
                 "-c" | "--cap" => cap = Some(val("-c")?),
                 _ => fail!("usage: xl {} [-d <Domain> [-w <Weight>] [-c <Cap>]]", cmd),
             }
@@ -1215,38 +1236,56 @@ fn emit(name: &str, line: &[u8]) {
     pv_rt::console::write_bytes(&out);
 }
 
+/// Every command: name, usage (its arguments), what it does. Dom0's own
+/// additions (not in Xen's xl) come after the empty row.
+const COMMANDS: &[(&str, &str, &str)] = &[
+    ("create", "<ConfigFile> [key=value ...]", "Create a domain from config file <ConfigFile>; key=value pairs override the file's"),
+    ("list", "[Domain ...]", "List information about all/some domains"),
+    ("destroy", "<Domain>", "Terminate a domain immediately"),
+    ("shutdown", "<Domain>", "Issue a shutdown signal to a domain"),
+    ("reboot", "<Domain>", "Issue a reboot signal to a domain"),
+    ("pause", "<Domain>", "Pause execution of a domain"),
+    ("unpause", "<Domain>", "Unpause a paused domain"),
+    ("info", "", "Get information about Xen host"),
+    ("dmesg", "[-c]", "Read and/or clear dmesg buffer; -c: clear it after reading"),
+    ("sched-credit", "[-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit scheduler parameters"),
+    ("sched-credit2", "[-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit2 scheduler parameters"),
+    ("help", "[command]", "Print this help, or a command's"),
+    ("", "", ""),
+    ("ls", "", "Dom0: list the files of Dom0's initrd (guest kernels and configs)"),
+    ("sleep", "<seconds>", "Dom0: serve consoles for <seconds>; ^C stops it"),
+    ("wait", "[Domain ...]", "Dom0: serve consoles until the domains (default all) have shut down; ^C stops it"),
+    ("repeat", "[-q] <N> <command...>", "Dom0: run the command(s) N times ('cmd; cmd' quoted), stopping at the first that fails; -q: errors and progress only"),
+    ("bench", "create|destroy <ConfigFile> [N] [key=value ...]", "Dom0: TSC per xl create (to the guest's first console byte) or per destroy of a running guest"),
+    ("poweroff", "", "Dom0: destroy every guest and power off (^D on an empty line does the same)"),
+];
+
 fn help() {
     println!("Usage xl <subcommand> [args]");
     println!();
     println!("xl full list of subcommands:");
     println!();
-    for (c, what) in [
-        ("create", "Create a domain from config file <filename>: create <ConfigFile> [key=value ...]"),
-        ("list", "List information about all/some domains"),
-        ("destroy", "Terminate a domain immediately"),
-        ("shutdown", "Issue a shutdown signal to a domain"),
-        ("reboot", "Issue a reboot signal to a domain"),
-        ("pause", "Pause execution of a domain"),
-        ("unpause", "Unpause a paused domain"),
-        ("info", "Get information about Xen host"),
-        ("dmesg", "Read and/or clear dmesg buffer"),
-        ("sched-credit", "Get/set credit scheduler parameters: [-d <Domain> [-w <Weight>] [-c <Cap>]]"),
-        ("sched-credit2", "Get/set credit2 scheduler parameters (same options)"),
-        ("help", "Print this help"),
-        ("", ""),
-        ("ls", "Dom0: list the files of Dom0's initrd (guest kernels and configs)"),
-        ("sleep", "Dom0: serve consoles for <seconds>"),
-        ("wait", "Dom0: serve consoles until [Domain ...] (default all) have shut down"),
-        ("repeat", "Dom0: repeat [-q] <N> <command...>: run the command(s) N times ('cmd; cmd' quoted); -q: errors and progress only"),
-        ("bench", "Dom0: bench create|destroy <ConfigFile> [N] [key=value ...]: TSC per xl create (to the guest's first console byte) or per destroy of a running guest"),
-        ("poweroff", "Dom0: destroy every guest and power off"),
-    ] {
+    for (c, _, what) in COMMANDS {
         if c.is_empty() {
             println!();
         } else {
             println!(" {:<17}{}", c, what);
         }
     }
+    println!();
+    println!("'help <subcommand>' or '<subcommand> --help' shows its options.");
+}
+
+/// `help CMD`, `CMD --help`: xl's usage block for one command.
+fn help_for(cmd: &str) -> Result<(), ()> {
+    let cmd = if cmd == "li" { "list" } else { cmd };
+    let Some((c, usage, what)) = COMMANDS.iter().find(|(c, _, _)| !c.is_empty() && *c == cmd) else {
+        fail!("unknown command '{}' (try 'help')", cmd)
+    };
+    println!("Usage: xl {} {}", c, usage);
+    println!();
+    println!("{}.", what);
+    Ok(())
 }
 
 /// The line editor's output: Dom0's console.

@@ -117,3 +117,18 @@ fn two_guests_talk_over_a_granted_page_and_an_event_channel() {
     let failed: Vec<&str> = out.guest_lines().into_iter().filter(|l| l.contains("check ") && l.ends_with(" FAIL")).collect();
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+#[test]
+fn help_per_command_weight_0_refused_and_dmesg_c_clears() {
+    let out = xl("small", &[("g1", "workload=banner")], "help create; destroy --help; sched-credit -d Domain-0 -w 0; dmesg -c; dmesg|xl_keep_going");
+    let text = out.lines().collect::<Vec<_>>().join("\n");
+    assert!(text.contains("Usage: xl create <ConfigFile> [key=value ...]"), "help create\n{text}");
+    assert!(text.contains("Usage: xl destroy <Domain>"), "destroy --help is help, not a domain name\n{text}");
+    assert!(text.contains("sched-credit: the weight must be 1 to 65535"), "weight 0 refused, as xl does\n{text}");
+    assert!(text.contains("dom0: xl script failed: 1 command(s) failed"), "only the weight failed\n{text}");
+    // The first dmesg printed the boot log; the one after -c had nothing.
+    let after = text.split("xl> dmesg -c").nth(1).unwrap_or_default();
+    assert!(after.contains("(XEN) Starting Dom0"), "dmesg -c printed the ring\n{text}");
+    let last = text.rsplit("xl> dmesg\n").next().unwrap_or_default();
+    assert!(!last.contains("(XEN) Starting Dom0"), "the ring was cleared\n{text}");
+}

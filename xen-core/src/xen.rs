@@ -144,7 +144,8 @@ impl<P: Platform> Xen<P> {
             self.set_runstate(dom, v, RunState::Down);
         }
         if dom != DomId::DOM0 {
-            crate::info!("Domain {} shut down: reason {:?}", dom.0, reason);
+            crate::info!(
+"Domain {} shut down: reason {}", dom.0, reason.name());
             // Tell the control domain (Xen's VIRQ_DOM_EXC).
             self.send_global_virq(hypercall_abi::evtchn::VIRQ_DOM_EXC);
         }

@@ -201,13 +201,13 @@ impl<P: Platform> Xen<P> {
             if *v == 0 {
                 if let Some(i) = self.domain_info(*d) {
                     crate::info!(
-                        "'q' pressed -> dumping domain info: d{} pages {}/{} vCPUs {} paused {} shutdown {:?}",
+                        "'q' pressed -> dumping domain info: d{} pages {}/{} vCPUs {} paused {} shutdown {}",
                         d.0,
                         i.tot_pages,
                         i.max_pages,
                         i.nr_online_vcpus,
                         i.paused,
-                        i.shutdown
+                        i.shutdown.map_or(alloc::string::String::from("no"), |r| alloc::format!("{}", r))
                     );
                 }
             }
