@@ -38,7 +38,9 @@ Boot target/images/xen-core (default) or Xen 4.17 in QEMU (TCG) with a Dom0.
   --timeout SECS         end the run after SECS seconds (status 124)
   --qemu ARG             extra QEMU argument (repeatable), e.g. --qemu -d --qemu int
   --no-build             do not run scripts/build.sh first
-  --dry-run              print the QEMU command line and exit
+  --dry-run              print the QEMU command line and exit (creates
+                         nothing: its temporary files are shown under
+                         xen-core-run.XXXXXX)
   -h, --help             this text
 
 The console: typed keys go to Dom0's xl> prompt (^C interrupts the command
@@ -111,6 +113,25 @@ done
 [[ $mem =~ ^[0-9]+$ ]] || die "--mem takes MiB, not '$mem'"
 [[ $timeout =~ ^[0-9]+$ ]] || die "--timeout takes seconds, not '$timeout'"
 
+# --dom0-mem: Xen's size syntax (a number with B, K, M or G; M if none).
+# More than the machine has would silently become "everything".
+dom0_mib() {
+    local v=$1 n unit
+    [[ $v =~ ^([0-9]+)([bBkKmMgG]?)$ ]] || die "--dom0-mem takes a size like 64M, not '$v'"
+    n=${BASH_REMATCH[1]} unit=${BASH_REMATCH[2]:-M}
+    case $unit in
+        b|B) echo $((n >> 20)) ;;
+        k|K) echo $((n >> 10)) ;;
+        m|M) echo "$n" ;;
+        g|G) echo $((n << 10)) ;;
+    esac
+}
+case $dom0_mem in
+    *,*|*:*|-*) ;; # Xen's min:/max: forms: left to the hypervisor
+    *) [ "$(dom0_mib "$dom0_mem")" -lt "$mem" ] ||
+        die "--dom0-mem $dom0_mem is not less than the machine's memory (--mem $mem MiB)" ;;
+esac
+
 [ $keep_going = 0 ] || [ -n "$xl_script" ] || die "--keep-going needs --xl"
 
 # Stopped by the user before or while QEMU runs: end QEMU (it puts the
@@ -167,12 +188,20 @@ for m in ${modules[@]+"${modules[@]}"}; do
     initrd="$initrd,$(module_arg "$(abspath "$path")" "$cmdline")"
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/xen-core-run.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# A dry run creates nothing: its command line names the files a real run
+# would create, under a directory that does not exist yet.
+if [ $dry_run = 1 ]; then
+    tmp="${TMPDIR:-/tmp}/xen-core-run.XXXXXX"
+else
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/xen-core-run.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+fi
 
 # Dom0 (ours) gets its guests as a cpio archive in its initrd: the guest
 # kernel images and the xl.cfg files under guests/.
-if [ "$dom0" = "$root/target/images/dom0" ] && [ ${#modules[@]} -eq 0 ]; then
+if [ "$dom0" = "$root/target/images/dom0" ] && [ ${#modules[@]} -eq 0 ] && [ $dry_run = 1 ]; then
+    initrd="$initrd,$tmp/guests.cpio"
+elif [ "$dom0" = "$root/target/images/dom0" ] && [ ${#modules[@]} -eq 0 ]; then
     [ ${#guests[@]} -gt 0 ] || guests=("$root"/guests/*.cfg)
     command -v cpio >/dev/null || { echo "run: installing cpio" >&2; apt-get install -y -qq cpio >/dev/null; }
     mkdir -p "$tmp/archive/guests"

@@ -223,3 +223,22 @@ fn timeout_is_124_and_a_crashed_dom0_is_5() {
     let (st, text) = Run::start(&["--dom0", "target/images/pv-guest-kernel", "--dom0-cmdline", "workload=privop"], false).finish();
     assert_eq!(st.code(), Some(5), "{text}");
 }
+
+#[test]
+fn help_does_no_work_and_a_dom0_larger_than_the_machine_is_refused() {
+    for script in ["run.sh", "build.sh", "test.sh", "demo.sh"] {
+        let out = Command::new("bash").arg(format!("scripts/{script}")).arg("--help").current_dir(repo_root()).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.starts_with("Usage: scripts/"), "{script} --help:\n{text}");
+        // build.sh and test.sh print "build: images" / "==>" when they work.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("build:") && !err.contains("==>"), "{script} --help did work:\n{err}");
+    }
+    let out = Command::new("bash").args(["scripts/run.sh", "--no-build", "--dom0-mem", "1G"]).current_dir(repo_root()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dom0-mem 1G is not less than the machine's memory"));
+    // A dry run names no temporary file that exists (or existed).
+    let out = Command::new("bash").args(["scripts/run.sh", "--no-build", "--dry-run"]).current_dir(repo_root()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("xen-core-run.XXXXXX/guests.cpio"), "{text}");
+}
