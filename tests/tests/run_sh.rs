@@ -242,3 +242,16 @@ fn help_does_no_work_and_a_dom0_larger_than_the_machine_is_refused() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("xen-core-run.XXXXXX/guests.cpio"), "{text}");
 }
+
+/// guests/mmu.cfg, the sample config that ended in FAILURE as a guest,
+/// passes on both hypervisors.
+#[test]
+fn the_mmu_sample_guest_passes_on_xen_core_and_on_xen() {
+    for hv in [&[][..], &["--xen"][..]] {
+        let mut args = hv.to_vec();
+        args.extend(["--xl", "create mmu on_poweroff=preserve; wait mmu"]);
+        let (st, text) = Run::start(&args, false).finish();
+        assert_eq!(st.code(), Some(0), "{args:?}\n{text}");
+        assert!(text.contains("[mmu] Test result: SUCCESS"), "{args:?}\n{text}");
+    }
+}
