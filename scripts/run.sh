@@ -302,7 +302,9 @@ qemu_pid=
 trap - INT TERM HUP
 # What is left of the input feeder (its cat, then itself) and the log watcher.
 [ -z "$feeder" ] || pkill -P "$feeder" 2>/dev/null || true
-kill $(jobs -p) 2>/dev/null || true
+# (disowned first: bash would report each as "Terminated")
+left=$(jobs -p); disown -a
+[ -z "$left" ] || kill $left 2>/dev/null || true
 
 log=$tmp/serial.log
 final=$(grep -a -m1 -E "$XEN_FINAL" "$log" 2>/dev/null || true)

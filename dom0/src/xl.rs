@@ -65,7 +65,14 @@ struct Guest {
     shut_down: bool,
     /// TSC when Dom0 read the guest's first console byte.
     first_output_tsc: Option<u64>,
+    /// Xen system time (ns) when Dom0 unpaused it: its uptime starts here.
+    started_ns: u64,
 }
+
+/// A guest whose action is `restart` but that shut down less than this
+/// long after it started is not restarted: one that crashes at once would
+/// otherwise be rebuilt for ever.
+const RESTART_MIN_UPTIME_NS: u64 = 10_000_000_000;
 
 pub struct Toolstack {
     initrd: &'static [u8],
@@ -432,6 +439,7 @@ impl Toolstack {
             self.note_async();
         }
         let quiet = self.quiet;
+        let now = self.now_ns();
         let Some(g) = self.guests[slot].as_mut() else { return };
         let action = match reason {
             SHUTDOWN_poweroff => g.cfg.on_poweroff,
@@ -454,6 +462,16 @@ impl Toolstack {
             Action::Preserve => g.shut_down = true,
             Action::Destroy => {
                 let _ = self.destroy_slot(slot);
+            }
+            Action::Restart if now.saturating_sub(g.started_ns) < RESTART_MIN_UPTIME_NS => {
+                println!(
+                    "xl: domain {} ({}) shut down {} s after it started: not restarting it (it would restart for ever); preserved, 'destroy {}' removes it",
+                    g.cfg.name,
+                    g.domid,
+                    now.saturating_sub(g.started_ns) / 1_000_000_000,
+                    g.cfg.name
+                );
+                g.shut_down = true;
             }
             Action::Restart => {
                 let (cfg, kernel) = (g.cfg.clone(), g.kernel.clone());
@@ -559,7 +577,8 @@ impl Toolstack {
             "unpause" => self.with_domain(cmd, args, |_, d| hv::unpausedomain(d)),
             "shutdown" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_poweroff)),
             "reboot" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_reboot)),
-            "info" => self.cmd_info(),
+            "info" => self.cmd_info(args),
+            "uptime" => self.cmd_uptime(args),
             "dmesg" => self.cmd_dmesg(args),
             "sched-credit" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT, args),
             "sched-credit2" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT2, args),
@@ -748,6 +767,7 @@ impl Toolstack {
             line: Vec::new(),
             shut_down: false,
             first_output_tsc: None,
+            started_ns: self.now_ns(),
         });
         self.last_created = Some((domid, pv_rt::tsc::rdtsc_fenced()));
         if let Err(e) = hv::unpausedomain(domid) {
@@ -821,6 +841,9 @@ impl Toolstack {
     }
 
     fn cmd_list(&mut self, args: &[&str]) -> CmdResult {
+        if let Some(rest) = args.strip_prefix(&["-l"]).or_else(|| args.strip_prefix(&["--long"])) {
+            return self.cmd_list_long(rest);
+        }
         let mut only: Vec<DomId, 8> = Vec::new();
         for a in args {
             let d = self.resolve(a)?;
@@ -853,20 +876,123 @@ impl Toolstack {
         Ok(())
     }
 
-    fn cmd_info(&mut self) -> CmdResult {
+    /// `xl info [name]`: the fields and order of Xen's `xl info`
+    /// (tools/xl/xl_info.c), `%-23s: value`; with a name, only that value.
+    /// host/release/version/machine are Dom0's own (xl reads uname()).
+    /// `xl list -l`: the configuration of each guest of ours, in the JSON
+    /// shape xl prints (an array of `{"domid", "config": {"c_info",
+    /// "b_info", "on_*"}}`), holding what this toolstack knows.
+    fn cmd_list_long(&mut self, args: &[&str]) -> CmdResult {
+        let mut only: Vec<DomId, 8> = Vec::new();
+        for a in args {
+            let d = self.resolve(a)?;
+            let _ = only.push(d);
+        }
+        println!("[");
+        let mut first = true;
+        for g in self.guests.iter().flatten() {
+            if !only.is_empty() && !only.contains(&g.domid) {
+                continue;
+            }
+            if !first {
+                println!("    }},");
+            }
+            first = false;
+            let c = &g.cfg;
+            println!("    {{");
+            println!("        \"domid\": {},", g.domid);
+            println!("        \"config\": {{");
+            println!("            \"c_info\": {{");
+            println!("                \"type\": \"pv\",");
+            println!("                \"name\": \"{}\"", Json(&c.name));
+            println!("            }},");
+            println!("            \"b_info\": {{");
+            println!("                \"max_vcpus\": {},", c.vcpus);
+            println!("                \"max_memkb\": {},", c.maxmem * 1024);
+            println!("                \"target_memkb\": {},", c.memory * 1024);
+            println!("                \"type.pv\": {{");
+            println!("                    \"kernel\": \"{}\",", Json(&g.kernel));
+            println!("                    \"cmdline\": \"{}\"", Json(&c.cmdline));
+            println!("                }}");
+            println!("            }},");
+            println!("            \"on_poweroff\": \"{}\",", c.on_poweroff.name());
+            println!("            \"on_reboot\": \"{}\",", c.on_reboot.name());
+            println!("            \"on_crash\": \"{}\"", c.on_crash.name());
+            println!("        }}");
+        }
+        if !first {
+            println!("    }}");
+        }
+        println!("]");
+        Ok(())
+    }
+
+    /// `xl uptime [Domain ...]`: xl's table; Dom0's uptime is the
+    /// hypervisor's system time, a guest's counts from its unpause.
+    fn cmd_uptime(&mut self, args: &[&str]) -> CmdResult {
+        let mut only: Vec<DomId, 8> = Vec::new();
+        for a in args {
+            let d = self.resolve(a)?;
+            let _ = only.push(d);
+        }
+        let now = self.now_ns();
+        println!("{:<33} {:>4} {}", "Name", "ID", "Uptime");
+        if only.is_empty() || only.contains(&0) {
+            println!("{:<33} {:>4} {}", "Domain-0", 0, Uptime(now / 1_000_000_000));
+        }
+        for g in self.guests.iter().flatten() {
+            if only.is_empty() || only.contains(&g.domid) {
+                println!("{:<33} {:>4} {}", g.cfg.name, g.domid, Uptime(now.saturating_sub(g.started_ns) / 1_000_000_000));
+            }
+        }
+        Ok(())
+    }
+
+    fn cmd_info(&mut self, args: &[&str]) -> CmdResult {
+        let only = match args {
+            [] => None,
+            [k] => Some(*k),
+            _ => fail!("usage: xl info [field]"),
+        };
         let p = match hv::physinfo() {
             Ok(p) => p,
             Err(e) => fail!("physinfo failed: {}", e),
         };
+        let mut shown = false;
+        let mut line = |k: &str, v: core::fmt::Arguments| match only {
+            None => println!("{:<23}: {}", k, v),
+            Some(o) if o == k => {
+                shown = true;
+                println!("{}", v)
+            }
+            Some(_) => {}
+        };
+        let version_string = |cmd: u32, len: usize, buf: &mut [u8; 1024]| -> bool {
+            // SAFETY: each XENVER_* string command writes at most `len`
+            // (<= 1024) bytes into `buf`.
+            len <= buf.len() && unsafe { hypercall_abi::guest::xen_version(cmd, buf.as_mut_ptr()) } >= 0
+        };
+        use hypercall_abi::version::*;
         let (major, minor, extra) = pv_rt::banner::xen_version();
         let extra = pv_rt::banner::c_str(&extra);
-        let line = |k: &str, v: core::fmt::Arguments| println!("{:<23}: {}", k, v);
+        line("host", format_args!("dom0"));
+        line("release", format_args!("{}", env!("CARGO_PKG_VERSION")));
+        line("version", format_args!("xen-core dom0 {}", env!("CARGO_PKG_VERSION")));
+        line("machine", format_args!("x86_64"));
         line("nr_cpus", format_args!("{}", p.nr_cpus));
         line("max_cpu_id", format_args!("{}", p.max_cpu_id));
         line("nr_nodes", format_args!("{}", p.nr_nodes));
         line("cores_per_socket", format_args!("{}", p.cores_per_socket));
         line("threads_per_core", format_args!("{}", p.threads_per_core));
         line("cpu_mhz", format_args!("{}.{:03}", p.cpu_khz / 1000, p.cpu_khz % 1000));
+        let hw = p.hw_cap;
+        line(
+            "hw_caps",
+            format_args!(
+                "{:08x}:{:08x}:{:08x}:{:08x}:{:08x}:{:08x}:{:08x}:{:08x}",
+                hw[0], hw[1], hw[2], hw[3], hw[4], hw[5], hw[6], hw[7]
+            ),
+        );
         let mut caps: String<96> = String::new();
         for (bit, name) in [
             (XEN_SYSCTL_PHYSCAP_pv, "pv"),
@@ -883,21 +1009,47 @@ impl Toolstack {
         line("virt_caps", format_args!("{}", caps.trim_start()));
         line("total_memory", format_args!("{}", p.total_pages / 256));
         line("free_memory", format_args!("{}", p.free_pages / 256));
+        // No page sharing here, and no claims: what xl prints then.
+        line("sharing_freed_memory", format_args!("0"));
+        line("sharing_used_memory", format_args!("0"));
+        line("outstanding_claims", format_args!("{}", p.outstanding_pages / 256));
+        // One cpupool holds every CPU: none is free.
+        line("free_cpus", format_args!("0"));
         line("xen_major", format_args!("{}", major));
         line("xen_minor", format_args!("{}", minor));
         line("xen_extra", format_args!("{}", extra));
         line("xen_version", format_args!("{}.{}{}", major, minor, extra));
-        let mut caps = [0u8; 1024];
-        // SAFETY: XENVER_capabilities writes a 1024-byte xen_capabilities_info_t.
-        if unsafe { hypercall_abi::guest::xen_version(hypercall_abi::version::XENVER_capabilities, caps.as_mut_ptr()) } >= 0 {
-            line("xen_caps", format_args!("{}", pv_rt::banner::c_str(&caps)));
+        let mut buf = [0u8; 1024];
+        if version_string(XENVER_capabilities, 1024, &mut buf) {
+            line("xen_caps", format_args!("{}", pv_rt::banner::c_str(&buf)));
         }
         line("xen_scheduler", format_args!("{}", hv::sched_id().map_or("?", sched_name)));
         line("xen_pagesize", format_args!("4096"));
-        let mut cmd = [0u8; 1024];
-        // SAFETY: XENVER_commandline writes a 1024-byte xen_commandline_t.
-        if unsafe { hypercall_abi::guest::xen_version(hypercall_abi::version::XENVER_commandline, cmd.as_mut_ptr()) } >= 0 {
-            line("xen_commandline", format_args!("{}", pv_rt::banner::c_str(&cmd)));
+        let mut virt_start = 0u64;
+        // SAFETY: XENVER_platform_parameters writes one u64 (virt_start).
+        if unsafe { hypercall_abi::guest::xen_version(XENVER_platform_parameters, (&raw mut virt_start).cast()) } >= 0 {
+            line("platform_params", format_args!("virt_start={:#x}", virt_start));
+        }
+        buf = [0; 1024];
+        if version_string(XENVER_changeset, 64, &mut buf) {
+            line("xen_changeset", format_args!("{}", pv_rt::banner::c_str(&buf[..64])));
+        }
+        buf = [0; 1024];
+        if version_string(XENVER_commandline, 1024, &mut buf) {
+            line("xen_commandline", format_args!("{}", pv_rt::banner::c_str(&buf)));
+        }
+        // xen_compile_info: compiler[64], compile_by[16], compile_domain[32],
+        // compile_date[32].
+        buf = [0; 1024];
+        if version_string(XENVER_compile_info, 144, &mut buf) {
+            line("cc_compiler", format_args!("{}", pv_rt::banner::c_str(&buf[..64])));
+            line("cc_compile_by", format_args!("{}", pv_rt::banner::c_str(&buf[64..80])));
+            line("cc_compile_domain", format_args!("{}", pv_rt::banner::c_str(&buf[80..112])));
+            line("cc_compile_date", format_args!("{}", pv_rt::banner::c_str(&buf[112..144])));
+        }
+        line("xend_config_format", format_args!("4"));
+        if only.is_some() && !shown {
+            fail!("info: no field '{}'", only.unwrap_or(""));
         }
         Ok(())
     }
@@ -1240,13 +1392,14 @@ fn emit(name: &str, line: &[u8]) {
 /// additions (not in Xen's xl) come after the empty row.
 const COMMANDS: &[(&str, &str, &str)] = &[
     ("create", "<ConfigFile> [key=value ...]", "Create a domain from config file <ConfigFile>; key=value pairs override the file's"),
-    ("list", "[Domain ...]", "List information about all/some domains"),
+    ("list", "[-l] [Domain ...]", "List information about all/some domains; -l: their configuration, as JSON"),
     ("destroy", "<Domain>", "Terminate a domain immediately"),
     ("shutdown", "<Domain>", "Issue a shutdown signal to a domain"),
     ("reboot", "<Domain>", "Issue a reboot signal to a domain"),
     ("pause", "<Domain>", "Pause execution of a domain"),
     ("unpause", "<Domain>", "Unpause a paused domain"),
-    ("info", "", "Get information about Xen host"),
+    ("info", "[field]", "Get information about Xen host; with a field name (xen_version, free_memory, ...), only its value"),
+    ("uptime", "[Domain ...]", "Print uptime for all/some domains"),
     ("dmesg", "[-c]", "Read and/or clear dmesg buffer; -c: clear it after reading"),
     ("sched-credit", "[-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit scheduler parameters"),
     ("sched-credit2", "[-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit2 scheduler parameters"),
@@ -1291,4 +1444,37 @@ fn help_for(cmd: &str) -> Result<(), ()> {
 /// The line editor's output: Dom0's console.
 fn term(bytes: &[u8]) {
     pv_rt::console::write_bytes(bytes);
+}
+
+/// A string inside JSON quotes: `"` and `\` escaped, control characters
+/// as `\u00XX`.
+struct Json<'a>(&'a str);
+
+impl core::fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seconds as xl's uptime prints them: `H:MM:SS`, with `N days, ` first
+/// when there are any.
+struct Uptime(u64);
+
+impl core::fmt::Display for Uptime {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = self.0;
+        let (days, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+        if days > 0 {
+            write!(f, "{} day{}, ", days, if days == 1 { "" } else { "s" })?;
+        }
+        write!(f, "{:2}:{:02}:{:02}", h, m, sec)
+    }
 }

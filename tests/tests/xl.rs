@@ -132,3 +132,37 @@ fn help_per_command_weight_0_refused_and_dmesg_c_clears() {
     let last = text.rsplit("xl> dmesg\n").next().unwrap_or_default();
     assert!(!last.contains("(XEN) Starting Dom0"), "the ring was cleared\n{text}");
 }
+
+#[test]
+fn info_has_xens_fields_and_uptime_and_list_l_describe_the_guests() {
+    let out = xl("info", &[("g1", "workload=grant-offer peer=0 timeout=0")], "create guests/g1.cfg; info; info xen_version; uptime; list -l");
+    out.assert_status(Status::PoweredOff);
+    let text = out.guest_lines().join("\n");
+    // Xen's xl info fields, in xl's order, `%-23s: value`.
+    let fields = [
+        "host", "release", "version", "machine", "nr_cpus", "max_cpu_id", "nr_nodes", "cores_per_socket",
+        "threads_per_core", "cpu_mhz", "hw_caps", "virt_caps", "total_memory", "free_memory", "sharing_freed_memory",
+        "sharing_used_memory", "outstanding_claims", "free_cpus", "xen_major", "xen_minor", "xen_extra", "xen_version",
+        "xen_caps", "xen_scheduler", "xen_pagesize", "platform_params", "xen_changeset", "xen_commandline",
+        "cc_compiler", "cc_compile_by", "cc_compile_domain", "cc_compile_date", "xend_config_format",
+    ];
+    let mut at = 0;
+    for f in fields {
+        let key = format!("\n{f:<23}: ");
+        let Some(i) = text[at..].find(&key) else { panic!("no '{f}' after the previous field\n{text}") };
+        at += i + key.len();
+    }
+    assert!(text.contains("xl> info xen_version\n4.17"), "info <field> prints the value alone\n{text}");
+    assert!(text.contains("Name                                ID Uptime"), "uptime's header\n{text}");
+    assert!(text.lines().any(|l| l.starts_with("g1 ") && l.contains(" 0:00:")), "uptime lists g1, up for seconds\n{text}");
+    assert!(text.contains("\"name\": \"g1\"") && text.contains("\"cmdline\": \"workload=grant-offer peer=0 timeout=0\""), "list -l\n{text}");
+}
+
+#[test]
+fn a_guest_that_crashes_at_once_is_not_restarted_for_ever() {
+    let out = xl("restart", &[("bad", "workload=privop")], "create guests/bad.cfg on_crash=restart; sleep 3; list");
+    out.assert_status(Status::PoweredOff);
+    let text = out.guest_lines().join("\n");
+    assert!(text.contains("not restarting it (it would restart for ever)"), "{text}");
+    assert_eq!(text.matches("[bad] workload: privop").count(), 1, "started once\n{text}");
+}
