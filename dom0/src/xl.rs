@@ -33,7 +33,7 @@ use crate::cmdline;
 use crate::config::{self, Action, DomainConfig, PATH_MAX};
 use crate::cpio;
 use crate::lineedit::{self, Editor, Event};
-use crate::listing::ListLine;
+use crate::listing::{ListLine, TopLine, TOP_HEADER};
 use crate::hv;
 
 pub const MAX_GUESTS: usize = 16;
@@ -579,6 +579,7 @@ impl Toolstack {
             "reboot" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_reboot)),
             "info" => self.cmd_info(args),
             "uptime" => self.cmd_uptime(args),
+            "top" => self.cmd_top(args),
             "dmesg" => self.cmd_dmesg(args),
             "sched-credit" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT, args),
             "sched-credit2" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT2, args),
@@ -925,6 +926,105 @@ impl Toolstack {
         }
         println!("]");
         Ok(())
+    }
+
+    /// `xl top [-d <Delay>] [-i <Iterations>] [-b]`: xentop's table,
+    /// refreshed every Delay seconds (default 3) while consoles are served,
+    /// Iterations times (default: until ^C). CPU(%) is the share of a CPU
+    /// since the previous refresh. The screen is cleared before each table
+    /// unless -b (batch: tables one after the other, as `xentop -b`).
+    fn cmd_top(&mut self, args: &[&str]) -> CmdResult {
+        const USAGE: &str = "usage: xl top [-d <Delay>] [-i <Iterations>] [-b]";
+        let (mut delay_ns, mut iterations, mut batch) = (3_000_000_000u64, u64::MAX, false);
+        let mut it = args.iter();
+        while let Some(&a) = it.next() {
+            match a {
+                "-d" | "--delay" => match it.next().and_then(|s| cmdline::parse_seconds(s)) {
+                    Some(ns) if ns > 0 => delay_ns = ns,
+                    _ => fail!("top: -d takes a delay in seconds above 0"),
+                },
+                "-i" | "--iterations" => match it.next().and_then(|s| s.parse::<u64>().ok()) {
+                    Some(n) if n > 0 => iterations = n,
+                    _ => fail!("top: -i takes a number of iterations above 0"),
+                },
+                "-b" | "--batch" => batch = true,
+                _ => fail!("{}", USAGE),
+            }
+        }
+        // cpu_time of each domain at the previous refresh.
+        let mut prev: Vec<(DomId, u64), { MAX_GUESTS + 1 }> = Vec::new();
+        let mut prev_ns = self.now_ns();
+        let mut buf = [XenDomctlGetdomaininfo::default(); MAX_GUESTS + 1];
+        for n in 0..iterations {
+            if n > 0 {
+                let deadline = prev_ns + delay_ns;
+                while self.now_ns() < deadline {
+                    if self.interrupted {
+                        return Ok(());
+                    }
+                    self.pump(deadline);
+                }
+            }
+            let p = match hv::physinfo() {
+                Ok(p) => p,
+                Err(e) => fail!("physinfo failed: {}", e),
+            };
+            let count = match hv::getdomaininfolist(0, &mut buf) {
+                Ok(c) => c,
+                Err(e) => fail!("getdomaininfolist failed: {}", e),
+            };
+            let now = self.now_ns();
+            let elapsed = now.saturating_sub(prev_ns).max(1);
+            if !batch && self.interactive {
+                // Home, clear the screen: xentop's refresh.
+                pv_rt::console::write_bytes(b"\x1b[H\x1b[2J");
+            }
+            let (major, minor, extra) = pv_rt::banner::xen_version();
+            println!("xentop - uptime {}   Xen {}.{}{}", Uptime(now / 1_000_000_000), major, minor, pv_rt::banner::c_str(&extra));
+            let infos = &buf[..count];
+            let has = |bit: u32| infos.iter().filter(|i| i.flags & bit != 0).count();
+            let crashed = infos.iter().filter(|i| i.shutdown_reason() == Some(SHUTDOWN_crash)).count();
+            println!(
+                "{} domains: {} running, {} blocked, {} paused, {} crashed, {} dying, {} shutdown",
+                count,
+                has(XEN_DOMINF_running),
+                has(XEN_DOMINF_blocked),
+                has(XEN_DOMINF_paused),
+                crashed,
+                has(XEN_DOMINF_dying),
+                has(XEN_DOMINF_shutdown) - crashed
+            );
+            let total_kib = p.total_pages * 4;
+            println!(
+                "Mem: {}k total, {}k used, {}k free    CPUs: {} @ {}MHz",
+                total_kib,
+                total_kib - p.free_pages * 4,
+                p.free_pages * 4,
+                p.nr_cpus,
+                p.cpu_khz / 1000
+            );
+            println!("{}", TOP_HEADER);
+            let mut next: Vec<(DomId, u64), { MAX_GUESTS + 1 }> = Vec::new();
+            for info in infos {
+                let before = prev.iter().find(|(d, _)| *d == info.domain).map(|(_, t)| *t);
+                let used = before.map_or(0, |t| info.cpu_time.saturating_sub(t));
+                let cpu_permille = (used as u128 * 1000 / elapsed as u128) as u64;
+                let _ = next.push((info.domain, info.cpu_time));
+                let name = self.domain_name(info.domain);
+                println!("{}", TopLine { name: &name, info, cpu_permille, total_kib });
+            }
+            prev = next;
+            prev_ns = now;
+        }
+        Ok(())
+    }
+
+    /// The name `list` shows for a domain id.
+    fn domain_name(&self, domid: DomId) -> String<{ config::NAME_MAX }> {
+        if domid == 0 {
+            return String::try_from("Domain-0").unwrap_or_default();
+        }
+        self.slot_of(domid).map(|s| self.name_of(s)).unwrap_or_else(|| String::try_from("(null)").unwrap_or_default())
     }
 
     /// `xl uptime [Domain ...]`: xl's table; Dom0's uptime is the
@@ -1400,6 +1500,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("unpause", "<Domain>", "Unpause a paused domain"),
     ("info", "[field]", "Get information about Xen host; with a field name (xen_version, free_memory, ...), only its value"),
     ("uptime", "[Domain ...]", "Print uptime for all/some domains"),
+    ("top", "[-d <Delay>] [-i <Iterations>] [-b]", "Monitor a host and the domains in real time, as xentop: refreshed every Delay seconds (default 3), Iterations times (default until ^C); -b: no screen clearing"),
     ("dmesg", "[-c]", "Read and/or clear dmesg buffer; -c: clear it after reading"),
     ("sched-credit", "[-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit scheduler parameters"),
     ("sched-credit2", "[-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit2 scheduler parameters"),

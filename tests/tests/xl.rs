@@ -166,3 +166,14 @@ fn a_guest_that_crashes_at_once_is_not_restarted_for_ever() {
     assert!(text.contains("not restarting it (it would restart for ever)"), "{text}");
     assert_eq!(text.matches("[bad] workload: privop").count(), 1, "started once\n{text}");
 }
+
+#[test]
+fn top_refreshes_its_table_the_given_number_of_times() {
+    let out = xl("top", &[("g1", "workload=grant-offer peer=0 timeout=0")], "create guests/g1.cfg; top -d 0.5 -i 3; top -i 0|xl_keep_going");
+    let text = out.guest_lines().join("\n");
+    let header = "      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS";
+    assert_eq!(text.matches(header).count(), 3, "three refreshes\n{text}");
+    assert_eq!(text.matches("2 domains: ").count(), 3, "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with("g1 --b---")), "the blocked guest's row\n{text}");
+    assert!(text.contains("top: -i takes a number of iterations above 0"), "{text}");
+}
