@@ -155,6 +155,19 @@ pub fn sched_id() -> Result<u32, Errno> {
     Ok(s.sched_id().sched_id)
 }
 
+/// `XEN_SYSCTL_scheduler_op` getinfo for cpupool 0, whose scheduler is
+/// `sched_id`: the union's first three words (credit: tslice_ms,
+/// ratelimit_us, vcpu_migr_delay_us; credit2: ratelimit_us).
+pub fn scheduler_params(sched_id: u32) -> Result<[u32; 3], Errno> {
+    let mut s = XenSysctl::new(XEN_SYSCTL_scheduler_op);
+    let op = s.scheduler_op_mut();
+    op.cpupool_id = 0;
+    op.sched_id = sched_id;
+    op.cmd = XEN_SYSCTL_SCHEDOP_getinfo;
+    do_sysctl(&mut s)?;
+    Ok(s.scheduler_op().params)
+}
+
 /// `XEN_SYSCTL_getdomaininfolist` from `first`: fills `out`, returns how many.
 pub fn getdomaininfolist(first: DomId, out: &mut [XenDomctlGetdomaininfo]) -> Result<usize, Errno> {
     let mut s = XenSysctl::new(XEN_SYSCTL_getdomaininfolist);

@@ -1197,6 +1197,7 @@ impl Toolstack {
         }
         let mut dom = None;
         let (mut weight, mut cap) = (None, None);
+        let mut pool_only = false;
         let mut it = args.iter();
         while let Some(&a) = it.next() {
             let mut val = |what: &str| -> Result<u16, ()> {
@@ -1214,7 +1215,8 @@ impl Toolstack {
                     w => weight = Some(w),
                 },
                 "-c" | "--cap" => cap = Some(val("-c")?),
-                _ => fail!("usage: xl {} [-d <Domain> [-w <Weight>] [-c <Cap>]]", cmd),
+                "-s" | "--schedparam" => pool_only = true,
+                _ => fail!("usage: xl {} [-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", cmd),
             }
         }
         let doms: Vec<(DomId, String<{ config::NAME_MAX }>), { MAX_GUESTS + 1 }> = match dom {
@@ -1235,6 +1237,23 @@ impl Toolstack {
         };
         if (weight.is_some() || cap.is_some()) && dom.is_none() {
             fail!("{}: -w/-c need -d <Domain>", cmd);
+        }
+        if pool_only && dom.is_some() {
+            fail!("{}: -s and -d cannot go together", cmd);
+        }
+        // xl prints the pool's scheduler parameters first (one pool here:
+        // Pool-0), and only them with -s; -d shows one domain without.
+        if dom.is_none() {
+            match (hv::scheduler_params(sched_id), sched_id) {
+                (Ok([tslice, ratelimit, migr]), XEN_SCHEDULER_CREDIT) => {
+                    println!("Cpupool Pool-0: tslice={}ms ratelimit={}us migration-delay={}us", tslice, ratelimit, migr)
+                }
+                (Ok([ratelimit, ..]), _) => println!("Cpupool Pool-0: ratelimit={}us", ratelimit),
+                (Err(_), _) => println!("Cpupool Pool-0: [sched params unavailable]"),
+            }
+        }
+        if pool_only {
+            return Ok(());
         }
         println!("Name                                ID Weight  Cap");
         for (id, name) in doms {
@@ -1502,8 +1521,8 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("uptime", "[Domain ...]", "Print uptime for all/some domains"),
     ("top", "[-d <Delay>] [-i <Iterations>] [-b]", "Monitor a host and the domains in real time, as xentop: refreshed every Delay seconds (default 3), Iterations times (default until ^C); -b: no screen clearing"),
     ("dmesg", "[-c]", "Read and/or clear dmesg buffer; -c: clear it after reading"),
-    ("sched-credit", "[-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit scheduler parameters"),
-    ("sched-credit2", "[-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit2 scheduler parameters"),
+    ("sched-credit", "[-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit scheduler parameters; -s: the cpupool's (time slice, rate limit, migration delay)"),
+    ("sched-credit2", "[-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit2 scheduler parameters; -s: the cpupool's (rate limit)"),
     ("help", "[command]", "Print this help, or a command's"),
     ("", "", ""),
     ("ls", "", "Dom0: list the files of Dom0's initrd (guest kernels and configs)"),

@@ -177,3 +177,14 @@ fn top_refreshes_its_table_the_given_number_of_times() {
     assert!(text.lines().any(|l| l.trim_start().starts_with("g1 --b---")), "the blocked guest's row\n{text}");
     assert!(text.contains("top: -i takes a number of iterations above 0"), "{text}");
 }
+
+#[test]
+fn sched_credit_prints_the_cpupool_line_as_xl_and_s_alone() {
+    let out = xl("sched", &[("g1", "workload=banner")], "sched-credit; sched-credit -s");
+    out.assert_status(Status::PoweredOff);
+    let text = out.guest_lines().join("\n");
+    let pool = "Cpupool Pool-0: tslice=10ms ratelimit=0us migration-delay=0us";
+    assert!(text.contains(&format!("xl> sched-credit\n{pool}\nName                                ID Weight  Cap\nDomain-0")), "{text}");
+    assert!(text.contains(&format!("xl> sched-credit -s\n{pool}")), "{text}");
+    assert_eq!(text.matches("Name                                ID Weight  Cap").count(), 1, "-s prints no table\n{text}");
+}

@@ -278,6 +278,28 @@ impl<P: Platform> Xen<P> {
                 put(&mut b, u + 16, &(ids.len() as u32).to_le_bytes());
             }
             XEN_SYSCTL_sched_id => put(&mut b, u, &XEN_SCHEDULER_CREDIT.to_le_bytes()),
+            XEN_SYSCTL_scheduler_op => {
+                // One cpupool (0) running the credit scheduler: its time
+                // slice, no rate limit, no migration delay (one CPU). The
+                // parameters are fixed here: putinfo is not supported.
+                let (pool, sched, cmd) = (u32_at(&b, u), u32_at(&b, u + 4), u32_at(&b, u + 8));
+                if pool != 0 {
+                    return Err(Errno::ENOENT);
+                }
+                if sched != XEN_SCHEDULER_CREDIT {
+                    return Err(Errno::EINVAL);
+                }
+                match cmd {
+                    XEN_SYSCTL_SCHEDOP_getinfo => {
+                        let tslice_ms = (crate::sched::TIMESLICE_NS / 1_000_000) as u32;
+                        put(&mut b, u + 16, &tslice_ms.to_le_bytes());
+                        put(&mut b, u + 20, &0u32.to_le_bytes());
+                        put(&mut b, u + 24, &0u32.to_le_bytes());
+                    }
+                    XEN_SYSCTL_SCHEDOP_putinfo => return Err(Errno::EOPNOTSUPP),
+                    _ => return Err(Errno::EINVAL),
+                }
+            }
             XEN_SYSCTL_debug_keys => {
                 // `xl debug-keys`: as Xen's keyhandlers. 'q' dumps the
                 // domains and raises VIRQ_DEBUG on every vCPU.
