@@ -36,9 +36,17 @@ use crate::lineedit::{self, Editor, Event};
 use crate::listing::{ListLine, TopLine, TOP_HEADER};
 use crate::hv;
 
-pub const MAX_GUESTS: usize = 16;
-/// Dom0's own mappings, above its initial mapping, all under one L1 table:
-/// its shared_info, the builder's window, then one console page per slot.
+/// Guests the toolstack can hold: more than the memory of a machine here
+/// allows (each needs a MiB at least, and the hypervisor's own share). Their
+/// console pages take one page of Dom0's address space each.
+pub const MAX_GUESTS: usize = 1024;
+/// `SCHEDOP_poll` takes at most 128 ports (Xen's do_poll): with more
+/// guests, the rest are looked at every [`POLL_SHORT_NS`].
+const POLL_PORTS: usize = 128;
+const POLL_SHORT_NS: u64 = 20_000_000;
+/// Dom0's own mappings, above its initial mapping: its shared_info, the
+/// builder's window, then one console page per slot (L1 tables for all of
+/// them are made at start).
 const VA_BASE: u64 = 0x10_0000_0000;
 const SHINFO_VA: u64 = VA_BASE;
 const WINDOW_VA: u64 = VA_BASE + 0x1000;
@@ -108,6 +116,10 @@ pub struct Toolstack {
     /// The first console byte of the last guest that printed one: its domain
     /// and the TSC when Dom0 read it (`bench create`).
     first_output: Option<(DomId, u64)>,
+    /// `top`: each domain's CPU time at the previous refresh, and the
+    /// list being filled for the next (kept here, not on the stack).
+    top_prev: Vec<(DomId, u64), { MAX_GUESTS + 1 }>,
+    top_next: Vec<(DomId, u64), { MAX_GUESTS + 1 }>,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
@@ -147,12 +159,18 @@ impl Toolstack {
             rover: 0,
             last_created: None,
             first_output: None,
+            top_prev: Vec::new(),
+            top_next: Vec::new(),
         }
     }
 
     /// Maps shared_info and the windows, binds the VIRQs, finds the initrd.
     pub fn init(&mut self, si: &StartInfo, mm: &mut Mm) -> Result<(), Errno> {
-        mm.ensure_l1(VA_BASE)?;
+        let mut va = VA_BASE;
+        while va < console_va(MAX_GUESTS) {
+            mm.ensure_l1(va)?;
+            va += 2 << 20;
+        }
         let val = (si.shared_info & !0xfff) | _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY;
         // SAFETY: VA_BASE is ours and unused; shared_info is our own page.
         hv::check(unsafe { hypercall_abi::guest::update_va_mapping(SHINFO_VA, val, UVMF_INVLPG) })?;
@@ -211,25 +229,28 @@ impl Toolstack {
         word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
     }
 
-    fn ports(&self) -> Vec<EvtchnPort, { MAX_GUESTS + 2 }> {
+    /// The ports to sleep on, and whether every guest's is among them.
+    fn ports(&self) -> (Vec<EvtchnPort, POLL_PORTS>, bool) {
         let mut p = Vec::new();
         let _ = p.push(self.virq_console);
         let _ = p.push(self.virq_dom_exc);
+        let mut all = true;
         for g in self.guests.iter().flatten() {
-            let _ = p.push(g.port);
+            all &= p.push(g.port).is_ok();
         }
-        p
+        (p, all)
     }
 
     /// Sleeps until an event or `deadline` (system time), then serves
     /// consoles, input and domain changes.
     fn pump(&mut self, deadline: u64) {
-        let ports = self.ports();
+        let (ports, all) = self.ports();
         let now = self.now_ns();
         if deadline > now {
             // A timeout in the past would make Xen wake us at once; a second
             // at most keeps us looking even if an event were lost.
-            let _ = hv::poll(&ports, deadline.min(now + 1_000_000_000));
+            let longest = if all { 1_000_000_000 } else { POLL_SHORT_NS };
+            let _ = hv::poll(&ports, deadline.min(now + longest));
         }
         let input = self.take_pending(self.virq_console);
         let dom_exc = self.take_pending(self.virq_dom_exc);
@@ -951,10 +972,8 @@ impl Toolstack {
                 _ => fail!("{}", USAGE),
             }
         }
-        // cpu_time of each domain at the previous refresh.
-        let mut prev: Vec<(DomId, u64), { MAX_GUESTS + 1 }> = Vec::new();
+        self.top_prev.clear();
         let mut prev_ns = self.now_ns();
-        let mut buf = [XenDomctlGetdomaininfo::default(); MAX_GUESTS + 1];
         for n in 0..iterations {
             if n > 0 {
                 let deadline = prev_ns + delay_ns;
@@ -969,30 +988,27 @@ impl Toolstack {
                 Ok(p) => p,
                 Err(e) => fail!("physinfo failed: {}", e),
             };
-            let count = match hv::getdomaininfolist(0, &mut buf) {
-                Ok(c) => c,
-                Err(e) => fail!("getdomaininfolist failed: {}", e),
-            };
             let now = self.now_ns();
             let elapsed = now.saturating_sub(prev_ns).max(1);
+            // First the summary (a pass over every domain), then the rows (a
+            // second pass), 16 domains a call: nothing big on the stack.
+            let mut counts = [0usize; 7];
+            self.each_domain(|_, i| {
+                counts[0] += 1;
+                for (k, bit) in [XEN_DOMINF_running, XEN_DOMINF_blocked, XEN_DOMINF_paused, XEN_DOMINF_dying, XEN_DOMINF_shutdown].iter().enumerate() {
+                    counts[k + 1] += (i.flags & bit != 0) as usize;
+                }
+                counts[6] += (i.shutdown_reason() == Some(SHUTDOWN_crash)) as usize;
+            })?;
             if !batch && self.interactive {
                 // Home, clear the screen: xentop's refresh.
                 pv_rt::console::write_bytes(b"\x1b[H\x1b[2J");
             }
             let (major, minor, extra) = pv_rt::banner::xen_version();
             println!("xentop - uptime {}   Xen {}.{}{}", Uptime(now / 1_000_000_000), major, minor, pv_rt::banner::c_str(&extra));
-            let infos = &buf[..count];
-            let has = |bit: u32| infos.iter().filter(|i| i.flags & bit != 0).count();
-            let crashed = infos.iter().filter(|i| i.shutdown_reason() == Some(SHUTDOWN_crash)).count();
             println!(
                 "{} domains: {} running, {} blocked, {} paused, {} crashed, {} dying, {} shutdown",
-                count,
-                has(XEN_DOMINF_running),
-                has(XEN_DOMINF_blocked),
-                has(XEN_DOMINF_paused),
-                crashed,
-                has(XEN_DOMINF_dying),
-                has(XEN_DOMINF_shutdown) - crashed
+                counts[0], counts[1], counts[2], counts[3], counts[6], counts[4], counts[5] - counts[6]
             );
             let total_kib = p.total_pages * 4;
             println!(
@@ -1004,19 +1020,39 @@ impl Toolstack {
                 p.cpu_khz / 1000
             );
             println!("{}", TOP_HEADER);
-            let mut next: Vec<(DomId, u64), { MAX_GUESTS + 1 }> = Vec::new();
-            for info in infos {
-                let before = prev.iter().find(|(d, _)| *d == info.domain).map(|(_, t)| *t);
+            let mut next = core::mem::take(&mut self.top_next);
+            next.clear();
+            self.each_domain(|ts, info| {
+                let before = ts.top_prev.iter().find(|(d, _)| *d == info.domain).map(|(_, t)| *t);
                 let used = before.map_or(0, |t| info.cpu_time.saturating_sub(t));
                 let cpu_permille = (used as u128 * 1000 / elapsed as u128) as u64;
                 let _ = next.push((info.domain, info.cpu_time));
-                let name = self.domain_name(info.domain);
+                let name = ts.domain_name(info.domain);
                 println!("{}", TopLine { name: &name, info, cpu_permille, total_kib });
-            }
-            prev = next;
+            })?;
+            self.top_next = core::mem::replace(&mut self.top_prev, next);
             prev_ns = now;
         }
         Ok(())
+    }
+
+    /// Calls `f` with each domain the hypervisor knows, in id order.
+    fn each_domain(&mut self, mut f: impl FnMut(&Self, &XenDomctlGetdomaininfo)) -> CmdResult {
+        let mut buf = [XenDomctlGetdomaininfo::default(); 16];
+        let mut first: DomId = 0;
+        loop {
+            let n = match hv::getdomaininfolist(first, &mut buf) {
+                Ok(n) => n,
+                Err(e) => fail!("getdomaininfolist failed: {}", e),
+            };
+            for info in &buf[..n] {
+                f(self, info);
+            }
+            if n < buf.len() {
+                return Ok(());
+            }
+            first = buf[n - 1].domain + 1;
+        }
     }
 
     /// The name `list` shows for a domain id.
@@ -1219,21 +1255,11 @@ impl Toolstack {
                 _ => fail!("usage: xl {} [-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", cmd),
             }
         }
-        let doms: Vec<(DomId, String<{ config::NAME_MAX }>), { MAX_GUESTS + 1 }> = match dom {
-            Some(d) => {
-                let id = self.resolve(d)?;
-                let mut v = Vec::new();
-                let _ = v.push((id, String::try_from(d).unwrap_or_default()));
-                v
-            }
-            None => {
-                let mut v = Vec::new();
-                let _ = v.push((0, String::try_from("Domain-0").unwrap_or_default()));
-                for g in self.guests.iter().flatten() {
-                    let _ = v.push((g.domid, g.cfg.name.clone()));
-                }
-                v
-            }
+        // One domain, or Dom0 then each guest of ours (by slot: no list of
+        // them on the stack, which a full table would overflow).
+        let one = match dom {
+            Some(d) => Some(self.resolve(d)?),
+            None => None,
         };
         if (weight.is_some() || cap.is_some()) && dom.is_none() {
             fail!("{}: -w/-c need -d <Domain>", cmd);
@@ -1256,10 +1282,20 @@ impl Toolstack {
             return Ok(());
         }
         println!("Name                                ID Weight  Cap");
-        for (id, name) in doms {
+        let row = |this: &Self, id: DomId| -> CmdResult {
             match hv::sched_credit(id, sched_id, weight, cap) {
-                Ok(c) => println!("{:<32} {:>5} {:>6} {:>4}", name, id, c.weight, c.cap),
+                Ok(c) => println!("{:<32} {:>5} {:>6} {:>4}", this.domain_name(id), id, c.weight, c.cap),
                 Err(e) => fail!("sched-credit of domain {} failed: {}", id, e),
+            }
+            Ok(())
+        };
+        if let Some(id) = one {
+            return row(self, id);
+        }
+        row(self, 0)?;
+        for slot in 0..MAX_GUESTS {
+            if let Some(id) = self.guests[slot].as_ref().map(|g| g.domid) {
+                row(self, id)?;
             }
         }
         Ok(())

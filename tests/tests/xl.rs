@@ -188,3 +188,34 @@ fn sched_credit_prints_the_cpupool_line_as_xl_and_s_alone() {
     assert!(text.contains(&format!("xl> sched-credit -s\n{pool}")), "{text}");
     assert_eq!(text.matches("Name                                ID Weight  Cap").count(), 1, "-s prints no table\n{text}");
 }
+
+/// The toolstack's table had 16 slots; it now holds what memory allows:
+/// 40 guests of 4 MiB, all listed and all served.
+#[test]
+fn more_guests_than_the_old_table_of_16_run_and_are_listed() {
+    let kernel = std::fs::read(image("pv-guest-kernel")).expect("guest image");
+    let mut files = vec![("pv-guest-kernel".to_string(), kernel)];
+    let mut script = String::new();
+    for i in 1..=40 {
+        let cfg = format!("name=\"g{i}\"\nkernel=\"pv-guest-kernel\"\nmemory=4\nextra=\"workload=grant-offer peer=0 timeout=0\"\n");
+        files.push((format!("guests/g{i}.cfg"), cfg.into_bytes()));
+        script.push_str(&format!("create guests/g{i}.cfg; "));
+    }
+    script.push_str("sleep 1; list; top -i 1 -b");
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    let archive = guest_archive("many", &files);
+    let out = Boot::xen_core()
+        .dom0_image("dom0")
+        .module(&archive, "")
+        .mem(1024)
+        .dom0_cmdline(&format!("xl=\"{script}\""))
+        .run();
+    out.assert_status(Status::PoweredOff);
+    let text = out.guest_lines().join("\n");
+    assert!(!text.contains("at most"), "{text}");
+    for i in 1..=40 {
+        assert!(text.lines().any(|l| l.starts_with(&format!("g{i} "))), "g{i} is listed\n{text}");
+        assert!(text.contains(&format!("[g{i}] workload: grant-offer")), "g{i}'s console was served\n{text}");
+    }
+    assert!(text.contains("41 domains: "), "top counts them all\n{text}");
+}
