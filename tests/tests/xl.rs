@@ -37,6 +37,12 @@ fn xl_creates_lists_and_destroys_a_guest_whose_console_reaches_dom0() {
     assert!(out.guest_lines().iter().any(|l| l.starts_with("Domain-0 ")), "xl list shows Dom0\n{}", out.tail(30));
     assert!(out.guest_lines().iter().any(|l| l.starts_with("g1 ")), "xl list shows g1\n{}", out.tail(30));
     out.assert_hypervisor_line("destroying the guest", |l| l.contains("Destroyed domain 1"));
+    // The hypervisor's note of the shutdown comes after the guest's own last
+    // line, which Dom0 relays later than the guest wrote it.
+    let all: Vec<&str> = out.lines().collect();
+    let last_guest = all.iter().rposition(|l| l.starts_with("[g1] ")).expect("g1's lines");
+    let note = all.iter().position(|l| l.contains("(XEN) Domain 1 shut down: reason poweroff")).expect("the shutdown note");
+    assert!(note > last_guest, "note at line {note}, guest's last line at {last_guest}\n{}", out.tail(30));
 }
 
 #[test]

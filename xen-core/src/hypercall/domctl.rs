@@ -91,6 +91,9 @@ impl<P: Platform> Xen<P> {
                 }
             }
             XEN_DOMCTL_getdomaininfo => {
+                // The toolstack looks at a domain: it has handled what it was
+                // woken for (the guests' consoles included).
+                self.log_shutdown_notes();
                 if dom >= hypercall_abi::mm::DOMID_FIRST_RESERVED {
                     return Err(Errno::EINVAL);
                 }
@@ -267,6 +270,7 @@ impl<P: Platform> Xen<P> {
                 put(&mut b, u + 72, &self.frames.len().saturating_sub(1).to_le_bytes());
             }
             XEN_SYSCTL_getdomaininfolist => {
+                self.log_shutdown_notes();
                 let first = u16_at(&b, u);
                 let max = u32_at(&b, u + 4) as usize;
                 let buffer = u64_at(&b, u + 8);
