@@ -117,6 +117,15 @@ impl Editor {
         self.cursor_back(self.buf.len() - self.cursor, out);
     }
 
+    /// Prints the prompt and the line on a fresh line (after other output
+    /// that ended with a newline): no escape sequence unless the cursor is
+    /// not at the end, so a log of the console stays plain text.
+    pub fn reprint(&self, out: &mut impl FnMut(&[u8])) {
+        out(self.prompt.as_bytes());
+        out(&self.buf);
+        self.cursor_back(self.buf.len() - self.cursor, out);
+    }
+
     fn cursor_back(&self, n: usize, out: &mut impl FnMut(&[u8])) {
         if n > 0 {
             let mut s: heapless::String<16> = heapless::String::new();

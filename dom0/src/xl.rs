@@ -269,7 +269,7 @@ impl Toolstack {
         }
         // Output arrived under the prompt: draw it again, with what was typed.
         if self.interactive && !self.busy && core::mem::take(&mut self.printed) {
-            self.editor.redraw(&mut term);
+            self.editor.reprint(&mut term);
         }
     }
 
@@ -408,6 +408,10 @@ impl Toolstack {
             if self.poweroff || self.interrupted {
                 break;
             }
+            // Let consoles and events through before the next command
+            // (piped input has the next line waiting already).
+            let now = self.now_ns();
+            self.pump(now);
         }
         self.busy = false;
         self.interrupted = false;
@@ -871,7 +875,6 @@ impl Toolstack {
             let d = self.resolve(a)?;
             let _ = only.push(d);
         }
-        println!("Name                                        ID   Mem VCPUs\tState\tTime(s)");
         let mut buf = [XenDomctlGetdomaininfo::default(); 16];
         let mut first: DomId = 0;
         loop {
@@ -879,6 +882,11 @@ impl Toolstack {
                 Ok(n) => n,
                 Err(e) => fail!("getdomaininfolist failed: {}", e),
             };
+            // The header after the first answer: hypervisor lines that the
+            // query lets out come before the table, not inside it.
+            if first == 0 {
+                println!("Name                                        ID   Mem VCPUs\tState\tTime(s)");
+            }
             for info in &buf[..n] {
                 if !only.is_empty() && !only.contains(&info.domain) {
                     continue;
