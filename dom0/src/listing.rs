@@ -60,9 +60,9 @@ impl core::fmt::Display for TopLine<'_> {
         let i = self.info;
         let flag = |bit: u32, c: char| if i.flags & bit != 0 { c } else { '-' };
         let crashed = if i.shutdown_reason() == Some(hypercall_abi::sched::SHUTDOWN_crash) { 'c' } else { '-' };
-        let mem_kib = i.tot_pages * 4;
+        let mem_kib = i.tot_pages.saturating_mul(4);
         // Tenths of a percent of the host's memory, rounded.
-        let share = |kib: u64| (kib * 1000 + self.total_kib / 2).checked_div(self.total_kib).unwrap_or(0);
+        let share = |kib: u64| kib.saturating_mul(1000).saturating_add(self.total_kib / 2).checked_div(self.total_kib).unwrap_or(0);
         let pct = |tenths: u64| Tenths(tenths);
         write!(
             f,

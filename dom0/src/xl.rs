@@ -901,7 +901,8 @@ impl Toolstack {
             if n < buf.len() {
                 break;
             }
-            first = buf[n - 1].domain + 1;
+            let Some(next) = buf[n - 1].domain.checked_add(1) else { break };
+            first = next;
         }
         Ok(())
     }
@@ -1016,14 +1017,14 @@ impl Toolstack {
             println!("xentop - uptime {}   Xen {}.{}{}", Uptime(now / 1_000_000_000), major, minor, pv_rt::banner::c_str(&extra));
             println!(
                 "{} domains: {} running, {} blocked, {} paused, {} crashed, {} dying, {} shutdown",
-                counts[0], counts[1], counts[2], counts[3], counts[6], counts[4], counts[5] - counts[6]
+                counts[0], counts[1], counts[2], counts[3], counts[6], counts[4], counts[5].saturating_sub(counts[6])
             );
-            let total_kib = p.total_pages * 4;
+            let total_kib = p.total_pages.saturating_mul(4);
             println!(
                 "Mem: {}k total, {}k used, {}k free    CPUs: {} @ {}MHz",
                 total_kib,
-                total_kib - p.free_pages * 4,
-                p.free_pages * 4,
+                total_kib.saturating_sub(p.free_pages.saturating_mul(4)),
+                p.free_pages.saturating_mul(4),
                 p.nr_cpus,
                 p.cpu_khz / 1000
             );
@@ -1056,10 +1057,14 @@ impl Toolstack {
             for info in &buf[..n] {
                 f(self, info);
             }
+            // A full answer: go on after its last id (none after 0xffff).
             if n < buf.len() {
                 return Ok(());
             }
-            first = buf[n - 1].domain + 1;
+            match buf[n - 1].domain.checked_add(1) {
+                Some(next) => first = next,
+                None => return Ok(()),
+            }
         }
     }
 
