@@ -9,6 +9,24 @@
 #
 #   PROFILE=dev scripts/build.sh      # unoptimised images (default: release)
 set -euo pipefail
+
+case "${1:-}" in
+    -h|--help)
+        cat <<'EOF'
+Usage: scripts/build.sh
+
+Build the bare-metal images (xen-core, dom0, pv-guest-kernel) with the
+installed stable Rust and copy them to target/images/.
+
+  PROFILE=dev scripts/build.sh    unoptimised images (default: release)
+  -h, --help                      this text
+
+Exit status: 0 built, non-zero if cargo failed.
+EOF
+        exit 0 ;;
+    "") ;;
+    *) echo "build: no options but --help (see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 
 profile=${PROFILE:-release}

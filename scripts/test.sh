@@ -11,6 +11,23 @@
 #   RUST_TEST_THREADS=1 scripts/test.sh      # one test (one QEMU) at a time
 # Exits non-zero if anything fails.
 set -euo pipefail
+
+case "${1:-}" in
+    -h|--help)
+        cat <<'EOF'
+Usage: scripts/test.sh [cargo test arguments]
+
+Everything CI runs: installs QEMU and Xen 4.17 if missing, builds the
+images, then `cargo test --workspace` (host tests, then the QEMU
+integration tests of tests/). Arguments replace --workspace, e.g.
+  scripts/test.sh -p tests --test xl
+Environment: XEN_CORE_TEST_TIMEOUT=<secs> per boot (default 60),
+PROPTEST_CASES=<n>, RUST_TEST_THREADS=<n> (default: the number of cores).
+
+Exit status: 0 all passed, non-zero if anything failed.
+EOF
+        exit 0 ;;
+esac
 cd "$(dirname "$0")/.."
 
 start=$SECONDS

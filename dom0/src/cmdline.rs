@@ -26,6 +26,27 @@ pub fn xl_option(cmdline: &str) -> Option<&str> {
     }
 }
 
+/// Whether Dom0's command line holds the bare word `flag` (outside quotes,
+/// so not inside `xl="..."`).
+pub fn has_flag(cmdline: &str, flag: &str) -> bool {
+    let mut quote = None;
+    let mut start = 0;
+    let mut found = false;
+    for (i, c) in cmdline.char_indices().chain(core::iter::once((cmdline.len(), ' '))) {
+        match (c, quote) {
+            (c, Some(q)) if c == q => quote = None,
+            (_, Some(_)) => {}
+            ('"' | '\'', None) => quote = Some(c),
+            (c, None) if c.is_ascii_whitespace() => {
+                found |= &cmdline[start..i] == flag;
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 /// Splits at `;` outside quotes; empty commands are dropped.
 pub fn commands(s: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(s);
@@ -151,6 +172,13 @@ pub fn parse_seconds(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_counts_only_outside_quotes() {
+        assert!(has_flag("xl=\"list\" xl_keep_going", "xl_keep_going"));
+        assert!(!has_flag("xl=\"list xl_keep_going\"", "xl_keep_going"));
+        assert!(!has_flag("xl_keep_going=0", "xl_keep_going"));
+    }
 
     #[test]
     fn finds_the_xl_option() {

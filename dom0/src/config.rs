@@ -79,7 +79,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let at = |f: &mut fmt::Formatter<'_>, line: usize| {
             if line == 0 {
-                write!(f, "command line: ")
+                write!(f, "key=value after the file name: ")
             } else {
                 write!(f, "line {}: ", line)
             }
@@ -113,6 +113,10 @@ struct Partial {
     kernel: Option<String<PATH_MAX>>,
     memory: Option<u64>,
     maxmem: Option<u64>,
+    /// Where `memory` and `maxmem` were last set (0: a command-line
+    /// override), for errors found once everything is read.
+    memory_line: usize,
+    maxmem_line: usize,
     vcpus: u32,
     cmdline: String<CMDLINE_MAX>,
     on_poweroff: Action,
@@ -273,12 +277,18 @@ impl Partial {
                 self.name = Some(n);
             }
             "kernel" => self.kernel = Some(string(line, key, v)?),
-            "memory" => self.memory = Some(number(line, key, v)?),
-            "maxmem" => self.maxmem = Some(number(line, key, v)?),
+            "memory" => {
+                self.memory = Some(number(line, key, v)?);
+                self.memory_line = line;
+            }
+            "maxmem" => {
+                self.maxmem = Some(number(line, key, v)?);
+                self.maxmem_line = line;
+            }
             "vcpus" => {
                 let n = number(line, key, v)?;
                 if n == 0 || n > hypercall_abi::arch::XEN_LEGACY_MAX_VCPUS as u64 {
-                    return Err(bad(line, key, "must be 1..=32"));
+                    return Err(bad(line, key, "must be 1 to 32"));
                 }
                 self.vcpus = n as u32;
             }
@@ -306,6 +316,8 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
         kernel: None,
         memory: None,
         maxmem: None,
+        memory_line: 0,
+        maxmem_line: 0,
         vcpus: 1,
         cmdline: String::new(),
         on_poweroff: Action::Destroy,
@@ -324,11 +336,11 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
     }
     let memory = p.memory.unwrap_or(32);
     if memory == 0 {
-        return Err(bad(0, "memory", "must be at least 1 MiB"));
+        return Err(bad(p.memory_line, "memory", "must be at least 1 MiB"));
     }
     let maxmem = p.maxmem.unwrap_or(memory);
     if maxmem < memory {
-        return Err(bad(0, "maxmem", "is less than memory"));
+        return Err(bad(p.maxmem_line.max(p.memory_line), "maxmem", "is less than memory"));
     }
     Ok(DomainConfig {
         name: p.name.ok_or(ConfigError::Missing("name"))?,
@@ -439,5 +451,15 @@ mod tests {
         assert!(matches!(e("name=\"a\"\nkernel=\"k\"\non_crash=\"explode\"\n"), ConfigError::BadValue { line: 3, .. }));
         let m = std::format!("{}", e("x=1\n\nmemory=\"x\"\n"));
         assert_eq!(m, "line 3: memory: expected a number");
+        // Found only after the whole file is read: still its line, not the
+        // command line's.
+        let m = std::format!("{}", e("name=\"a\"\nkernel=\"k\"\nmemory = 0\n"));
+        assert_eq!(m, "line 3: memory: must be at least 1 MiB");
+        let m = std::format!("{}", e("name=\"a\"\nmemory = 64\nmaxmem = 32\n"));
+        assert_eq!(m, "line 3: maxmem: is less than memory");
+        let m = std::format!("{}", e("name=\"a\"\nvcpus = 99\n"));
+        assert_eq!(m, "line 2: vcpus: must be 1 to 32", "no Rust range syntax");
+        let m = std::format!("{}", parse("name=\"a\"\nkernel=\"k\"\n", ["vcpus=0"]).unwrap_err());
+        assert_eq!(m, "key=value after the file name: vcpus: must be 1 to 32");
     }
 }

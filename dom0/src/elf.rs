@@ -6,9 +6,6 @@ use hypercall_abi::elfnote::{
     XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_HYPERCALL_PAGE, XEN_ELFNOTE_NAME, XEN_ELFNOTE_PADDR_OFFSET,
     XEN_ELFNOTE_VIRT_BASE,
 };
-use xmas_elf::header::{Class, Machine, Type as ElfType};
-use xmas_elf::program::Type;
-use xmas_elf::ElfFile;
 
 pub const MAX_SEGMENTS: usize = 8;
 
@@ -58,18 +55,51 @@ impl ElfError {
     }
 }
 
-/// xmas-elf trusts the program-header table to lie inside the file; check
-/// that first (64-byte header, 56-byte entries).
-fn phdrs_in_bounds(image: &[u8]) -> bool {
-    if image.len() < 64 || image[..4] != [0x7f, b'E', b'L', b'F'] || image[4] != 2 {
-        return false;
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([image[o], image[o + 1]]) as u64;
-    let mut phoff = [0u8; 8];
-    phoff.copy_from_slice(&image[32..40]);
-    let phoff = u64::from_le_bytes(phoff);
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
-    phentsize == 56 && phoff.checked_add(phnum * 56).is_some_and(|end| end <= image.len() as u64)
+/// ELF64 fields are read byte by byte (`from_le_bytes`), never through a
+/// cast: an image inside Dom0's cpio initrd is only 4-byte aligned, and a
+/// reader that needs 8-byte alignment (xmas-elf's `zero` crate asserts it)
+/// panics on such an image.
+fn u16_at(image: &[u8], o: usize) -> Option<u64> {
+    let b = image.get(o..o.checked_add(2)?)?;
+    Some(u16::from_le_bytes([b[0], b[1]]) as u64)
+}
+
+fn u32_at(image: &[u8], o: usize) -> Option<u64> {
+    let b = image.get(o..o.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64)
+}
+
+fn u64_at(image: &[u8], o: usize) -> Option<u64> {
+    let b = image.get(o..o.checked_add(8)?)?;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(b);
+    Some(u64::from_le_bytes(w))
+}
+
+/// `PT_LOAD` and `PT_NOTE` of the ELF specification.
+const PT_LOAD: u64 = 1;
+const PT_NOTE: u64 = 4;
+/// `ET_EXEC`, `EM_X86_64`.
+const ET_EXEC: u64 = 2;
+const EM_X86_64: u64 = 62;
+
+/// One program header (Elf64_Phdr, 56 bytes).
+struct Phdr {
+    ty: u64,
+    offset: u64,
+    paddr: u64,
+    filesz: u64,
+    memsz: u64,
+}
+
+fn phdr_at(image: &[u8], o: usize) -> Option<Phdr> {
+    Some(Phdr {
+        ty: u32_at(image, o)?,
+        offset: u64_at(image, o + 8)?,
+        paddr: u64_at(image, o + 24)?,
+        filesz: u64_at(image, o + 32)?,
+        memsz: u64_at(image, o + 40)?,
+    })
 }
 
 #[derive(Default)]
@@ -120,34 +150,40 @@ fn parse_notes(mut data: &[u8], n: &mut Notes) -> Result<bool, ElfError> {
 }
 
 pub fn parse(image: &[u8]) -> Result<Kernel, ElfError> {
-    if !phdrs_in_bounds(image) {
+    // Elf64_Ehdr: magic, class 2 (64-bit), data 1 (little-endian).
+    if image.len() < 64 || image[..4] != [0x7f, b'E', b'L', b'F'] || image[4] != 2 || image[5] != 1 {
         return Err(ElfError::NotElf);
     }
-    let elf = ElfFile::new(image).map_err(|_| ElfError::NotElf)?;
-    let h = &elf.header;
-    if h.pt1.class() != Class::SixtyFour
-        || h.pt2.machine().as_machine() != Machine::X86_64
-        || h.pt2.type_().as_type() != ElfType::Executable
-    {
+    let field = |o, f: fn(&[u8], usize) -> Option<u64>| f(image, o).ok_or(ElfError::NotElf);
+    let (ty, machine) = (field(16, u16_at)?, field(18, u16_at)?);
+    if ty != ET_EXEC || machine != EM_X86_64 {
         return Err(ElfError::NotX86_64Executable);
+    }
+    let entry_point = field(24, u64_at)?;
+    let phoff = field(32, u64_at)?;
+    let (phentsize, phnum) = (field(54, u16_at)?, field(56, u16_at)?);
+    let table_in_image = phoff.checked_add(phnum * 56).is_some_and(|end| end <= image.len() as u64);
+    if phentsize != 56 || !table_in_image {
+        return Err(ElfError::NotElf);
     }
     let mut segments = Vec::new();
     let mut notes = Notes::default();
     let mut saw_note = false;
-    for ph in elf.program_iter() {
-        let (offset, filesz) = (ph.offset(), ph.file_size());
+    for i in 0..phnum {
+        let ph = phdr_at(image, (phoff + i * 56) as usize).ok_or(ElfError::NotElf)?;
+        let (offset, filesz) = (ph.offset, ph.filesz);
         let in_image = offset.checked_add(filesz).is_some_and(|end| end <= image.len() as u64);
-        match ph.get_type() {
-            Ok(Type::Load) => {
-                if !in_image || ph.mem_size() < filesz || ph.physical_addr().checked_add(ph.mem_size()).is_none() {
+        match ph.ty {
+            PT_LOAD => {
+                if !in_image || ph.memsz < filesz || ph.paddr.checked_add(ph.memsz).is_none() {
                     return Err(ElfError::BadSegment);
                 }
-                if ph.mem_size() > 0 {
-                    let s = Segment { paddr: ph.physical_addr(), offset, filesz, memsz: ph.mem_size() };
+                if ph.memsz > 0 {
+                    let s = Segment { paddr: ph.paddr, offset, filesz, memsz: ph.memsz };
                     segments.push(s).map_err(|_| ElfError::TooManySegments)?;
                 }
             }
-            Ok(Type::Note) => {
+            PT_NOTE => {
                 if !in_image {
                     return Err(ElfError::BadSegment);
                 }
@@ -175,7 +211,7 @@ pub fn parse(image: &[u8]) -> Result<Kernel, ElfError> {
         virt_base,
         virt_kstart,
         virt_kend,
-        entry: notes.entry.unwrap_or(h.pt2.entry_point()),
+        entry: notes.entry.unwrap_or(entry_point),
         hypercall_page: notes.hypercall_page,
         virt_offset,
     })
@@ -194,6 +230,20 @@ mod tests {
         assert_eq!(k.virt_kstart, 0x100000);
         assert_eq!(k.entry, 0x100000);
         assert_eq!(k.hypercall_page, Some(0x101000));
+    }
+
+    /// In a cpio archive a file's data is only 4-byte aligned: the same
+    /// image at an address that is 4 but not 8 modulo 8 parses the same.
+    #[test]
+    fn an_image_only_4_byte_aligned_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/images/pv-guest-kernel");
+        let Ok(image) = std::fs::read(path) else { return };
+        let mut buf = std::vec![0u64; image.len() / 8 + 2];
+        // SAFETY: the u64 buffer is larger than the image plus 4 bytes.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 8) };
+        bytes[4..4 + image.len()].copy_from_slice(&image);
+        let k = parse(&bytes[4..4 + image.len()]).unwrap();
+        assert_eq!(k, parse(&image).unwrap());
     }
 
     #[test]

@@ -155,6 +155,19 @@ pub fn sched_id() -> Result<u32, Errno> {
     Ok(s.sched_id().sched_id)
 }
 
+/// `XEN_SYSCTL_scheduler_op` getinfo for cpupool 0, whose scheduler is
+/// `sched_id`: the union's first three words (credit: tslice_ms,
+/// ratelimit_us, vcpu_migr_delay_us; credit2: ratelimit_us).
+pub fn scheduler_params(sched_id: u32) -> Result<[u32; 3], Errno> {
+    let mut s = XenSysctl::new(XEN_SYSCTL_scheduler_op);
+    let op = s.scheduler_op_mut();
+    op.cpupool_id = 0;
+    op.sched_id = sched_id;
+    op.cmd = XEN_SYSCTL_SCHEDOP_getinfo;
+    do_sysctl(&mut s)?;
+    Ok(s.scheduler_op().params)
+}
+
 /// `XEN_SYSCTL_getdomaininfolist` from `first`: fills `out`, returns how many.
 pub fn getdomaininfolist(first: DomId, out: &mut [XenDomctlGetdomaininfo]) -> Result<usize, Errno> {
     let mut s = XenSysctl::new(XEN_SYSCTL_getdomaininfolist);
@@ -170,9 +183,10 @@ pub fn getdomaininfolist(first: DomId, out: &mut [XenDomctlGetdomaininfo]) -> Re
 
 /// `XEN_SYSCTL_readconsole`: copies the hypervisor's console ring from
 /// `index` (when `incremental`) into `buf`; returns (bytes, next index).
-pub fn readconsole(buf: &mut [u8], index: Option<u32>) -> Result<(usize, u32), Errno> {
+pub fn readconsole(buf: &mut [u8], index: Option<u32>, clear: bool) -> Result<(usize, u32), Errno> {
     let mut s = XenSysctl::new(XEN_SYSCTL_readconsole);
     let r = s.readconsole_mut();
+    r.clear = clear as u8;
     r.incremental = index.is_some() as u8;
     r.index = index.unwrap_or(0);
     r.buffer = buf.as_mut_ptr() as u64;

@@ -10,6 +10,7 @@
 //! - `xl`: the commands, the guests' console back end, the event loop;
 //!   [`listing`]: `xl list`'s rows;
 //! - [`cmdline`]: splitting typed lines and Dom0's `xl=` option.
+//! - [`lineedit`]: the prompt's line editor (history, editing keys);
 //!
 //! The pure parts are unit-tested on the host (`cargo test -p dom0`); the
 //! parts that make hypercalls use pv-rt, whose panic handler and entry
@@ -27,6 +28,7 @@ pub mod elf;
 #[cfg(not(test))]
 pub mod hv;
 pub mod layout;
+pub mod lineedit;
 pub mod listing;
 #[cfg(not(test))]
 pub mod xl;

@@ -1,6 +1,8 @@
 //! The privileged PV kernel: the boot banner, then the toolstack. With
 //! `xl="cmd; cmd; ..."` on its command line it runs those commands and
-//! powers off; otherwise it offers an `xl>` prompt on Xen's console.
+//! powers off, stopping at the first command that fails (`xl_keep_going`
+//! runs them all); otherwise it offers an `xl>` prompt on Xen's console,
+//! until `poweroff` or the end of input (^D).
 #![no_std]
 #![no_main]
 
@@ -34,7 +36,9 @@ fn main(si: &'static StartInfo) {
         return;
     }
     match cmdline::xl_option(si.cmd_line_str()) {
-        Some(cmds) => ts.run_script(cmds),
+        Some(cmds) => {
+            ts.run_script(cmds, cmdline::has_flag(si.cmd_line_str(), "xl_keep_going"));
+        }
         None => ts.interact(),
     }
     ts.shutdown_all();

@@ -14,7 +14,7 @@ use core::fmt::Write as _;
 use core::ptr;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
-use heapless::{String, Vec};
+use heapless::{Deque, String, Vec};
 use hypercall_abi::console::{mask_out_idx, XenconsInterface};
 use hypercall_abi::domctl::*;
 use hypercall_abi::errno::Errno;
@@ -26,22 +26,33 @@ use hypercall_abi::shared_info::SharedInfo;
 use hypercall_abi::start_info::StartInfo;
 use hypercall_abi::{DomId, EvtchnPort};
 use pv_rt::mm::Mm;
-use pv_rt::{print, println};
+use pv_rt::println;
 
 use crate::builder::{self, Scratch, Window};
 use crate::cmdline;
 use crate::config::{self, Action, DomainConfig, PATH_MAX};
 use crate::cpio;
-use crate::listing::ListLine;
+use crate::lineedit::{self, Editor, Event};
+use crate::listing::{ListLine, TopLine, TOP_HEADER};
 use crate::hv;
 
-pub const MAX_GUESTS: usize = 16;
-/// Dom0's own mappings, above its initial mapping, all under one L1 table:
-/// its shared_info, the builder's window, then one console page per slot.
+/// Guests the toolstack can hold: more than the memory of a machine here
+/// allows (each needs a MiB at least, and the hypervisor's own share). Their
+/// console pages take one page of Dom0's address space each.
+pub const MAX_GUESTS: usize = 1024;
+/// `SCHEDOP_poll` takes at most 128 ports (Xen's do_poll): with more
+/// guests, the rest are looked at every [`POLL_SHORT_NS`].
+const POLL_PORTS: usize = 128;
+const POLL_SHORT_NS: u64 = 20_000_000;
+/// Dom0's own mappings, above its initial mapping: its shared_info, the
+/// builder's window, then one console page per slot (L1 tables for all of
+/// them are made at start).
 const VA_BASE: u64 = 0x10_0000_0000;
 const SHINFO_VA: u64 = VA_BASE;
 const WINDOW_VA: u64 = VA_BASE + 0x1000;
 const CONSOLE_VA: u64 = VA_BASE + 0x10000;
+/// Keys typed while a command runs, kept for the prompt that follows it.
+const TYPEAHEAD: usize = 4096;
 /// A guest's console line is printed when it ends or reaches this length.
 const LINE: usize = 200;
 const PROMPT: &str = "xl> ";
@@ -62,7 +73,14 @@ struct Guest {
     shut_down: bool,
     /// TSC when Dom0 read the guest's first console byte.
     first_output_tsc: Option<u64>,
+    /// Xen system time (ns) when Dom0 unpaused it: its uptime starts here.
+    started_ns: u64,
 }
+
+/// A guest whose action is `restart` but that shut down less than this
+/// long after it started is not restarted: one that crashes at once would
+/// otherwise be rebuilt for ever.
+const RESTART_MIN_UPTIME_NS: u64 = 10_000_000_000;
 
 pub struct Toolstack {
     initrd: &'static [u8],
@@ -70,8 +88,15 @@ pub struct Toolstack {
     scratch: Scratch,
     virq_console: EvtchnPort,
     virq_dom_exc: EvtchnPort,
-    /// Typed input, up to the newline.
-    input: Vec<u8, 256>,
+    /// The prompt's line editor: what is typed at `xl>`.
+    editor: Editor,
+    /// Bytes typed but not yet given to the editor: while a command runs,
+    /// typed lines wait here (they never run inside the command).
+    typeahead: Deque<u8, TYPEAHEAD>,
+    /// The typeahead was full during this command and keys were dropped.
+    typeahead_lost: bool,
+    /// ^C was typed while a command ran: long commands stop.
+    interrupted: bool,
     interactive: bool,
     poweroff: bool,
     /// Something was printed since the prompt (guest output, domain news).
@@ -91,6 +116,10 @@ pub struct Toolstack {
     /// The first console byte of the last guest that printed one: its domain
     /// and the TSC when Dom0 read it (`bench create`).
     first_output: Option<(DomId, u64)>,
+    /// `top`: each domain's CPU time at the previous refresh, and the
+    /// list being filled for the next (kept here, not on the stack).
+    top_prev: Vec<(DomId, u64), { MAX_GUESTS + 1 }>,
+    top_next: Vec<(DomId, u64), { MAX_GUESTS + 1 }>,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
@@ -117,7 +146,10 @@ impl Toolstack {
             scratch: Scratch::new(),
             virq_console: 0,
             virq_dom_exc: 0,
-            input: Vec::new(),
+            editor: Editor::new(PROMPT),
+            typeahead: Deque::new(),
+            typeahead_lost: false,
+            interrupted: false,
             interactive: false,
             poweroff: false,
             printed: false,
@@ -127,12 +159,18 @@ impl Toolstack {
             rover: 0,
             last_created: None,
             first_output: None,
+            top_prev: Vec::new(),
+            top_next: Vec::new(),
         }
     }
 
     /// Maps shared_info and the windows, binds the VIRQs, finds the initrd.
     pub fn init(&mut self, si: &StartInfo, mm: &mut Mm) -> Result<(), Errno> {
-        mm.ensure_l1(VA_BASE)?;
+        let mut va = VA_BASE;
+        while va < console_va(MAX_GUESTS) {
+            mm.ensure_l1(va)?;
+            va += 2 << 20;
+        }
         let val = (si.shared_info & !0xfff) | _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY;
         // SAFETY: VA_BASE is ours and unused; shared_info is our own page.
         hv::check(unsafe { hypercall_abi::guest::update_va_mapping(SHINFO_VA, val, UVMF_INVLPG) })?;
@@ -191,25 +229,28 @@ impl Toolstack {
         word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
     }
 
-    fn ports(&self) -> Vec<EvtchnPort, { MAX_GUESTS + 2 }> {
+    /// The ports to sleep on, and whether every guest's is among them.
+    fn ports(&self) -> (Vec<EvtchnPort, POLL_PORTS>, bool) {
         let mut p = Vec::new();
         let _ = p.push(self.virq_console);
         let _ = p.push(self.virq_dom_exc);
+        let mut all = true;
         for g in self.guests.iter().flatten() {
-            let _ = p.push(g.port);
+            all &= p.push(g.port).is_ok();
         }
-        p
+        (p, all)
     }
 
     /// Sleeps until an event or `deadline` (system time), then serves
     /// consoles, input and domain changes.
     fn pump(&mut self, deadline: u64) {
-        let ports = self.ports();
+        let (ports, all) = self.ports();
         let now = self.now_ns();
         if deadline > now {
             // A timeout in the past would make Xen wake us at once; a second
             // at most keeps us looking even if an event were lost.
-            let _ = hv::poll(&ports, deadline.min(now + 1_000_000_000));
+            let longest = if all { 1_000_000_000 } else { POLL_SHORT_NS };
+            let _ = hv::poll(&ports, deadline.min(now + longest));
         }
         let input = self.take_pending(self.virq_console);
         let dom_exc = self.take_pending(self.virq_dom_exc);
@@ -228,8 +269,7 @@ impl Toolstack {
         }
         // Output arrived under the prompt: draw it again, with what was typed.
         if self.interactive && !self.busy && core::mem::take(&mut self.printed) {
-            print!("{}", PROMPT);
-            pv_rt::console::write_bytes(&self.input);
+            self.editor.reprint(&mut term);
         }
     }
 
@@ -298,6 +338,10 @@ impl Toolstack {
 
     // ---- Dom0's own console input ----------------------------------------
 
+    /// Takes what was typed into the typeahead; never runs a command, so a
+    /// command that serves consoles (`sleep`, `wait`, `repeat`) cannot be
+    /// entered again from inside itself. ^C while a command runs asks it to
+    /// stop and drops the keys typed ahead.
     fn read_input(&mut self) {
         let mut buf = [0u8; 64];
         loop {
@@ -309,36 +353,69 @@ impl Toolstack {
                 continue;
             }
             for &c in &buf[..n] {
-                match c {
-                    b'\r' | b'\n' => {
-                        pv_rt::console::write_bytes(b"\n");
-                        let mut line: Vec<u8, 256> = Vec::new();
-                        core::mem::swap(&mut line, &mut self.input);
-                        if let Ok(s) = core::str::from_utf8(&line) {
-                            self.busy = true;
-                            for c in cmdline::commands(s) {
-                                let _ = self.run(c);
-                            }
-                            self.busy = false;
-                            self.printed = false;
-                        } else {
-                            xerr(format_args!("input is not UTF-8"));
-                        }
-                        if self.poweroff {
-                            return;
-                        }
-                        print!("{}", PROMPT);
+                if c == 0x03 && self.busy {
+                    if !self.interrupted {
+                        self.interrupted = true;
+                        self.typeahead.clear();
+                        pv_rt::console::write_bytes(b"^C\n");
                     }
-                    0x08 | 0x7f if self.input.pop().is_some() => {
-                        pv_rt::console::write_bytes(b"\x08 \x08");
-                    }
-                    0x20..=0x7e if self.input.push(c).is_ok() => {
-                        pv_rt::console::write_bytes(&[c]);
-                    }
-                    _ => {}
+                    continue;
+                }
+                if self.typeahead.push_back(c).is_err() && !self.typeahead_lost {
+                    self.typeahead_lost = true;
+                    xerr(format_args!("{} keys typed ahead already wait for the running command; more are dropped", TYPEAHEAD));
                 }
             }
         }
+    }
+
+    /// Gives the typeahead to the line editor and runs each line it ends.
+    fn serve_prompt(&mut self) {
+        while let Some(c) = self.typeahead.pop_front() {
+            match self.editor.feed(c, &mut term) {
+                Event::None => continue,
+                Event::Line => {
+                    let line = self.editor.take_line();
+                    self.run_typed(&line);
+                }
+                Event::TooLong => {
+                    xerr(format_args!("the line is longer than {} characters: not run", lineedit::LINE_MAX))
+                }
+                Event::Interrupt => {}
+                Event::Eof => {
+                    println!("xl: end of input");
+                    self.poweroff = true;
+                }
+            }
+            if self.poweroff {
+                return;
+            }
+            self.editor.start(&mut term);
+        }
+    }
+
+    /// One typed line: its commands in turn, until one is interrupted.
+    fn run_typed(&mut self, line: &[u8]) {
+        let Ok(s) = core::str::from_utf8(line) else {
+            xerr(format_args!("input is not UTF-8"));
+            return;
+        };
+        self.busy = true;
+        self.interrupted = false;
+        self.typeahead_lost = false;
+        for c in cmdline::commands(s) {
+            let _ = self.run(c);
+            if self.poweroff || self.interrupted {
+                break;
+            }
+            // Let consoles and events through before the next command
+            // (piped input has the next line waiting already).
+            let now = self.now_ns();
+            self.pump(now);
+        }
+        self.busy = false;
+        self.interrupted = false;
+        self.printed = false;
     }
 
     // ---- domains that shut down or died ---------------------------------
@@ -387,6 +464,7 @@ impl Toolstack {
             self.note_async();
         }
         let quiet = self.quiet;
+        let now = self.now_ns();
         let Some(g) = self.guests[slot].as_mut() else { return };
         let action = match reason {
             SHUTDOWN_poweroff => g.cfg.on_poweroff,
@@ -409,6 +487,16 @@ impl Toolstack {
             Action::Preserve => g.shut_down = true,
             Action::Destroy => {
                 let _ = self.destroy_slot(slot);
+            }
+            Action::Restart if now.saturating_sub(g.started_ns) < RESTART_MIN_UPTIME_NS => {
+                println!(
+                    "xl: domain {} ({}) shut down {} s after it started: not restarting it (it would restart for ever); preserved, 'destroy {}' removes it",
+                    g.cfg.name,
+                    g.domid,
+                    now.saturating_sub(g.started_ns) / 1_000_000_000,
+                    g.cfg.name
+                );
+                g.shut_down = true;
             }
             Action::Restart => {
                 let (cfg, kernel) = (g.cfg.clone(), g.kernel.clone());
@@ -445,11 +533,21 @@ impl Toolstack {
 
     // ---- commands ---------------------------------------------------------
 
-    /// Runs unattended: `cmds` as typed, then power off.
-    pub fn run_script(&mut self, cmds: &str) {
+    /// Runs unattended: `cmds` as typed, then power off. The first command
+    /// that fails ends the script, unless `keep_going`; either way a failure
+    /// is reported in one line that `scripts/run.sh` turns into its exit
+    /// status. `false` when a command failed.
+    pub fn run_script(&mut self, cmds: &str, keep_going: bool) -> bool {
+        let mut failed = 0;
         for c in cmdline::commands(cmds) {
             println!("{}{}", PROMPT, c);
-            let _ = self.run(c);
+            if self.run(c).is_err() {
+                failed += 1;
+                if !keep_going {
+                    println!("dom0: xl script failed: '{}' failed; the rest is not run (xl_keep_going runs it)", c);
+                    return false;
+                }
+            }
             if self.poweroff {
                 break;
             }
@@ -457,16 +555,21 @@ impl Toolstack {
             let now = self.now_ns();
             self.pump(now);
         }
+        if failed > 0 {
+            println!("dom0: xl script failed: {} command(s) failed", failed);
+        }
+        failed == 0
     }
 
     /// Interactive: a prompt on Xen's console until `poweroff`.
     pub fn interact(&mut self) {
         self.interactive = true;
         println!("xl: type 'help' for the commands");
-        print!("{}", PROMPT);
+        self.editor.start(&mut term);
         while !self.poweroff {
             let now = self.now_ns();
             self.pump(now + 1_000_000_000);
+            self.serve_prompt();
         }
     }
 
@@ -488,6 +591,9 @@ impl Toolstack {
             w = &w[1..];
         }
         let Some((&cmd, args)) = w.split_first() else { return Ok(()) };
+        if matches!(args.first(), Some(&"-h" | &"--help")) && cmd != "help" {
+            return help_for(cmd);
+        }
         match cmd {
             "create" => self.cmd_create(args),
             "list" | "li" => self.cmd_list(args),
@@ -496,14 +602,20 @@ impl Toolstack {
             "unpause" => self.with_domain(cmd, args, |_, d| hv::unpausedomain(d)),
             "shutdown" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_poweroff)),
             "reboot" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_reboot)),
-            "info" => self.cmd_info(),
+            "info" => self.cmd_info(args),
+            "uptime" => self.cmd_uptime(args),
+            "top" => self.cmd_top(args),
             "dmesg" => self.cmd_dmesg(args),
             "sched-credit" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT, args),
             "sched-credit2" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT2, args),
-            "help" | "-h" | "--help" => {
-                help();
-                Ok(())
-            }
+            "help" | "-h" | "--help" => match args {
+                [] => {
+                    help();
+                    Ok(())
+                }
+                [c] => help_for(c),
+                _ => fail!("usage: xl help [command]"),
+            },
             // Dom0's own additions.
             "sleep" => self.cmd_sleep(args),
             "wait" => self.cmd_wait(args),
@@ -681,6 +793,7 @@ impl Toolstack {
             line: Vec::new(),
             shut_down: false,
             first_output_tsc: None,
+            started_ns: self.now_ns(),
         });
         self.last_created = Some((domid, pv_rt::tsc::rdtsc_fenced()));
         if let Err(e) = hv::unpausedomain(domid) {
@@ -754,12 +867,14 @@ impl Toolstack {
     }
 
     fn cmd_list(&mut self, args: &[&str]) -> CmdResult {
+        if let Some(rest) = args.strip_prefix(&["-l"]).or_else(|| args.strip_prefix(&["--long"])) {
+            return self.cmd_list_long(rest);
+        }
         let mut only: Vec<DomId, 8> = Vec::new();
         for a in args {
             let d = self.resolve(a)?;
             let _ = only.push(d);
         }
-        println!("Name                                        ID   Mem VCPUs\tState\tTime(s)");
         let mut buf = [XenDomctlGetdomaininfo::default(); 16];
         let mut first: DomId = 0;
         loop {
@@ -767,6 +882,11 @@ impl Toolstack {
                 Ok(n) => n,
                 Err(e) => fail!("getdomaininfolist failed: {}", e),
             };
+            // The header after the first answer: hypervisor lines that the
+            // query lets out come before the table, not inside it.
+            if first == 0 {
+                println!("Name                                        ID   Mem VCPUs\tState\tTime(s)");
+            }
             for info in &buf[..n] {
                 if !only.is_empty() && !only.contains(&info.domain) {
                     continue;
@@ -781,25 +901,247 @@ impl Toolstack {
             if n < buf.len() {
                 break;
             }
-            first = buf[n - 1].domain + 1;
+            let Some(next) = buf[n - 1].domain.checked_add(1) else { break };
+            first = next;
         }
         Ok(())
     }
 
-    fn cmd_info(&mut self) -> CmdResult {
+    /// `xl info [name]`: the fields and order of Xen's `xl info`
+    /// (tools/xl/xl_info.c), `%-23s: value`; with a name, only that value.
+    /// host/release/version/machine are Dom0's own (xl reads uname()).
+    /// `xl list -l`: the configuration of each guest of ours, in the JSON
+    /// shape xl prints (an array of `{"domid", "config": {"c_info",
+    /// "b_info", "on_*"}}`), holding what this toolstack knows.
+    fn cmd_list_long(&mut self, args: &[&str]) -> CmdResult {
+        let mut only: Vec<DomId, 8> = Vec::new();
+        for a in args {
+            let d = self.resolve(a)?;
+            let _ = only.push(d);
+        }
+        println!("[");
+        let mut first = true;
+        for g in self.guests.iter().flatten() {
+            if !only.is_empty() && !only.contains(&g.domid) {
+                continue;
+            }
+            if !first {
+                println!("    }},");
+            }
+            first = false;
+            let c = &g.cfg;
+            println!("    {{");
+            println!("        \"domid\": {},", g.domid);
+            println!("        \"config\": {{");
+            println!("            \"c_info\": {{");
+            println!("                \"type\": \"pv\",");
+            println!("                \"name\": \"{}\"", Json(&c.name));
+            println!("            }},");
+            println!("            \"b_info\": {{");
+            println!("                \"max_vcpus\": {},", c.vcpus);
+            println!("                \"max_memkb\": {},", c.maxmem * 1024);
+            println!("                \"target_memkb\": {},", c.memory * 1024);
+            println!("                \"type.pv\": {{");
+            println!("                    \"kernel\": \"{}\",", Json(&g.kernel));
+            println!("                    \"cmdline\": \"{}\"", Json(&c.cmdline));
+            println!("                }}");
+            println!("            }},");
+            println!("            \"on_poweroff\": \"{}\",", c.on_poweroff.name());
+            println!("            \"on_reboot\": \"{}\",", c.on_reboot.name());
+            println!("            \"on_crash\": \"{}\"", c.on_crash.name());
+            println!("        }}");
+        }
+        if !first {
+            println!("    }}");
+        }
+        println!("]");
+        Ok(())
+    }
+
+    /// `xl top [-d <Delay>] [-i <Iterations>] [-b]`: xentop's table,
+    /// refreshed every Delay seconds (default 3) while consoles are served,
+    /// Iterations times (default: until ^C). CPU(%) is the share of a CPU
+    /// since the previous refresh. The screen is cleared before each table
+    /// unless -b (batch: tables one after the other, as `xentop -b`).
+    fn cmd_top(&mut self, args: &[&str]) -> CmdResult {
+        const USAGE: &str = "usage: xl top [-d <Delay>] [-i <Iterations>] [-b]";
+        let (mut delay_ns, mut iterations, mut batch) = (3_000_000_000u64, u64::MAX, false);
+        let mut it = args.iter();
+        while let Some(&a) = it.next() {
+            match a {
+                "-d" | "--delay" => match it.next().and_then(|s| cmdline::parse_seconds(s)) {
+                    Some(ns) if ns > 0 => delay_ns = ns,
+                    _ => fail!("top: -d takes a delay in seconds above 0"),
+                },
+                "-i" | "--iterations" => match it.next().and_then(|s| s.parse::<u64>().ok()) {
+                    Some(n) if n > 0 => iterations = n,
+                    _ => fail!("top: -i takes a number of iterations above 0"),
+                },
+                "-b" | "--batch" => batch = true,
+                _ => fail!("{}", USAGE),
+            }
+        }
+        self.top_prev.clear();
+        let mut prev_ns = self.now_ns();
+        for n in 0..iterations {
+            if n > 0 {
+                let deadline = prev_ns + delay_ns;
+                while self.now_ns() < deadline {
+                    if self.interrupted {
+                        return Ok(());
+                    }
+                    self.pump(deadline);
+                }
+            }
+            let p = match hv::physinfo() {
+                Ok(p) => p,
+                Err(e) => fail!("physinfo failed: {}", e),
+            };
+            let now = self.now_ns();
+            let elapsed = now.saturating_sub(prev_ns).max(1);
+            // First the summary (a pass over every domain), then the rows (a
+            // second pass), 16 domains a call: nothing big on the stack.
+            let mut counts = [0usize; 7];
+            self.each_domain(|_, i| {
+                counts[0] += 1;
+                for (k, bit) in [XEN_DOMINF_running, XEN_DOMINF_blocked, XEN_DOMINF_paused, XEN_DOMINF_dying, XEN_DOMINF_shutdown].iter().enumerate() {
+                    counts[k + 1] += (i.flags & bit != 0) as usize;
+                }
+                counts[6] += (i.shutdown_reason() == Some(SHUTDOWN_crash)) as usize;
+            })?;
+            if !batch && self.interactive {
+                // Home, clear the screen: xentop's refresh.
+                pv_rt::console::write_bytes(b"\x1b[H\x1b[2J");
+            }
+            let (major, minor, extra) = pv_rt::banner::xen_version();
+            println!("xentop - uptime {}   Xen {}.{}{}", Uptime(now / 1_000_000_000), major, minor, pv_rt::banner::c_str(&extra));
+            println!(
+                "{} domains: {} running, {} blocked, {} paused, {} crashed, {} dying, {} shutdown",
+                counts[0], counts[1], counts[2], counts[3], counts[6], counts[4], counts[5].saturating_sub(counts[6])
+            );
+            let total_kib = p.total_pages.saturating_mul(4);
+            println!(
+                "Mem: {}k total, {}k used, {}k free    CPUs: {} @ {}MHz",
+                total_kib,
+                total_kib.saturating_sub(p.free_pages.saturating_mul(4)),
+                p.free_pages.saturating_mul(4),
+                p.nr_cpus,
+                p.cpu_khz / 1000
+            );
+            println!("{}", TOP_HEADER);
+            let mut next = core::mem::take(&mut self.top_next);
+            next.clear();
+            self.each_domain(|ts, info| {
+                let before = ts.top_prev.iter().find(|(d, _)| *d == info.domain).map(|(_, t)| *t);
+                let used = before.map_or(0, |t| info.cpu_time.saturating_sub(t));
+                let cpu_permille = (used as u128 * 1000 / elapsed as u128) as u64;
+                let _ = next.push((info.domain, info.cpu_time));
+                let name = ts.domain_name(info.domain);
+                println!("{}", TopLine { name: &name, info, cpu_permille, total_kib });
+            })?;
+            self.top_next = core::mem::replace(&mut self.top_prev, next);
+            prev_ns = now;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with each domain the hypervisor knows, in id order.
+    fn each_domain(&mut self, mut f: impl FnMut(&Self, &XenDomctlGetdomaininfo)) -> CmdResult {
+        let mut buf = [XenDomctlGetdomaininfo::default(); 16];
+        let mut first: DomId = 0;
+        loop {
+            let n = match hv::getdomaininfolist(first, &mut buf) {
+                Ok(n) => n,
+                Err(e) => fail!("getdomaininfolist failed: {}", e),
+            };
+            for info in &buf[..n] {
+                f(self, info);
+            }
+            // A full answer: go on after its last id (none after 0xffff).
+            if n < buf.len() {
+                return Ok(());
+            }
+            match buf[n - 1].domain.checked_add(1) {
+                Some(next) => first = next,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The name `list` shows for a domain id.
+    fn domain_name(&self, domid: DomId) -> String<{ config::NAME_MAX }> {
+        if domid == 0 {
+            return String::try_from("Domain-0").unwrap_or_default();
+        }
+        self.slot_of(domid).map(|s| self.name_of(s)).unwrap_or_else(|| String::try_from("(null)").unwrap_or_default())
+    }
+
+    /// `xl uptime [Domain ...]`: xl's table; Dom0's uptime is the
+    /// hypervisor's system time, a guest's counts from its unpause.
+    fn cmd_uptime(&mut self, args: &[&str]) -> CmdResult {
+        let mut only: Vec<DomId, 8> = Vec::new();
+        for a in args {
+            let d = self.resolve(a)?;
+            let _ = only.push(d);
+        }
+        let now = self.now_ns();
+        println!("{:<33} {:>4} {}", "Name", "ID", "Uptime");
+        if only.is_empty() || only.contains(&0) {
+            println!("{:<33} {:>4} {}", "Domain-0", 0, Uptime(now / 1_000_000_000));
+        }
+        for g in self.guests.iter().flatten() {
+            if only.is_empty() || only.contains(&g.domid) {
+                println!("{:<33} {:>4} {}", g.cfg.name, g.domid, Uptime(now.saturating_sub(g.started_ns) / 1_000_000_000));
+            }
+        }
+        Ok(())
+    }
+
+    fn cmd_info(&mut self, args: &[&str]) -> CmdResult {
+        let only = match args {
+            [] => None,
+            [k] => Some(*k),
+            _ => fail!("usage: xl info [field]"),
+        };
         let p = match hv::physinfo() {
             Ok(p) => p,
             Err(e) => fail!("physinfo failed: {}", e),
         };
+        let mut shown = false;
+        let mut line = |k: &str, v: core::fmt::Arguments| match only {
+            None => println!("{:<23}: {}", k, v),
+            Some(o) if o == k => {
+                shown = true;
+                println!("{}", v)
+            }
+            Some(_) => {}
+        };
+        let version_string = |cmd: u32, len: usize, buf: &mut [u8; 1024]| -> bool {
+            // SAFETY: each XENVER_* string command writes at most `len`
+            // (<= 1024) bytes into `buf`.
+            len <= buf.len() && unsafe { hypercall_abi::guest::xen_version(cmd, buf.as_mut_ptr()) } >= 0
+        };
+        use hypercall_abi::version::*;
         let (major, minor, extra) = pv_rt::banner::xen_version();
         let extra = pv_rt::banner::c_str(&extra);
-        let line = |k: &str, v: core::fmt::Arguments| println!("{:<23}: {}", k, v);
+        line("host", format_args!("dom0"));
+        line("release", format_args!("{}", env!("CARGO_PKG_VERSION")));
+        line("version", format_args!("xen-core dom0 {}", env!("CARGO_PKG_VERSION")));
+        line("machine", format_args!("x86_64"));
         line("nr_cpus", format_args!("{}", p.nr_cpus));
         line("max_cpu_id", format_args!("{}", p.max_cpu_id));
         line("nr_nodes", format_args!("{}", p.nr_nodes));
         line("cores_per_socket", format_args!("{}", p.cores_per_socket));
         line("threads_per_core", format_args!("{}", p.threads_per_core));
         line("cpu_mhz", format_args!("{}.{:03}", p.cpu_khz / 1000, p.cpu_khz % 1000));
+        let hw = p.hw_cap;
+        line(
+            "hw_caps",
+            format_args!(
+                "{:08x}:{:08x}:{:08x}:{:08x}:{:08x}:{:08x}:{:08x}:{:08x}",
+                hw[0], hw[1], hw[2], hw[3], hw[4], hw[5], hw[6], hw[7]
+            ),
+        );
         let mut caps: String<96> = String::new();
         for (bit, name) in [
             (XEN_SYSCTL_PHYSCAP_pv, "pv"),
@@ -816,36 +1158,65 @@ impl Toolstack {
         line("virt_caps", format_args!("{}", caps.trim_start()));
         line("total_memory", format_args!("{}", p.total_pages / 256));
         line("free_memory", format_args!("{}", p.free_pages / 256));
+        // No page sharing here, and no claims: what xl prints then.
+        line("sharing_freed_memory", format_args!("0"));
+        line("sharing_used_memory", format_args!("0"));
+        line("outstanding_claims", format_args!("{}", p.outstanding_pages / 256));
+        // One cpupool holds every CPU: none is free.
+        line("free_cpus", format_args!("0"));
         line("xen_major", format_args!("{}", major));
         line("xen_minor", format_args!("{}", minor));
         line("xen_extra", format_args!("{}", extra));
         line("xen_version", format_args!("{}.{}{}", major, minor, extra));
-        let mut caps = [0u8; 1024];
-        // SAFETY: XENVER_capabilities writes a 1024-byte xen_capabilities_info_t.
-        if unsafe { hypercall_abi::guest::xen_version(hypercall_abi::version::XENVER_capabilities, caps.as_mut_ptr()) } >= 0 {
-            line("xen_caps", format_args!("{}", pv_rt::banner::c_str(&caps)));
+        let mut buf = [0u8; 1024];
+        if version_string(XENVER_capabilities, 1024, &mut buf) {
+            line("xen_caps", format_args!("{}", pv_rt::banner::c_str(&buf)));
         }
         line("xen_scheduler", format_args!("{}", hv::sched_id().map_or("?", sched_name)));
         line("xen_pagesize", format_args!("4096"));
-        let mut cmd = [0u8; 1024];
-        // SAFETY: XENVER_commandline writes a 1024-byte xen_commandline_t.
-        if unsafe { hypercall_abi::guest::xen_version(hypercall_abi::version::XENVER_commandline, cmd.as_mut_ptr()) } >= 0 {
-            line("xen_commandline", format_args!("{}", pv_rt::banner::c_str(&cmd)));
+        let mut virt_start = 0u64;
+        // SAFETY: XENVER_platform_parameters writes one u64 (virt_start).
+        if unsafe { hypercall_abi::guest::xen_version(XENVER_platform_parameters, (&raw mut virt_start).cast()) } >= 0 {
+            line("platform_params", format_args!("virt_start={:#x}", virt_start));
+        }
+        buf = [0; 1024];
+        if version_string(XENVER_changeset, 64, &mut buf) {
+            line("xen_changeset", format_args!("{}", pv_rt::banner::c_str(&buf[..64])));
+        }
+        buf = [0; 1024];
+        if version_string(XENVER_commandline, 1024, &mut buf) {
+            line("xen_commandline", format_args!("{}", pv_rt::banner::c_str(&buf)));
+        }
+        // xen_compile_info: compiler[64], compile_by[16], compile_domain[32],
+        // compile_date[32].
+        buf = [0; 1024];
+        if version_string(XENVER_compile_info, 144, &mut buf) {
+            line("cc_compiler", format_args!("{}", pv_rt::banner::c_str(&buf[..64])));
+            line("cc_compile_by", format_args!("{}", pv_rt::banner::c_str(&buf[64..80])));
+            line("cc_compile_domain", format_args!("{}", pv_rt::banner::c_str(&buf[80..112])));
+            line("cc_compile_date", format_args!("{}", pv_rt::banner::c_str(&buf[112..144])));
+        }
+        line("xend_config_format", format_args!("4"));
+        if only.is_some() && !shown {
+            fail!("info: no field '{}'", only.unwrap_or(""));
         }
         Ok(())
     }
 
+    /// `xl dmesg [-c]`: the hypervisor's console ring; `-c` then clears it.
     fn cmd_dmesg(&mut self, args: &[&str]) -> CmdResult {
-        if !args.is_empty() {
-            fail!("usage: xl dmesg");
-        }
+        let clear = match args {
+            [] => false,
+            ["-c" | "--clear"] => true,
+            _ => fail!("usage: xl dmesg [-c]"),
+        };
         let mut buf = [0u8; 512];
         let mut index = None;
         // Xen's ring is at most a few MiB; a hypervisor that kept answering
         // would otherwise keep us here for good.
         let mut budget: usize = 16 << 20;
         loop {
-            let (n, next) = match hv::readconsole(&mut buf, index) {
+            let (n, next) = match hv::readconsole(&mut buf, index, false) {
                 Ok(r) => r,
                 Err(e) => fail!("readconsole failed: {}", e),
             };
@@ -858,6 +1229,12 @@ impl Toolstack {
             }
             index = Some(next);
         }
+        // Xen clears after a read with `clear` set: one that reads nothing.
+        if clear {
+            if let Err(e) = hv::readconsole(&mut [], index, true) {
+                fail!("clearing the console ring failed: {}", e);
+            }
+        }
         Ok(())
     }
 
@@ -869,45 +1246,69 @@ impl Toolstack {
         }
         let mut dom = None;
         let (mut weight, mut cap) = (None, None);
+        let mut pool_only = false;
         let mut it = args.iter();
         while let Some(&a) = it.next() {
             let mut val = |what: &str| -> Result<u16, ()> {
                 match it.next().and_then(|v| v.parse::<u16>().ok()) {
                     Some(v) => Ok(v),
-                    None => fail!("{}: {} takes a number 0..65535", cmd, what),
+                    None => fail!("{}: {} takes a number from 0 to 65535", cmd, what),
                 }
             };
             match a {
                 "-d" | "--domain" => dom = Some(*it.next().ok_or_else(|| xerr(format_args!("{}: -d takes a domain", cmd)))?),
-                "-w" | "--weight" => weight = Some(val("-w")?),
+                // xl refuses a weight of 0 (Xen's credit scheduler would
+                // read it as 'unchanged' and keep the old one).
+                "-w" | "--weight" => match val("-w")? {
+                    0 => fail!("{}: the weight must be 1 to 65535", cmd),
+                    w => weight = Some(w),
+                },
                 "-c" | "--cap" => cap = Some(val("-c")?),
-                _ => fail!("usage: xl {} [-d <Domain> [-w <Weight>] [-c <Cap>]]", cmd),
+                "-s" | "--schedparam" => pool_only = true,
+                _ => fail!("usage: xl {} [-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", cmd),
             }
         }
-        let doms: Vec<(DomId, String<{ config::NAME_MAX }>), { MAX_GUESTS + 1 }> = match dom {
-            Some(d) => {
-                let id = self.resolve(d)?;
-                let mut v = Vec::new();
-                let _ = v.push((id, String::try_from(d).unwrap_or_default()));
-                v
-            }
-            None => {
-                let mut v = Vec::new();
-                let _ = v.push((0, String::try_from("Domain-0").unwrap_or_default()));
-                for g in self.guests.iter().flatten() {
-                    let _ = v.push((g.domid, g.cfg.name.clone()));
-                }
-                v
-            }
+        // One domain, or Dom0 then each guest of ours (by slot: no list of
+        // them on the stack, which a full table would overflow).
+        let one = match dom {
+            Some(d) => Some(self.resolve(d)?),
+            None => None,
         };
         if (weight.is_some() || cap.is_some()) && dom.is_none() {
             fail!("{}: -w/-c need -d <Domain>", cmd);
         }
+        if pool_only && dom.is_some() {
+            fail!("{}: -s and -d cannot go together", cmd);
+        }
+        // xl prints the pool's scheduler parameters first (one pool here:
+        // Pool-0), and only them with -s; -d shows one domain without.
+        if dom.is_none() {
+            match (hv::scheduler_params(sched_id), sched_id) {
+                (Ok([tslice, ratelimit, migr]), XEN_SCHEDULER_CREDIT) => {
+                    println!("Cpupool Pool-0: tslice={}ms ratelimit={}us migration-delay={}us", tslice, ratelimit, migr)
+                }
+                (Ok([ratelimit, ..]), _) => println!("Cpupool Pool-0: ratelimit={}us", ratelimit),
+                (Err(_), _) => println!("Cpupool Pool-0: [sched params unavailable]"),
+            }
+        }
+        if pool_only {
+            return Ok(());
+        }
         println!("Name                                ID Weight  Cap");
-        for (id, name) in doms {
+        let row = |this: &Self, id: DomId| -> CmdResult {
             match hv::sched_credit(id, sched_id, weight, cap) {
-                Ok(c) => println!("{:<32} {:>5} {:>6} {:>4}", name, id, c.weight, c.cap),
+                Ok(c) => println!("{:<32} {:>5} {:>6} {:>4}", this.domain_name(id), id, c.weight, c.cap),
                 Err(e) => fail!("sched-credit of domain {} failed: {}", id, e),
+            }
+            Ok(())
+        };
+        if let Some(id) = one {
+            return row(self, id);
+        }
+        row(self, 0)?;
+        for slot in 0..MAX_GUESTS {
+            if let Some(id) = self.guests[slot].as_ref().map(|g| g.domid) {
+                row(self, id)?;
             }
         }
         Ok(())
@@ -921,6 +1322,9 @@ impl Toolstack {
         let Some(ns) = ns else { fail!("usage: sleep <seconds>") };
         let deadline = self.now_ns() + ns;
         while self.now_ns() < deadline {
+            if self.interrupted {
+                fail!("sleep: interrupted");
+            }
             self.pump(deadline);
         }
         Ok(())
@@ -947,6 +1351,9 @@ impl Toolstack {
             if !waiting {
                 return Ok(());
             }
+            if self.interrupted {
+                fail!("wait: interrupted");
+            }
             let now = self.now_ns();
             self.pump(now + 1_000_000_000);
         }
@@ -963,6 +1370,11 @@ impl Toolstack {
         'all: for i in 1..=r.count {
             for c in cmdline::commands(r.body) {
                 say!(self, "{}{}", PROMPT, c);
+                if self.interrupted {
+                    println!("repeat: interrupted at iteration {} of {}", i, r.count);
+                    result = Err(());
+                    break 'all;
+                }
                 if self.run(c).is_err() {
                     println!("repeat: iteration {} of {}: '{}' failed; stopping", i, r.count, c);
                     result = Err(());
@@ -1037,6 +1449,9 @@ impl Toolstack {
     fn bench_rounds(&mut self, destroy: bool, n: u64, create_args: &[&str]) -> Result<(u64, u64), ()> {
         let (mut total, mut build) = (0u64, 0u64);
         for _ in 0..n {
+            if self.interrupted {
+                fail!("bench: interrupted");
+            }
             self.last_created = None;
             let t0 = pv_rt::tsc::rdtsc_fenced();
             self.cmd_create(create_args)?;
@@ -1048,6 +1463,9 @@ impl Toolstack {
                     if d == domid {
                         break tsc;
                     }
+                }
+                if self.interrupted {
+                    fail!("bench: interrupted");
                 }
                 if self.now_ns() >= deadline {
                     fail!("bench: domain {} printed nothing within 30 s", domid);
@@ -1138,36 +1556,94 @@ fn emit(name: &str, line: &[u8]) {
     pv_rt::console::write_bytes(&out);
 }
 
+/// Every command: name, usage (its arguments), what it does. Dom0's own
+/// additions (not in Xen's xl) come after the empty row.
+const COMMANDS: &[(&str, &str, &str)] = &[
+    ("create", "<ConfigFile> [key=value ...]", "Create a domain from config file <ConfigFile>; key=value pairs override the file's"),
+    ("list", "[-l] [Domain ...]", "List information about all/some domains; -l: their configuration, as JSON"),
+    ("destroy", "<Domain>", "Terminate a domain immediately"),
+    ("shutdown", "<Domain>", "Issue a shutdown signal to a domain"),
+    ("reboot", "<Domain>", "Issue a reboot signal to a domain"),
+    ("pause", "<Domain>", "Pause execution of a domain"),
+    ("unpause", "<Domain>", "Unpause a paused domain"),
+    ("info", "[field]", "Get information about Xen host; with a field name (xen_version, free_memory, ...), only its value"),
+    ("uptime", "[Domain ...]", "Print uptime for all/some domains"),
+    ("top", "[-d <Delay>] [-i <Iterations>] [-b]", "Monitor a host and the domains in real time, as xentop: refreshed every Delay seconds (default 3), Iterations times (default until ^C); -b: no screen clearing"),
+    ("dmesg", "[-c]", "Read and/or clear dmesg buffer; -c: clear it after reading"),
+    ("sched-credit", "[-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit scheduler parameters; -s: the cpupool's (time slice, rate limit, migration delay)"),
+    ("sched-credit2", "[-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit2 scheduler parameters; -s: the cpupool's (rate limit)"),
+    ("help", "[command]", "Print this help, or a command's"),
+    ("", "", ""),
+    ("ls", "", "Dom0: list the files of Dom0's initrd (guest kernels and configs)"),
+    ("sleep", "<seconds>", "Dom0: serve consoles for <seconds>; ^C stops it"),
+    ("wait", "[Domain ...]", "Dom0: serve consoles until the domains (default all) have shut down; ^C stops it"),
+    ("repeat", "[-q] <N> <command...>", "Dom0: run the command(s) N times ('cmd; cmd' quoted), stopping at the first that fails; -q: errors and progress only"),
+    ("bench", "create|destroy <ConfigFile> [N] [key=value ...]", "Dom0: TSC per xl create (to the guest's first console byte) or per destroy of a running guest"),
+    ("poweroff", "", "Dom0: destroy every guest and power off (^D on an empty line does the same)"),
+];
+
 fn help() {
     println!("Usage xl <subcommand> [args]");
     println!();
     println!("xl full list of subcommands:");
     println!();
-    for (c, what) in [
-        ("create", "Create a domain from config file <filename>: create <ConfigFile> [key=value ...]"),
-        ("list", "List information about all/some domains"),
-        ("destroy", "Terminate a domain immediately"),
-        ("shutdown", "Issue a shutdown signal to a domain"),
-        ("reboot", "Issue a reboot signal to a domain"),
-        ("pause", "Pause execution of a domain"),
-        ("unpause", "Unpause a paused domain"),
-        ("info", "Get information about Xen host"),
-        ("dmesg", "Read and/or clear dmesg buffer"),
-        ("sched-credit", "Get/set credit scheduler parameters: [-d <Domain> [-w <Weight>] [-c <Cap>]]"),
-        ("sched-credit2", "Get/set credit2 scheduler parameters (same options)"),
-        ("help", "Print this help"),
-        ("", ""),
-        ("ls", "Dom0: list the files of Dom0's initrd (guest kernels and configs)"),
-        ("sleep", "Dom0: serve consoles for <seconds>"),
-        ("wait", "Dom0: serve consoles until [Domain ...] (default all) have shut down"),
-        ("repeat", "Dom0: repeat [-q] <N> <command...>: run the command(s) N times ('cmd; cmd' quoted); -q: errors and progress only"),
-        ("bench", "Dom0: bench create|destroy <ConfigFile> [N] [key=value ...]: TSC per xl create (to the guest's first console byte) or per destroy of a running guest"),
-        ("poweroff", "Dom0: destroy every guest and power off"),
-    ] {
+    for (c, _, what) in COMMANDS {
         if c.is_empty() {
             println!();
         } else {
             println!(" {:<17}{}", c, what);
         }
+    }
+    println!();
+    println!("'help <subcommand>' or '<subcommand> --help' shows its options.");
+}
+
+/// `help CMD`, `CMD --help`: xl's usage block for one command.
+fn help_for(cmd: &str) -> Result<(), ()> {
+    let cmd = if cmd == "li" { "list" } else { cmd };
+    let Some((c, usage, what)) = COMMANDS.iter().find(|(c, _, _)| !c.is_empty() && *c == cmd) else {
+        fail!("unknown command '{}' (try 'help')", cmd)
+    };
+    println!("Usage: xl {} {}", c, usage);
+    println!();
+    println!("{}.", what);
+    Ok(())
+}
+
+/// The line editor's output: Dom0's console.
+fn term(bytes: &[u8]) {
+    pv_rt::console::write_bytes(bytes);
+}
+
+/// A string inside JSON quotes: `"` and `\` escaped, control characters
+/// as `\u00XX`.
+struct Json<'a>(&'a str);
+
+impl core::fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seconds as xl's uptime prints them: `H:MM:SS`, with `N days, ` first
+/// when there are any.
+struct Uptime(u64);
+
+impl core::fmt::Display for Uptime {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = self.0;
+        let (days, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+        if days > 0 {
+            write!(f, "{} day{}, ", days, if days == 1 { "" } else { "s" })?;
+        }
+        write!(f, "{:2}:{:02}:{:02}", h, m, sec)
     }
 }

@@ -746,6 +746,29 @@ pub struct XenSysctlSchedId {
 }
 assert_layout!(XenSysctlSchedId, size = 4, sched_id = 0);
 
+/// `XEN_SYSCTL_SCHEDOP_*`: the `cmd` of [`XenSysctlSchedulerOp`].
+pub const XEN_SYSCTL_SCHEDOP_putinfo: u32 = 0;
+pub const XEN_SYSCTL_SCHEDOP_getinfo: u32 = 1;
+
+/// `struct xen_sysctl_scheduler_op`: a cpupool's scheduler parameters
+/// (`xl sched-credit -s`). The union starts at 16: one of its members
+/// (`sched_arinc653`) is a 64-bit guest handle. For credit the union holds
+/// `tslice_ms`, `ratelimit_us`, `vcpu_migr_delay_us`; for credit2
+/// `ratelimit_us` alone (as `params[0]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct XenSysctlSchedulerOp {
+    pub cpupool_id: u32,
+    /// `XEN_SCHEDULER_*`: must be the pool's scheduler.
+    pub sched_id: u32,
+    /// `XEN_SYSCTL_SCHEDOP_putinfo` or `_getinfo`.
+    pub cmd: u32,
+    pub pad: u32,
+    pub params: [u32; 3],
+}
+assert_layout!(XenSysctlSchedulerOp, size = 28, cpupool_id = 0, sched_id = 4, cmd = 8, params = 16);
+
 /// `struct xen_sysctl_getdomaininfolist`: fills `buffer` with up to
 /// `max_domains` [`XenDomctlGetdomaininfo`] (112 bytes each) of the domains
 /// with id >= `first_domain`, in id order.
@@ -778,6 +801,7 @@ pub union XenSysctlU {
     pub physinfo: XenSysctlPhysinfo,
     pub sched_id: XenSysctlSchedId,
     pub getdomaininfolist: XenSysctlGetdomaininfolist,
+    pub scheduler_op: XenSysctlSchedulerOp,
     pub pad: [u8; XEN_SYSCTL_U_SIZE],
 }
 assert_layout!(XenSysctlU, size = 128);
@@ -831,6 +855,14 @@ impl XenSysctl {
     pub fn sched_id_mut(&mut self) -> &mut XenSysctlSchedId {
         // SAFETY: as in `readconsole_mut`.
         unsafe { &mut self.u.sched_id }
+    }
+    pub fn scheduler_op(&self) -> &XenSysctlSchedulerOp {
+        // SAFETY: as in `readconsole`.
+        unsafe { &self.u.scheduler_op }
+    }
+    pub fn scheduler_op_mut(&mut self) -> &mut XenSysctlSchedulerOp {
+        // SAFETY: as in `readconsole_mut`.
+        unsafe { &mut self.u.scheduler_op }
     }
     pub fn getdomaininfolist(&self) -> &XenSysctlGetdomaininfolist {
         // SAFETY: as in `readconsole`.

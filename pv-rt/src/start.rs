@@ -48,7 +48,10 @@ hypercall_page:
     .size hypercall_page, 4096
 
     .section .bss.pv_rt_stack, "aw", @nobits
-    .balign 16
+    .balign 4096
+    .globl pv_rt_stack_guard
+pv_rt_stack_guard:                  # unmapped by pv_rt_start: see GUARD below
+    .skip 4096
 pv_rt_stack:
     .skip {stack_size}
 pv_rt_stack_top:
@@ -58,6 +61,27 @@ pv_rt_stack_top:
 );
 
 const STACK_SIZE: usize = 64 * 1024;
+
+extern "C" {
+    static pv_rt_stack_guard: u8;
+}
+
+/// Guard pages: the page below each of our stacks (this one and the trap
+/// stack of [`crate::traps`]) is unmapped at start, so running off the
+/// bottom of a stack faults at once instead of overwriting what lies below.
+/// The fault cannot be delivered on a stack that has no room left, so the
+/// hypervisor crashes the domain; xen-core names it a stack overflow.
+fn unmap_guard_pages() {
+    for va in [&raw const pv_rt_stack_guard as u64, crate::traps::kernel_stack_guard()] {
+        // SAFETY: the guard pages are .bss pages nothing uses (4 KiB-aligned,
+        // below the stacks); dropping their mapping only makes them fault.
+        let rc = unsafe { hypercall_abi::guest::update_va_mapping(va, 0, hypercall_abi::mm::UVMF_INVLPG) };
+        if rc != 0 {
+            crate::println!("pv-rt: guard page at {:#x} stays mapped (update_va_mapping: {})", va, rc);
+        }
+    }
+}
+
 
 // Xen notes: namesz, descsz, type, "Xen\0", desc, each part 4-byte aligned.
 // Numbers are 8 bytes (Xen reads 4- or 8-byte numeric notes by descsz).
@@ -122,6 +146,7 @@ global_asm!(
 extern "C" fn pv_rt_start(start_info: *mut StartInfo) -> ! {
     crate::START_INFO.store(start_info, Ordering::Relaxed);
     let si = crate::start_info();
+    unmap_guard_pages();
     extern "Rust" {
         // Defined by the kernel through `pv_rt::entry!`.
         fn __pv_rt_main(start_info: &'static StartInfo);

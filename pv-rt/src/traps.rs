@@ -370,6 +370,9 @@ pv_rt_user_exit:
 
     .section .bss.pv_rt_kernel_stack, "aw", @nobits
     .balign 4096
+    .globl pv_rt_kernel_stack_guard
+pv_rt_kernel_stack_guard:           # unmapped at start (start.rs)
+    .skip 4096
     .globl pv_rt_kernel_stack
 pv_rt_kernel_stack:
     .skip {kernel_stack_size}
@@ -396,6 +399,7 @@ extern "C" {
     fn pv_rt_failsafe_callback();
     fn pv_rt_enter_user(rip: u64, rsp: u64, rflags: u64) -> u64;
     static pv_rt_kernel_stack_top: u8;
+    static pv_rt_kernel_stack_guard: u8;
 }
 
 /// Called by the common path with the saved frame; returns the iret flags
@@ -446,6 +450,11 @@ pub fn event_callback() -> u64 {
 }
 pub fn failsafe_callback() -> u64 {
     pv_rt_failsafe_callback as *const () as u64
+}
+
+/// The guard page below the stack Xen switches to from user mode.
+pub(crate) fn kernel_stack_guard() -> u64 {
+    &raw const pv_rt_kernel_stack_guard as u64
 }
 
 /// The top of the stack Xen switches to when user mode is interrupted.

@@ -91,6 +91,17 @@ on_both_hypervisors! {
         }
     }
 
+    /// Running off the bottom of the stack faults in the guard page pv-rt
+    /// leaves unmapped below it, instead of overwriting what lies there:
+    /// the domain crashes, and xen-core says it was a stack overflow.
+    fn a_stack_overflow_hits_the_guard_page_and_crashes_the_domain(hv) {
+        let out = workload(hv, "workload=badstack stack=overflow");
+        out.assert_status(Status::Crashed);
+        if hv == tests::Hypervisor::XenCore {
+            out.assert_hypervisor_line("naming a stack overflow", |l| l.contains("d0v0 stack overflow: page fault at"));
+        }
+    }
+
     fn shutdown_reboot_ends_the_run_with_reboot(hv) {
         workload(hv, "workload=reboot").assert_status(Status::Reboot);
     }

@@ -45,6 +45,18 @@ impl ShutdownReason {
             _ => return None,
         })
     }
+
+    /// The name `sched.h` gives it, as Xen's log lines use (`poweroff`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ShutdownReason::Poweroff => "poweroff",
+            ShutdownReason::Reboot => "reboot",
+            ShutdownReason::Suspend => "suspend",
+            ShutdownReason::Crash => "crash",
+            ShutdownReason::Watchdog => "watchdog",
+            ShutdownReason::SoftReset => "soft_reset",
+        }
+    }
 }
 
 pub struct Domain {

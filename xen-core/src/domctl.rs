@@ -224,6 +224,7 @@ impl<P: Platform> Xen<P> {
             crate::info!("Domain {}: {} frames still mapped elsewhere; freed when unmapped", d.0, orphans);
         }
         self.domains.remove(&d);
+        self.log_shutdown_notes();
         crate::info!("Destroyed domain {}", d.0);
         self.send_global_virq(hypercall_abi::evtchn::VIRQ_DOM_EXC);
         Ok(())

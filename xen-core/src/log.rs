@@ -166,3 +166,16 @@ macro_rules! warn { ($($arg:tt)*) => { $crate::printk!($crate::log::Level::Warni
 macro_rules! error { ($($arg:tt)*) => { $crate::printk!($crate::log::Level::Error, $($arg)*) }; }
 #[macro_export]
 macro_rules! debug { ($($arg:tt)*) => { $crate::printk!($crate::log::Level::Debug, $($arg)*) }; }
+
+/// A vCPU as Xen's log lines name it: `d4v0` (`idle` when none runs), for
+/// lines about whatever runs now (`Xen::current`).
+pub struct VcpuName(pub Option<(crate::domain::DomId, usize)>);
+
+impl fmt::Display for VcpuName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some((d, v)) => write!(f, "d{}v{}", d.0, v),
+            None => write!(f, "idle"),
+        }
+    }
+}

@@ -49,6 +49,13 @@ pub struct Bounce {
     pub mask_events: bool,
 }
 
+/// How far below the stack pointer a not-present kernel #PF still counts
+/// as running off the stack: one page (a call or push, or the probes Rust
+/// emits page by page for a large frame).
+const STACK_GUARD_REACH: u64 = 4096 + 64;
+/// Bit 0 of a #PF error code: the page was present (a protection fault).
+const PFEC_PRESENT: u64 = 1;
+
 impl<P: Platform> Xen<P> {
     /// A CPU exception from ring 3. `cr2` is the faulting address for #PF.
     pub fn guest_exception(&mut self, regs: &mut GuestRegs, cr2: u64) -> Next {
@@ -100,9 +107,32 @@ impl<P: Platform> Xen<P> {
         }
         let vc = &self.domains[&dom].vcpus[v];
         let ti = vc.traps[vector as usize & 255];
+        // A kernel-mode #PF on a page that is not present, close below the
+        // stack pointer: the stack ran into the unmapped guard page below it
+        // (pv-rt keeps one under each stack). Its frame cannot be pushed
+        // there either; say what happened rather than only that the frame
+        // could not be written.
+        let overflow = vector == TRAP_PAGE_FAULT
+            && kernel
+            && regs.error_code & PFEC_PRESENT == 0
+            && cr2 < regs.rsp.wrapping_add(64)
+            && regs.rsp.wrapping_add(64) - cr2 <= STACK_GUARD_REACH;
         if vector < 32 && ti.address != 0 {
             let b = Bounce { rip: ti.address, error_code, mask_events: ti.disables_events() };
+            if overflow {
+                if !self.create_bounce_frame(regs, b) {
+                    crate::error!(
+                        "d{}v{} stack overflow: page fault at {:#x} just below the stack pointer {:#x} (rip {:#x}); no room for the exception frame",
+                        dom.0, v, cr2, regs.rsp, regs.rip
+                    );
+                    return self.crash_current(regs);
+                }
+                return self.schedule(regs);
+            }
             return self.deliver(regs, b);
+        }
+        if overflow {
+            crate::error!("d{}v{} stack overflow: page fault at {:#x} just below the stack pointer {:#x}", dom.0, v, cr2, regs.rsp);
         }
         crate::error!(
             "d{}v{} unhandled exception: vector {} ({}) error code {:#06x} at rip {:#018x}{}",

@@ -43,6 +43,11 @@ pub struct Xen<P: Platform> {
     /// The running vCPU asked to give way (`SCHEDOP_yield`), or the
     /// scheduler wants it to.
     pub yield_pending: bool,
+    /// Guests that shut down and were not yet looked at. Their log line
+    /// waits until the toolstack asks about domains (getdomaininfo, after
+    /// VIRQ_DOM_EXC) or destroys one: by then Dom0 has relayed what they
+    /// wrote to their consoles, so the guest's own last lines come first.
+    pub shutdown_notes: alloc::vec::Vec<(DomId, ShutdownReason)>,
     pub sched: crate::sched::SchedState,
     /// TSC to system time, for `vcpu_time_info` (the TSC rate is fixed at boot).
     pub time_scale: crate::time::TimeScale,
@@ -63,6 +68,7 @@ impl<P: Platform> Xen<P> {
             cmdline: String::from(cmdline),
             options: Options::parse(cmdline),
             yield_pending: false,
+            shutdown_notes: alloc::vec::Vec::new(),
             sched: crate::sched::SchedState::default(),
             time_scale,
             next_domid: 0,
@@ -132,6 +138,13 @@ impl<P: Platform> Xen<P> {
         }
     }
 
+    /// Logs the shutdowns that waited for Dom0 (see `shutdown_notes`).
+    pub fn log_shutdown_notes(&mut self) {
+        for (dom, reason) in core::mem::take(&mut self.shutdown_notes) {
+            crate::info!("Domain {} shut down: reason {}", dom.0, reason.name());
+        }
+    }
+
     /// Shut a domain down. Dom0's shutdown is the machine's (Xen's
     /// `hwdom_shutdown`).
     pub fn domain_shutdown(&mut self, dom: DomId, reason: ShutdownReason) {
@@ -144,7 +157,7 @@ impl<P: Platform> Xen<P> {
             self.set_runstate(dom, v, RunState::Down);
         }
         if dom != DomId::DOM0 {
-            crate::info!("Domain {} shut down: reason {:?}", dom.0, reason);
+            self.shutdown_notes.push((dom, reason));
             // Tell the control domain (Xen's VIRQ_DOM_EXC).
             self.send_global_virq(hypercall_abi::evtchn::VIRQ_DOM_EXC);
         }

@@ -10,6 +10,9 @@
 //!   write the frame there (`create_bounce_frame_bad_sp`).
 //! - `user`: `stack_switch` to an unmapped address, then a system call from
 //!   user mode: Xen switches to that stack for the syscall callback.
+//! - `overflow`: unbounded recursion runs off the bottom of pv-rt's stack
+//!   into the unmapped guard page below it; xen-core reports a stack
+//!   overflow.
 
 use core::arch::asm;
 
@@ -55,8 +58,21 @@ pub fn run(cmd: &str) {
                 println!("badstack: user mode came back with {:#x}", code);
             }
         }
-        other => println!("badstack: unknown stack '{}' (kernel, hypervisor, user)", other),
+        "overflow" => {
+            println!("badstack: recursing until the stack's guard page: the domain must crash");
+            println!("badstack: depth {}", recurse(0));
+        }
+        other => println!("badstack: unknown stack '{}' (kernel, hypervisor, user, overflow)", other),
     }
     println!("badstack: the domain survived");
     println!("Test result: FAILURE");
+}
+
+/// Calls itself with a 256-byte frame, for ever; `black_box` keeps the
+/// compiler from turning the recursion into a loop.
+#[inline(never)]
+#[allow(unconditional_recursion)] // the point: only the guard page ends it
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 32]);
+    recurse(frame[0] + 1) + core::hint::black_box(frame[31])
 }

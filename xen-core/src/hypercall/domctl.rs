@@ -91,6 +91,9 @@ impl<P: Platform> Xen<P> {
                 }
             }
             XEN_DOMCTL_getdomaininfo => {
+                // The toolstack looks at a domain: it has handled what it was
+                // woken for (the guests' consoles included).
+                self.log_shutdown_notes();
                 if dom >= hypercall_abi::mm::DOMID_FIRST_RESERVED {
                     return Err(Errno::EINVAL);
                 }
@@ -201,13 +204,13 @@ impl<P: Platform> Xen<P> {
             if *v == 0 {
                 if let Some(i) = self.domain_info(*d) {
                     crate::info!(
-                        "'q' pressed -> dumping domain info: d{} pages {}/{} vCPUs {} paused {} shutdown {:?}",
+                        "'q' pressed -> dumping domain info: d{} pages {}/{} vCPUs {} paused {} shutdown {}",
                         d.0,
                         i.tot_pages,
                         i.max_pages,
                         i.nr_online_vcpus,
                         i.paused,
-                        i.shutdown
+                        i.shutdown.map_or(alloc::string::String::from("no"), |r| alloc::format!("{}", r))
                     );
                 }
             }
@@ -267,6 +270,7 @@ impl<P: Platform> Xen<P> {
                 put(&mut b, u + 72, &self.frames.len().saturating_sub(1).to_le_bytes());
             }
             XEN_SYSCTL_getdomaininfolist => {
+                self.log_shutdown_notes();
                 let first = u16_at(&b, u);
                 let max = u32_at(&b, u + 4) as usize;
                 let buffer = u64_at(&b, u + 8);
@@ -278,6 +282,28 @@ impl<P: Platform> Xen<P> {
                 put(&mut b, u + 16, &(ids.len() as u32).to_le_bytes());
             }
             XEN_SYSCTL_sched_id => put(&mut b, u, &XEN_SCHEDULER_CREDIT.to_le_bytes()),
+            XEN_SYSCTL_scheduler_op => {
+                // One cpupool (0) running the credit scheduler: its time
+                // slice, no rate limit, no migration delay (one CPU). The
+                // parameters are fixed here: putinfo is not supported.
+                let (pool, sched, cmd) = (u32_at(&b, u), u32_at(&b, u + 4), u32_at(&b, u + 8));
+                if pool != 0 {
+                    return Err(Errno::ENOENT);
+                }
+                if sched != XEN_SCHEDULER_CREDIT {
+                    return Err(Errno::EINVAL);
+                }
+                match cmd {
+                    XEN_SYSCTL_SCHEDOP_getinfo => {
+                        let tslice_ms = (crate::sched::TIMESLICE_NS / 1_000_000) as u32;
+                        put(&mut b, u + 16, &tslice_ms.to_le_bytes());
+                        put(&mut b, u + 20, &0u32.to_le_bytes());
+                        put(&mut b, u + 24, &0u32.to_le_bytes());
+                    }
+                    XEN_SYSCTL_SCHEDOP_putinfo => return Err(Errno::EOPNOTSUPP),
+                    _ => return Err(Errno::EINVAL),
+                }
+            }
             XEN_SYSCTL_debug_keys => {
                 // `xl debug-keys`: as Xen's keyhandlers. 'q' dumps the
                 // domains and raises VIRQ_DEBUG on every vCPU.

@@ -243,7 +243,7 @@ impl<P: Platform> Xen<P> {
                 }
             };
             if let Err(e) = self.mmuext_one(op.0, op.1, op.2, pg_owner) {
-                crate::gdprintk!("{:?}: mmuext_op cmd {} ({:#x}, {:#x}) failed: {}", self.current, op.0, op.1, op.2, e.name());
+                crate::gdprintk!("{}: mmuext_op cmd {} ({:#x}, {:#x}) failed: {}", crate::log::VcpuName(self.current), op.0, op.1, op.2, e.name());
                 rc = Err(e);
                 break;
             }

@@ -131,7 +131,7 @@ impl<P: Platform> Xen<P> {
             // Only as a hypercall of its own (it rewrites the whole frame).
             nr::IRET => Err(Errno::EINVAL),
             _ => {
-                crate::gdprintk!("{:?}: unknown hypercall {}", self.current, nr);
+                crate::gdprintk!("{}: unknown hypercall {}", crate::log::VcpuName(self.current), nr);
                 Err(Errno::ENOSYS)
             }
         }

@@ -22,6 +22,12 @@ use pv_rt::mm::INVALID_MFN;
 
 use super::{ret, test_va, Ctx, Hex, Word};
 
+/// Whether we run as Dom0 (start_info's SIF_PRIVILEGED): some answers
+/// differ for an unprivileged guest.
+fn is_dom0() -> bool {
+    pv_rt::start_info().flags & hypercall_abi::start_info::SIF_PRIVILEGED != 0
+}
+
 pub fn run(ctx: &mut Ctx) {
     map_write_read_unmap(ctx);
     update_va_mapping_flushes(ctx);
@@ -271,8 +277,13 @@ fn reservations(ctx: &mut Ctx) {
     ctx.eq("maximum_ram_page_covers_p2m", ctx.max_ram_page > 0 && bad == 0, true);
     ctx.eq("current_reservation", reservation(XENMEM_current_reservation), nr_pages);
     // Dom0 has no limit: pv/dom0_build.c's dom0_construct sets
-    // d->max_pages = ~0U (with no `dom0_mem=max:` option).
-    ctx.eq("maximum_reservation", reservation(XENMEM_maximum_reservation), u32::MAX as i64);
+    // d->max_pages = ~0U (with no `dom0_mem=max:` option). A guest's is what
+    // its toolstack set (XEN_DOMCTL_max_mem: maxmem plus xl's slack).
+    if is_dom0() {
+        ctx.eq("maximum_reservation", reservation(XENMEM_maximum_reservation), u32::MAX as i64);
+    } else {
+        ctx.eq("maximum_reservation_covers_our_pages", reservation(XENMEM_maximum_reservation) >= nr_pages, true);
+    }
 
     let pfn = ctx.frame();
     let mut extent = ctx.mfn(pfn);
@@ -347,10 +358,17 @@ fn l4_linear_mapping(ctx: &mut Ctx) {
 /// iomem_access_permitted), but never cached: asked for write-back, the
 /// entry gets _PAGE_PCD | _PAGE_PWT flipped on. (Not a hypervisor frame from
 /// Dom0's point of view; we never write to it.)
+/// A guest without I/O-memory rights (guests/mmu.cfg runs this workload as
+/// one) is refused frame 0 instead.
 fn low_mib_as_dom0(ctx: &mut Ctx) {
     let va = test_va(16);
     if ctx.mm.ensure_l1(va).is_err() {
         ctx.eq("low_mib_setup", false, true);
+        return;
+    }
+    if !is_dom0() {
+        ctx.eq("map_mfn0_refused_as_domu", ctx.update_va_mapping(va, pte(0, LEAF_RO), UVMF_INVLPG) < 0, true);
+        ctx.eq("mfn0_left_unmapped", ctx.mm.l1e(va).unwrap_or(0) & 1, 0);
         return;
     }
     let uc = _PAGE_PCD | _PAGE_PWT;
