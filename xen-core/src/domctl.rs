@@ -52,9 +52,9 @@ impl<P: Platform> Xen<P> {
         } else {
             self.fresh_domid()?
         };
-        let shared_info = self.frames.alloc(&self.platform, Owner::Dom(id)).ok_or(Errno::ENOMEM)?;
+        let shared_info = self.frames.alloc_shared(&self.platform, id).ok_or(Errno::ENOMEM)?;
         for v in 0..32 {
-            self.platform.write(shared_info, v * 64 + 1, &[1]);
+            shared_info.write(&self.platform, v * 64 + 1, &[1]);
         }
         let d = Domain {
             id,
@@ -155,7 +155,7 @@ impl<P: Platform> Xen<P> {
             id: d,
             tot_pages: dom.tot_pages,
             max_pages: dom.max_pages,
-            shared_info: dom.shared_info,
+            shared_info: dom.shared_info.mfn(),
             cpu_time_ns: cpu,
             nr_online_vcpus: online,
             max_vcpu_id: dom.vcpus.len() as u32 - 1,

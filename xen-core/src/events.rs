@@ -15,12 +15,12 @@ fn bit(port: u32) -> (usize, u64) {
 
 impl<P: Platform> Xen<P> {
     fn shared_word(&self, d: DomId, offset: usize) -> u64 {
-        self.domains.get(&d).map_or(0, |dd| self.platform.read_u64(dd.shared_info, offset / 8))
+        self.domains.get(&d).map_or(0, |dd| dd.shared_info.read_u64(&self.platform, offset / 8))
     }
 
     fn set_shared_word(&self, d: DomId, offset: usize, v: u64) {
         if let Some(dd) = self.domains.get(&d) {
-            self.platform.write_u64(dd.shared_info, offset / 8, v);
+            dd.shared_info.write_u64(&self.platform, offset / 8, v);
         }
     }
 
@@ -65,12 +65,12 @@ impl<P: Platform> Xen<P> {
         let Some(si) = self.domains.get(&d).map(|dd| dd.shared_info) else { return };
         if v < 32 {
             let sel_off = v * VCPU_INFO_SIZE + VCPU_INFO_PENDING_SEL;
-            let sel = self.platform.read_u64(si, sel_off / 8);
+            let sel = si.read_u64(&self.platform, sel_off / 8);
             if sel & (1 << word) != 0 {
                 return;
             }
-            self.platform.write_u64(si, sel_off / 8, sel | (1 << word));
-            self.platform.write(si, v * VCPU_INFO_SIZE, &[1]);
+            si.write_u64(&self.platform, sel_off / 8, sel | (1 << word));
+            si.write(&self.platform, v * VCPU_INFO_SIZE, &[1]);
         }
         self.vcpu_wake(d, v);
     }
@@ -124,7 +124,7 @@ impl<P: Platform> Xen<P> {
         }
         let Some(dd) = self.domains.get(&d) else { return false };
         let mut b = [0u8; 2];
-        self.platform.read(dd.shared_info, v * VCPU_INFO_SIZE, &mut b);
+        dd.shared_info.read(&self.platform, v * VCPU_INFO_SIZE, &mut b);
         b[0] != 0 && b[1] == 0
     }
 

@@ -53,9 +53,9 @@ impl<P: Platform> Xen<P> {
         let base = v * 64 + VCPU_TIME_OFFSET;
         let scale = self.time_scale;
         let mut ver = [0u8; 4];
-        self.platform.read(si, base, &mut ver);
+        si.read(&self.platform, base, &mut ver);
         let ver = u32::from_le_bytes(ver).wrapping_add(1) | 1;
-        self.platform.write(si, base, &ver.to_le_bytes());
+        si.write(&self.platform, base, &ver.to_le_bytes());
         let (tsc, now) = self.platform.tsc_and_now();
         let mut rec = [0u8; 24];
         rec[0..8].copy_from_slice(&tsc.to_le_bytes());
@@ -63,8 +63,8 @@ impl<P: Platform> Xen<P> {
         rec[16..20].copy_from_slice(&scale.mul.to_le_bytes());
         rec[20] = scale.shift as u8;
         rec[21] = 0;
-        self.platform.write(si, base + 8, &rec[..22]);
-        self.platform.write(si, base, &ver.wrapping_add(1).to_le_bytes());
+        si.write(&self.platform, base + 8, &rec[..22]);
+        si.write(&self.platform, base, &ver.wrapping_add(1).to_le_bytes());
     }
 
     /// Publish the wallclock at system time zero (`wc_sec`, `wc_nsec`).
@@ -73,13 +73,13 @@ impl<P: Platform> Xen<P> {
         let si = dd.shared_info;
         let (sec, nsec) = self.platform.wallclock_at_boot();
         let mut ver = [0u8; 4];
-        self.platform.read(si, WC_VERSION, &mut ver);
+        si.read(&self.platform, WC_VERSION, &mut ver);
         let ver = u32::from_le_bytes(ver).wrapping_add(1) | 1;
-        self.platform.write(si, WC_VERSION, &ver.to_le_bytes());
-        self.platform.write(si, WC_VERSION + 4, &(sec as u32).to_le_bytes());
-        self.platform.write(si, WC_VERSION + 8, &nsec.to_le_bytes());
-        self.platform.write(si, WC_VERSION + 12, &((sec >> 32) as u32).to_le_bytes());
-        self.platform.write(si, WC_VERSION, &ver.wrapping_add(1).to_le_bytes());
+        si.write(&self.platform, WC_VERSION, &ver.to_le_bytes());
+        si.write(&self.platform, WC_VERSION + 4, &(sec as u32).to_le_bytes());
+        si.write(&self.platform, WC_VERSION + 8, &nsec.to_le_bytes());
+        si.write(&self.platform, WC_VERSION + 12, &((sec >> 32) as u32).to_le_bytes());
+        si.write(&self.platform, WC_VERSION, &ver.wrapping_add(1).to_le_bytes());
     }
 
     /// Arm (or with 0, cancel) vCPU `v`'s one-shot timer. A deadline already

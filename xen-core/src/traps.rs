@@ -93,7 +93,7 @@ impl<P: Platform> Xen<P> {
                 // in ring 3, so the CPU's U/S bit says nothing).
                 error_code = Some(if kernel { regs.error_code & !PFEC_USER } else { regs.error_code | PFEC_USER });
                 if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info).filter(|_| v < 32) {
-                    self.platform.write(si, v * 64 + 16, &cr2.to_le_bytes());
+                    si.write(&self.platform, v * 64 + 16, &cr2.to_le_bytes());
                 }
             }
             _ => {}
@@ -199,7 +199,7 @@ impl<P: Platform> Xen<P> {
         sp &= !15;
         let saved_mask = if v < 32 {
             let mut m = [0u8];
-            self.platform.read(shared_info, v * 64 + 1, &mut m);
+            shared_info.read(&self.platform, v * 64 + 1, &mut m);
             m[0]
         } else {
             1
@@ -237,7 +237,7 @@ impl<P: Platform> Xen<P> {
             return false;
         }
         if b.mask_events && v < 32 {
-            self.platform.write(shared_info, v * 64 + 1, &[1]);
+            shared_info.write(&self.platform, v * 64 + 1, &[1]);
         }
         regs.rflags &= !(RFLAGS_AC | RFLAGS_VM | RFLAGS_RF | RFLAGS_NT | RFLAGS_TF);
         regs.ss = FLAT_KERNEL_SS64 as u64;

@@ -175,7 +175,7 @@ impl<P: Platform> Xen<P> {
                 if runs && flat {
                     let mut b = [0u8; 2];
                     if v < 32 {
-                        self.platform.read(dd.shared_info, v * 64, &mut b);
+                        dd.shared_info.read(&self.platform, v * 64, &mut b);
                     }
                     if !(b[0] != 0 && b[1] == 0) {
                         frame.sanitize_for_guest();

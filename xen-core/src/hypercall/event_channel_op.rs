@@ -181,8 +181,8 @@ impl<P: Platform> Xen<P> {
         let (w, bit) = ((port / 64) as usize, 1u64 << (port % 64));
         let si = self.domains[&d].shared_info;
         let off = (crate::evtchn::SHARED_EVTCHN_MASK + 8 * w) / 8;
-        let mask = self.platform.read_u64(si, off);
-        self.platform.write_u64(si, off, mask & !bit);
+        let mask = si.read_u64(&self.platform, off);
+        si.write_u64(&self.platform, off, mask & !bit);
         // An event that arrived while masked is announced now.
         if mask & bit != 0 && self.port_pending(d, port) {
             self.mark_events_pending(d, chan.notify_vcpu, w);

@@ -4,7 +4,7 @@ use super::{ret, Done, HcResult};
 use crate::domain::DomId;
 use crate::gnttab::*;
 use crate::mm::pte::{_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, PADDR_MASK};
-use crate::mm::{Mfn, Owner, PageType};
+use crate::mm::{Mfn, Owner, PageType, SharedPage};
 use crate::platform::Platform;
 use crate::xen::Xen;
 use hypercall_abi::errno::Errno;
@@ -111,19 +111,21 @@ impl<P: Platform> Xen<P> {
     /// Grow `d`'s table to `nr` frames and report all their frame numbers.
     fn gnttab_grow(&mut self, d: DomId, nr: u32, list: u64) -> Result<(), Status> {
         while (self.domains[&d].gnttab.frames.len() as u32) < nr {
-            let mfn = self.frames.alloc(&self.platform, Owner::Dom(d)).ok_or(GNTST_no_space)?;
+            // The hypervisor writes GTF_reading/GTF_writing into these:
+            // shared frames, typed writable for good (never a page table).
+            let mfn = self.frames.alloc_shared(&self.platform, d).ok_or(GNTST_no_space)?;
             self.domains.get_mut(&d).ok_or(GNTST_bad_domain)?.gnttab.frames.push(mfn);
         }
         let g = self.guest_mem().ok_or(GNTST_general_error)?;
         for (i, f) in self.domains[&d].gnttab.frames.iter().take(nr as usize).enumerate() {
-            g.write_u64(list.wrapping_add(8 * i as u64), f.0).map_err(|_| GNTST_bad_virt_addr)?;
+            g.write_u64(list.wrapping_add(8 * i as u64), f.mfn().0).map_err(|_| GNTST_bad_virt_addr)?;
         }
         Ok(())
     }
 
     /// Check `granter`'s entry `gref` for use by the current domain.
     /// Returns the entry's location and frame.
-    fn grant_entry(&self, granter: DomId, gref: u32, write: bool) -> Result<(Mfn, usize, Mfn), Status> {
+    fn grant_entry(&self, granter: DomId, gref: u32, write: bool) -> Result<(SharedPage, usize, Mfn), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
         let rd = self.domains.get(&granter).ok_or(GNTST_bad_domain)?;
         if gref >= rd.gnttab.nr_entries() {
@@ -131,7 +133,7 @@ impl<P: Platform> Xen<P> {
         }
         let (f, off) = rd.gnttab.entry_location(gref).ok_or(GNTST_bad_gntref)?;
         let mut e = [0u8; 8];
-        self.platform.read(f, off, &mut e);
+        f.read(&self.platform, off, &mut e);
         let flags = u16::from_le_bytes([e[0], e[1]]);
         let domid = u16::from_le_bytes([e[2], e[3]]);
         let frame = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as u64;
@@ -156,7 +158,7 @@ impl<P: Platform> Xen<P> {
         }
         if let Some((f, off)) = rd.gnttab.entry_location(gref) {
             let mut fl = [0u8; 2];
-            self.platform.read(f, off, &mut fl);
+            f.read(&self.platform, off, &mut fl);
             let mut flags = u16::from_le_bytes(fl) & !(GTF_reading | GTF_writing);
             if r {
                 flags |= GTF_reading;
@@ -164,7 +166,7 @@ impl<P: Platform> Xen<P> {
             if w {
                 flags |= GTF_writing;
             }
-            self.platform.write(f, off, &flags.to_le_bytes());
+            f.write(&self.platform, off, &flags.to_le_bytes());
         }
     }
 

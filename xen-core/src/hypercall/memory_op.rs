@@ -138,10 +138,10 @@ impl<P: Platform> Xen<P> {
     fn release_one(&mut self, d: crate::domain::DomId, list: u64, i: u64) -> bool {
         let Some(mfn) = self.guest_mem().and_then(|g| g.read_u64(list.wrapping_add(8 * i)).ok()) else { return false };
         let mfn = Mfn(mfn);
-        let shared_info = self.domains.get(&d).map(|dom| dom.shared_info);
-        let grant_frame = self.domains.get(&d).is_some_and(|dom| dom.gnttab.frames.contains(&mfn));
-        let owned = self.frames.get(mfn).is_some_and(|pg| pg.owner == Owner::Dom(d) && pg.allocated);
-        if !owned || Some(mfn) == shared_info || grant_frame {
+        // Frames shared with the hypervisor (shared_info, grant frames) are
+        // not the guest's to give back, as on Xen (they are Xen-heap pages).
+        let owned = self.frames.get(mfn).is_some_and(|pg| pg.owner == Owner::Dom(d) && pg.allocated && !pg.shared);
+        if !owned {
             crate::gdprintk!("d{}: decrease_reservation of frame {:#x} it does not hold", d.0, mfn.0);
             return false;
         }

@@ -20,7 +20,7 @@ impl<P: Platform> Xen<P> {
                 // with events masked to close the race with its own check),
                 // then sleep unless an event is already waiting.
                 if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info).filter(|_| v < 32) {
-                    self.platform.write(si, v * 64 + 1, &[0]);
+                    si.write(&self.platform, v * 64 + 1, &[0]);
                 }
                 if !self.events_need_delivery(v) {
                     self.set_runstate(dom, v, RunState::Blocked);

@@ -94,7 +94,7 @@ impl<P: Platform> Xen<P> {
         // The event mask follows the IF the guest returned with.
         let si = self.domains[&d].shared_info;
         if v < 32 {
-            self.platform.write(si, v * 64 + 1, &[(rflags & RFLAGS_IF == 0) as u8]);
+            si.write(&self.platform, v * 64 + 1, &[(rflags & RFLAGS_IF == 0) as u8]);
         }
         self.schedule(regs)
     }

@@ -12,6 +12,7 @@
 use alloc::vec::Vec;
 
 use super::machine::MachineMemory;
+use super::shared::SharedPage;
 use super::types::Mfn;
 use crate::domain::DomId;
 use hypercall_abi::errno::Errno;
@@ -73,11 +74,15 @@ pub struct PageInfo {
     /// the frame belongs to its owner's memory, cleared when the owner gives
     /// it back (the frame is freed once the last user lets go).
     pub allocated: bool,
+    /// The hypervisor writes this frame for its owner (`shared_info`, a
+    /// grant frame): it holds one permanent `Writable` type reference while
+    /// it is allocated (see `mm::shared`).
+    pub shared: bool,
 }
 
 impl PageInfo {
     const UNUSABLE: PageInfo =
-        PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false, allocated: false };
+        PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false, allocated: false, shared: false };
 }
 
 /// An M2P entry for a frame no guest has numbered (Xen's INVALID_M2P_ENTRY).
@@ -183,8 +188,22 @@ impl FrameTable {
         let m = self.free.pop()?;
         let mfn = Mfn(m);
         mem.zero_frame(mfn);
-        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false, allocated: true };
+        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false, allocated: true, shared: false };
         Some(mfn)
+    }
+
+    /// Take a free frame for `dom` that the hypervisor will write on its
+    /// behalf (Xen's `share_xen_page_with_guest`): zeroed, owned by `dom`,
+    /// and typed `Writable` for good, so no validation can ever make it a
+    /// page table or descriptor page. The type reference goes only when the
+    /// frame is released.
+    pub fn alloc_shared(&mut self, mem: &impl MachineMemory, dom: DomId) -> Option<SharedPage> {
+        let mfn = self.alloc(mem, Owner::Dom(dom))?;
+        let pg = self.get_mut(mfn)?;
+        pg.ty = PageType::Writable;
+        pg.type_count = 1;
+        pg.shared = true;
+        Some(SharedPage::new(mfn))
     }
 
     /// Drop the "allocated" reference (a domain gives the frame back, or
@@ -196,6 +215,12 @@ impl FrameTable {
             return;
         }
         pg.allocated = false;
+        if pg.shared {
+            // The permanent type reference of a shared frame goes with its
+            // owner's claim; mappings still held elsewhere keep theirs.
+            pg.shared = false;
+            pg.type_count = pg.type_count.saturating_sub(1);
+        }
         self.put_page(mfn);
     }
 

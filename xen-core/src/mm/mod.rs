@@ -3,9 +3,11 @@
 pub mod frame_table;
 pub mod machine;
 pub mod pte;
+pub mod shared;
 pub mod types;
 pub mod validate;
 
 pub use frame_table::{FrameTable, Owner, PageType};
 pub use machine::MachineMemory;
+pub use shared::SharedPage;
 pub use types::{Mfn, Pfn, PAGE_SHIFT, PAGE_SIZE};

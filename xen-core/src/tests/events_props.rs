@@ -79,7 +79,7 @@ fn an_interdomain_channel_carries_events_both_ways() {
     w.xen.clear_pending(DomId(2), p2);
     assert_eq!(w.port_op(EVTCHNOP_send, p2), 0);
     assert!(w.pending(1, p1));
-    let si = w.xen.domains[&DomId(1)].shared_info;
+    let si = w.xen.domains[&DomId(1)].shared_info.mfn();
     let mut upcall = [0u8; 1];
     w.xen.platform.read(si, 0, &mut upcall);
     assert_eq!(upcall[0], 1, "vcpu_info.evtchn_upcall_pending set");
@@ -115,7 +115,7 @@ fn masked_events_wait_for_unmask() {
     let (rc, out) = w.evtchn(EVTCHNOP_bind_ipi, &a);
     assert_eq!(rc, 0);
     let port = u32::from_le_bytes(out[4..8].try_into().unwrap());
-    let si = w.xen.domains[&DomId(0)].shared_info;
+    let si = w.xen.domains[&DomId(0)].shared_info.mfn();
     w.xen.platform.write_u64(si, (2560 + 8 * (port as usize / 64)) / 8, 1 << (port % 64));
     w.xen.platform.write(si, 0, &[0, 0]);
     assert_eq!(w.port_op(EVTCHNOP_send, port), 0);
@@ -180,7 +180,7 @@ fn block_sleeps_until_an_event_and_poll_until_its_port() {
     let mut w = World::new();
     let (_, out) = w.evtchn(EVTCHNOP_bind_ipi, &[0u8; 8]);
     let port = u32::from_le_bytes(out[4..8].try_into().unwrap());
-    let si = w.xen.domains[&DomId(0)].shared_info;
+    let si = w.xen.domains[&DomId(0)].shared_info.mfn();
     w.xen.platform.write(si, 0, &[0, 0]); // events unmasked, none pending
     let mut regs = GuestRegs { rax: nr::SCHED_OP, rdi: 1, cs: 0xe033, ss: 0xe02b, ..GuestRegs::default() };
     assert_eq!(w.xen.hypercall(&mut regs), crate::xen::Next::Idle);

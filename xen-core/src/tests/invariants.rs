@@ -26,6 +26,14 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
         e.type_count += typed;
     };
     for d in xen.domains.values() {
+        // Invariant 6: every frame the hypervisor writes for the domain is
+        // one it shares for good.
+        let written = core::iter::once(d.shared_info).chain(d.gnttab.frames.iter().copied());
+        for f in written {
+            if !xen.frames.get(f.mfn()).is_some_and(|pg| pg.shared && pg.owner == Owner::Dom(d.id)) {
+                return Err(alloc::format!("d{}: hypervisor-written frame {:?} is not a shared writable frame", d.id.0, f.mfn()));
+            }
+        }
         for v in d.vcpus.iter().filter(|v| v.initialised) {
             add(v.cr3, 1, 1);
             if let Some(u) = v.user_cr3 {
@@ -42,6 +50,15 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
         }
         if pg.pinned {
             add(mfn, 1, 1);
+        }
+        if pg.shared {
+            // Invariant 6: a frame the hypervisor writes for its owner holds
+            // a permanent writable type reference, so it is never a table
+            // or descriptor page.
+            if pg.ty != PageType::Writable || !pg.allocated || !matches!(pg.owner, Owner::Dom(_)) {
+                return Err(alloc::format!("shared frame {mfn:?} is {:?} ({:?}), not a writable page of its domain", pg.ty, pg.owner));
+            }
+            add(mfn, 0, 1);
         }
         let Some(level) = level_of(pg.ty).filter(|_| pg.type_count > 0) else { continue };
         let Owner::Dom(owner) = pg.owner else { return Err(alloc::format!("table {mfn:?} not owned by a domain")) };

@@ -1,0 +1,150 @@
+//! The guest escapes of issue 9, each as a hostile unprivileged guest
+//! (or Dom0, where Dom0 is the one that must be held back) would try it,
+//! through the hypercall and exception entries. Each test fails on a core
+//! without the fix it names.
+
+use super::invariants::check;
+use super::{World, RW};
+use crate::domain::DomId;
+use crate::guest_access::GuestMem;
+use crate::mm::pte::*;
+use crate::mm::{MachineMemory, Mfn};
+use crate::regs::GuestRegs;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::mm::{
+    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE,
+};
+use hypercall_abi::nr;
+
+const EINVAL: i64 = Errno::EINVAL.to_ret();
+
+fn invariants_hold(w: &World) {
+    if let Err(e) = check(&w.xen) {
+        panic!("invariant broken: {e}");
+    }
+}
+
+/// The table of `level` (4 = the root) on the way to `va` in `d`'s kernel
+/// tables.
+pub fn table_at(w: &World, d: DomId, va: u64, level: u8) -> Mfn {
+    let p = &w.xen.platform;
+    let mut t = w.xen.domains[&d].vcpus[0].cr3;
+    for (l, idx) in [(4u8, l4_index(va)), (3, l3_index(va)), (2, l2_index(va))] {
+        if l == level {
+            return t;
+        }
+        t = Mfn(entry_mfn(p.read_u64(t, idx)));
+    }
+    t
+}
+
+/// A virtual address in the same 1 GiB as the kernel whose L2 slot the
+/// builder left empty.
+const UNUSED_2M: u64 = 500 << L2_SHIFT;
+
+/// The escape the review found, step by step: a DomU pins its
+/// `shared_info` as an L1, links it, and lets the #PF path write CR2 into
+/// `vcpu_info.arch.cr2` (entry 2 of the "L1") as a writable mapping of one
+/// of its real L1 tables. Xen refuses the first step: `shared_info` holds a
+/// permanent writable type (`share_xen_page_with_guest`), so the pin is
+/// `-EINVAL`, and nothing the later steps do creates a writable mapping.
+#[test]
+fn shared_info_can_never_become_a_page_table() {
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let si = w.xen.domains[&me].shared_info.mfn();
+    // 1. Pin it as an L1 (the other levels and a GDT are tried below).
+    let pin = w.mmuext(MMUEXT_PIN_L1_TABLE, si.0, 0);
+    // 2. Link it as an L1 under one of our L2s.
+    let l2 = table_at(&w, me, UNUSED_2M, 2);
+    let link = w.mmu_update(
+        l2.maddr() + 8 * l2_index(UNUSED_2M) as u64,
+        si.maddr() | RW,
+        0x7ff0,
+    );
+    // The other levels, and a descriptor page.
+    let mut others: alloc::vec::Vec<i64> = [
+        MMUEXT_PIN_L2_TABLE,
+        MMUEXT_PIN_L3_TABLE,
+        MMUEXT_PIN_L4_TABLE,
+    ]
+    .iter()
+    .map(|&c| w.mmuext(c, si.0, 0))
+    .collect();
+    let s = w.scratch + 0x200;
+    w.write(s, &si.0.to_le_bytes());
+    others.push(w.hypercall(nr::SET_GDT, [s, 512, 0, 0, 0]));
+    // 3. Fault at an address whose bits are an RW, present PTE for one of
+    //    our L1 tables: the hypervisor writes it into vcpu_info.arch.cr2.
+    let victim = table_at(&w, me, w.scratch, 1);
+    let mut regs = GuestRegs {
+        entry_vector: 14,
+        cs: 0xe033,
+        ss: 0xe02b,
+        rip: 0x100000,
+        ..GuestRegs::default()
+    };
+    w.xen.guest_exception(&mut regs, victim.maddr() | 0x67);
+    // With no #PF handler registered the domain died; what is left matters.
+    // 4. Through the forged entry the guest would now write its own L1.
+    let cr3 = w.xen.domains[&me].vcpus[0].cr3;
+    let g = GuestMem::new(&w.xen.platform, cr3, w.xen.frames.len());
+    assert!(
+        g.write_u64(UNUSED_2M + 2 * 4096, 0).is_err(),
+        "the guest can write its own page table"
+    );
+    invariants_hold(&w);
+    assert_eq!(
+        (pin, link),
+        (EINVAL, EINVAL),
+        "pinning and linking shared_info as an L1"
+    );
+    assert_eq!(
+        others, [EINVAL; 4],
+        "shared_info pinned as an L2, L3, L4 or used as a GDT frame"
+    );
+    invariants_hold(&w);
+}
+
+/// The same primitive through the grant table: the hypervisor sets
+/// `GTF_reading`/`GTF_writing` in the granter's grant frames, so they are
+/// shared frames too and can never be made a table or a GDT frame.
+#[test]
+fn grant_frames_can_never_become_page_tables() {
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let (st, frames) = w.setup_grants(2);
+    assert_eq!(st, hypercall_abi::grant::GNTST_okay);
+    let l2 = table_at(&w, me, UNUSED_2M, 2);
+    for g in frames {
+        let pins: alloc::vec::Vec<i64> = [
+            MMUEXT_PIN_L1_TABLE,
+            MMUEXT_PIN_L2_TABLE,
+            MMUEXT_PIN_L3_TABLE,
+            MMUEXT_PIN_L4_TABLE,
+        ]
+        .iter()
+        .map(|&cmd| w.mmuext(cmd, g.0, 0))
+        .collect();
+        let link = w.mmu_update(
+            l2.maddr() + 8 * l2_index(UNUSED_2M) as u64,
+            g.maddr() | RW,
+            0x7ff0,
+        );
+        let s = w.scratch + 0x200;
+        w.write(s, &g.0.to_le_bytes());
+        let gdt = w.hypercall(nr::SET_GDT, [s, 512, 0, 0, 0]);
+        invariants_hold(&w);
+        assert_eq!(pins, [EINVAL; 4], "grant frame {g:?} pinned as a table");
+        assert_eq!(
+            (link, gdt),
+            (EINVAL, EINVAL),
+            "grant frame {g:?} linked as an L1 / used as a GDT"
+        );
+        // Still the guest's to map and write (that is what it is for).
+        let (_, l1e) = w.l1e_maddr(w.scratch + 0x3000);
+        assert_eq!(w.mmu_update(l1e, g.maddr() | RW, 0x7ff0), 0);
+        assert_eq!(w.mmu_update(l1e, 0, 0x7ff0), 0);
+    }
+    invariants_hold(&w);
+}
