@@ -244,6 +244,13 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
     /// entry is checked in full (flags, owner, type) before it is written, and
     /// only then are the old entry's references dropped. There is no fast
     /// path that skips the checks (XSA-182 was a fast path that did).
+    ///
+    /// `pg_owner` (a privileged caller's `foreigndom`) may name the owner of
+    /// the frame an L1 entry maps; an L2-L4 entry links a table into the
+    /// table owner's own tree, so it is checked against the table's owner
+    /// whatever the caller asked (Xen's `mod_l2..l4_entry` pass the
+    /// page-table owner to `get_page_from_lNe`): no domain, Dom0 included,
+    /// links another domain's page tables into a tree.
     pub fn mod_entry(
         &mut self,
         table: Mfn,
@@ -269,7 +276,8 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY);
             }
         }
-        let new = self.get_entry_ref(new, level, pg_owner)?;
+        let owner = if level == 1 { pg_owner } else { self.owner(table).ok_or(Errno::EINVAL)? };
+        let new = self.get_entry_ref(new, level, owner)?;
         self.mem.write_u64(table, index, new);
         self.ft.pt_gen += 1;
         // A stale TLB entry for `old` is the guest's to flush (it asks with

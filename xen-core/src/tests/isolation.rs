@@ -148,3 +148,33 @@ fn grant_frames_can_never_become_page_tables() {
     }
     invariants_hold(&w);
 }
+
+/// Finding 5: `foreigndom` names the owner of mapped *frames*; an L2-L4
+/// entry links a table and is checked against the table's owner, as Xen's
+/// `mod_l2..l4_entry`. Dom0 could link a guest's L1 (or L2, L3) into its
+/// own tree, sharing the guest's live page tables.
+#[test]
+fn foreign_page_tables_cannot_be_linked_into_another_tree() {
+    let mut w = World::new();
+    let guest = DomId(1);
+    w.add_domain(guest, false);
+    let va = 0x100000;
+    let mut rcs = alloc::vec::Vec::new();
+    for level in [2u8, 3, 4] {
+        let mine = table_at(&w, DomId(0), UNUSED_2M, level);
+        let theirs = table_at(&w, guest, va, level - 1);
+        let slot = match level {
+            2 => l2_index(UNUSED_2M),
+            3 => 300,
+            _ => 200,
+        };
+        rcs.push(w.mmu_update(mine.maddr() + 8 * slot as u64, theirs.maddr() | RW, guest.0 as u64));
+    }
+    invariants_hold(&w);
+    assert_eq!(rcs, [EINVAL; 3], "Dom0 linked a guest's L1, L2, L3 into its own tables");
+    // A leaf naming the guest's frame is what foreigndom is for.
+    let (_, l1e) = w.l1e_maddr(w.scratch + 0x2000);
+    let frame = w.xen.domains[&guest].p2m[3];
+    assert_eq!(w.mmu_update(l1e, frame.maddr() | RW, guest.0 as u64), 0);
+    invariants_hold(&w);
+}
