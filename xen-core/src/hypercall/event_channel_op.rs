@@ -145,9 +145,12 @@ impl<P: Platform> Xen<P> {
         match chan.state {
             State::Free | State::Reserved => return Err(Errno::EINVAL),
             State::Virq(virq) => {
-                if let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(chan.notify_vcpu as usize)) {
-                    if vc.virq_to_evtchn[virq as usize] == port {
-                        vc.virq_to_evtchn[virq as usize] = 0;
+                // The binding lives on the vCPU it was bound on, which
+                // `bind_vcpu` does not change (it moves notify_vcpu only):
+                // clear it wherever it is, as Xen's evtchn_close does.
+                for vc in self.domains.get_mut(&d).map_or(&mut [][..], |dd| &mut dd.vcpus[..]) {
+                    if let Some(slot) = vc.virq_to_evtchn.get_mut(virq as usize).filter(|s| **s == port) {
+                        *slot = 0;
                     }
                 }
             }

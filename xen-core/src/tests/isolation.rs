@@ -178,3 +178,40 @@ fn foreign_page_tables_cannot_be_linked_into_another_tree() {
     assert_eq!(w.mmu_update(l1e, frame.maddr() | RW, guest.0 as u64), 0);
     invariants_hold(&w);
 }
+
+/// Finding 6: a global VIRQ moved to vCPU 1 with `bind_vcpu` and then
+/// closed left vCPU 0's `virq_to_evtchn` entry behind; every later bind was
+/// `-EEXIST`, and the VIRQ would be raised on whatever reused the port.
+/// Xen's `evtchn_close` clears the binding on whichever vCPU holds it.
+#[test]
+fn a_virq_moved_to_another_vcpu_and_closed_can_be_bound_again() {
+    use hypercall_abi::evtchn::*;
+    let mut w = World::with_domain(DomId(1), false);
+    let bind = |w: &mut World| {
+        let mut a = [0u8; 12];
+        a[0..4].copy_from_slice(&VIRQ_CON_RING.to_le_bytes());
+        let (rc, out) = w.evtchn(EVTCHNOP_bind_virq, &a);
+        (rc, u32::from_le_bytes(out[8..12].try_into().unwrap()))
+    };
+    let (rc, port) = bind(&mut w);
+    assert_eq!(rc, 0);
+    let mut a = [0u8; 8];
+    a[0..4].copy_from_slice(&port.to_le_bytes());
+    a[4..8].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(w.evtchn(EVTCHNOP_bind_vcpu, &a).0, 0);
+    assert_eq!(w.port_op(EVTCHNOP_close, port), 0);
+    if let Err(e) = super::events_props::channels_consistent(&w) {
+        panic!("after close: {e}");
+    }
+    // The port is reused for an IPI: the VIRQ must not be raised on it.
+    let (rc, ipi) = {
+        let (rc, out) = w.evtchn(EVTCHNOP_bind_ipi, &[0u8; 8]);
+        (rc, u32::from_le_bytes(out[4..8].try_into().unwrap()))
+    };
+    assert_eq!((rc, ipi), (0, port), "the closed port is the lowest free one");
+    w.xen.send_virq(DomId(1), 0, VIRQ_CON_RING);
+    assert!(!w.xen.port_pending(DomId(1), ipi), "the VIRQ reached a port no longer bound to it");
+    let (rc, again) = bind(&mut w);
+    assert_eq!(rc, 0, "rebinding the VIRQ after close");
+    assert_ne!(again, ipi);
+}
