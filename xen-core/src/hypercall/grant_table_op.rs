@@ -3,7 +3,6 @@
 use super::{ret, Done, HcResult};
 use crate::domain::DomId;
 use crate::gnttab::*;
-use crate::mm::pte::{_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, PADDR_MASK};
 use crate::mm::{Mfn, Owner, PageType, SharedPage};
 use crate::platform::Platform;
 use crate::xen::Xen;
@@ -187,20 +186,7 @@ impl<P: Platform> Xen<P> {
         let readonly = flags & GNTMAP_readonly != 0;
         let (_, _, frame) = self.grant_entry(granter, gref, !readonly)?;
         let (l1, index) = self.l1_slot_of(host_addr & !0xfff).map_err(|_| GNTST_general_error)?;
-        let old = self.platform.read_u64(l1, index);
-        if old & PTE_GRANT_MAPPING != 0 {
-            return Err(GNTST_general_error);
-        }
-        let mut mm = self.mm();
-        mm.ft.get_page(frame, granter).map_err(|_| GNTST_general_error)?;
-        if !readonly && mm.get_page_type(frame, PageType::Writable).is_err() {
-            mm.ft.put_page(frame);
-            return Err(GNTST_general_error);
-        }
-        let new = frame.maddr() | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | PTE_GRANT_MAPPING | if readonly { 0 } else { _PAGE_RW };
-        mm.mem.write_u64(l1, index, new);
-        mm.ft.pt_gen += 1;
-        mm.put_entry_ref(old, 1);
+        self.mm().install_grant_pte(l1, index, me, frame, granter, readonly).map_err(|_| GNTST_general_error)?;
         self.platform.invlpg(host_addr);
         self.grant_set_in_use(granter, gref, frame, !readonly, 1);
         let t = MapTrack { granter, gref, frame, host_addr: host_addr & !0xfff, readonly, l1, index };
@@ -222,16 +208,11 @@ impl<P: Platform> Xen<P> {
 
     /// Remove one grant mapping and its references. If the guest already
     /// tore the PTE down (its table was dropped), the references went with
-    /// it and only the bookkeeping remains.
+    /// it and only the bookkeeping remains; `mm` touches the recorded
+    /// (L1, index) only if it still is `me`'s L1 holding this mapping (the
+    /// frame may be someone else's page table by now).
     pub(crate) fn release_mapping(&mut self, me: DomId, handle: u32, t: MapTrack) {
-        let cur = self.platform.read_u64(t.l1, t.index);
-        let still = cur & PTE_GRANT_MAPPING != 0 && cur & PADDR_MASK == t.frame.maddr();
-        let is_l1 = self.frames.get(t.l1).is_some_and(|pg| pg.ty == PageType::L1 && pg.type_count > 0);
-        if still && is_l1 {
-            self.platform.write_u64(t.l1, t.index, 0);
-            self.frames.pt_gen += 1;
-            let mut mm = self.mm();
-            mm.put_entry_ref(cur, 1);
+        if self.mm().remove_grant_pte(t.l1, t.index, me, t.frame, t.readonly) {
             self.platform.invlpg(t.host_addr);
         }
         self.grant_set_in_use(t.granter, t.gref, t.frame, !t.readonly, -1);

@@ -1,6 +1,7 @@
 //! Machine memory: frame numbers, page-table entries, the frame table.
 
 pub mod frame_table;
+pub mod grant_pte;
 pub mod machine;
 pub mod pte;
 pub mod shared;

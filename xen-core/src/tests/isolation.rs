@@ -215,3 +215,60 @@ fn a_virq_moved_to_another_vcpu_and_closed_can_be_bound_again() {
     assert_eq!(rc, 0, "rebinding the VIRQ after close");
     assert_ne!(again, ipi);
 }
+
+/// Finding 9: `release_mapping` trusted the (L1, index) it recorded at map
+/// time. A mapper that drops that L1 and gives the frame back lets it
+/// become another domain's L1; a grant mapping of the same frame there
+/// looks like its own, and its unmap would tear down the other domain's
+/// PTE. The recorded L1 must still be the mapper's own L1, holding that
+/// very grant mapping.
+#[test]
+fn a_stale_grant_handle_cannot_touch_a_reused_page_table() {
+    use hypercall_abi::grant::*;
+    let (d1, d2, d3) = (DomId(1), DomId(2), DomId(3));
+    let mut w = World::with_domain(d1, false);
+    w.add_domain(d2, false);
+    w.add_domain(d3, false);
+    let page = w.pfn(w.spare_pfn(0));
+    assert_eq!(w.setup_grants(1).0, GNTST_okay);
+    w.grant(1, 5, 2, page, GTF_permit_access);
+    w.grant(1, 6, 3, page, GTF_permit_access);
+    // d2 makes a fresh L1, links it, and maps gref 5 through it.
+    w.switch_to(2);
+    let x = w.xen.domains[&d2].p2m[w.spare_pfn(1) as usize];
+    let l2 = table_at(&w, d2, UNUSED_2M, 2);
+    let l2e = l2.maddr() + 8 * l2_index(UNUSED_2M) as u64;
+    assert_eq!(w.mmu_update(l2e, x.maddr() | RW, 0x7ff0), 0);
+    let va_a = UNUSED_2M + 0x5000;
+    let (st, h2) = w.map_grant(va_a, 1, 5, false);
+    assert_eq!(st, GNTST_okay);
+    // It unlinks that L1 (dropping everything it held) and gives it back.
+    assert_eq!(w.mmu_update(l2e, 0, 0x7ff0), 0);
+    let s = w.scratch;
+    w.write(s + 0x800, &x.0.to_le_bytes());
+    let mut res = [0u8; 32];
+    res[..8].copy_from_slice(&(s + 0x800).to_le_bytes());
+    res[8..16].copy_from_slice(&1u64.to_le_bytes());
+    res[24..26].copy_from_slice(&0x7ff0u16.to_le_bytes());
+    w.write(s + 0x900, &res);
+    let op = hypercall_abi::memory::XENMEM_decrease_reservation as u64;
+    assert_eq!(w.hypercall(nr::MEMORY_OP, [op, s + 0x900, 0, 0, 0]), 1);
+    assert_eq!(w.xen.frames.get(x).unwrap().owner, crate::mm::Owner::Free);
+    // The frame comes back as d3's, which makes it an L1 and maps gref 6
+    // at the same index.
+    let x3 = w.xen.frames.alloc(&w.xen.platform, crate::mm::Owner::Dom(d3)).unwrap();
+    assert_eq!(x3, x, "the allocator hands the frame straight out again");
+    w.switch_to(3);
+    assert_eq!(w.mmuext(MMUEXT_PIN_L1_TABLE, x.0, 0), 0);
+    let l2 = table_at(&w, d3, UNUSED_2M, 2);
+    assert_eq!(w.mmu_update(l2.maddr() + 8 * l2_index(UNUSED_2M) as u64, x.maddr() | RW, 0x7ff0), 0);
+    let va_b = UNUSED_2M + 4096 * l1_index(va_a) as u64;
+    let (st, _h3) = w.map_grant(va_b, 1, 6, false);
+    assert_eq!(st, GNTST_okay);
+    let theirs = w.xen.platform.read_u64(x, l1_index(va_a));
+    // d2's stale handle: nothing of d3's may change.
+    w.switch_to(2);
+    w.unmap_grant(0, h2);
+    assert_eq!(w.xen.platform.read_u64(x, l1_index(va_a)), theirs, "d2 removed d3's grant mapping");
+    invariants_hold(&w);
+}
