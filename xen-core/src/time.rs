@@ -122,7 +122,7 @@ impl<P: Platform> Xen<P> {
                         // As Xen's vcpu_periodic_timer_work: the next tick is
                         // a period after this one is delivered (never a
                         // burst of missed ones, never two closer than that).
-                        vc.periodic = Some((period, now + period));
+                        vc.periodic = Some((period, now.saturating_add(period)));
                         fire.push((d.id, i));
                     }
                 }
@@ -146,7 +146,7 @@ impl<P: Platform> Xen<P> {
         let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) else { return };
         if let Some((period, next)) = vc.periodic {
             if next <= now {
-                vc.periodic = Some((period, now + period));
+                vc.periodic = Some((period, now.saturating_add(period)));
                 self.send_virq(d, v, VIRQ_TIMER);
             }
         }

@@ -39,7 +39,7 @@ impl<P: Platform> Xen<P> {
                     r => DomId(r),
                 };
                 let port = self.alloc_port(dom, State::Unbound { remote }, 0)?;
-                self.put_out(arg + 4, port)
+                self.put_out(arg.wrapping_add(4), port)
             }
             EVTCHNOP_bind_interdomain => {
                 let remote = match u16_at(0) {
@@ -59,7 +59,7 @@ impl<P: Platform> Xen<P> {
                 // As Xen: the new local end starts pending, so a
                 // notification sent before the bind is not lost.
                 self.evtchn_set_pending(me, lport);
-                self.put_out(arg + 8, lport)
+                self.put_out(arg.wrapping_add(8), lport)
             }
             EVTCHNOP_bind_virq => {
                 let (virq, vcpu) = (u32_at(0), u32_at(4));
@@ -74,7 +74,7 @@ impl<P: Platform> Xen<P> {
                 if let Some(vc) = self.current_domain_mut().and_then(|d| d.vcpus.get_mut(vcpu as usize)) {
                     vc.virq_to_evtchn[virq as usize] = port;
                 }
-                self.put_out(arg + 8, port)
+                self.put_out(arg.wrapping_add(8), port)
             }
             EVTCHNOP_bind_ipi => {
                 let vcpu = u32_at(0);
@@ -82,7 +82,7 @@ impl<P: Platform> Xen<P> {
                     return Err(Errno::ENOENT);
                 }
                 let port = self.alloc_port(me, State::Ipi, vcpu)?;
-                self.put_out(arg + 4, port)
+                self.put_out(arg.wrapping_add(4), port)
             }
             EVTCHNOP_bind_vcpu => {
                 let (port, vcpu) = (u32_at(0), u32_at(4));
@@ -210,7 +210,7 @@ impl<P: Platform> Xen<P> {
         out[4..8].copy_from_slice(&chan.notify_vcpu.to_le_bytes());
         out[8..12].copy_from_slice(&u0.to_le_bytes());
         out[12..16].copy_from_slice(&u1.to_le_bytes());
-        g.copy_to_guest(arg + 8, &out)?;
+        g.copy_to_guest(arg.wrapping_add(8), &out)?;
         ret(0)
     }
 }

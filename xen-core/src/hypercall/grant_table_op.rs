@@ -32,7 +32,7 @@ impl<P: Platform> Xen<P> {
         };
         for i in 0..count {
             if i == BUDGET {
-                return Ok(Done::Continue([cmd, uop + size * i, count - i, 0, 0]));
+                return Ok(Done::Continue([cmd, uop.wrapping_add(size * i), count - i, 0, 0]));
             }
             let at = uop.wrapping_add(size * i);
             let mut op = [0u8; 40];
@@ -44,17 +44,17 @@ impl<P: Platform> Xen<P> {
                         Err(s) => (s, 0, 0),
                     };
                     let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-                    g.copy_to_guest(at + 18, &status.to_le_bytes())?;
-                    g.write_u32(at + 20, handle)?;
-                    g.write_u64(at + 24, bus)?;
+                    g.copy_to_guest(at.wrapping_add(18), &status.to_le_bytes())?;
+                    g.write_u32(at.wrapping_add(20), handle)?;
+                    g.write_u64(at.wrapping_add(24), bus)?;
                 }
                 GNTTABOP_unmap_grant_ref => {
                     let status = self.gnttab_unmap(&op).err().unwrap_or(GNTST_okay);
-                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at + 20, &status.to_le_bytes())?;
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at.wrapping_add(20), &status.to_le_bytes())?;
                 }
                 _ => {
                     let status = self.gnttab_copy(&op).err().unwrap_or(GNTST_okay);
-                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at + 36, &status.to_le_bytes())?;
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at.wrapping_add(36), &status.to_le_bytes())?;
                 }
             }
         }
@@ -76,7 +76,7 @@ impl<P: Platform> Xen<P> {
                     Ok(_) if nr > MAX_GRANT_FRAMES => GNTST_general_error,
                     Ok(d) => self.gnttab_grow(d, nr, list).err().unwrap_or(GNTST_okay),
                 };
-                self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(uop + 8, &status.to_le_bytes())?;
+                self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(uop.wrapping_add(8), &status.to_le_bytes())?;
                 ret(0)
             }
             GNTTABOP_query_size => {
@@ -86,9 +86,9 @@ impl<P: Platform> Xen<P> {
                     Err(Errno::ESRCH) => (0, GNTST_bad_domain),
                     Err(_) => (0, GNTST_permission_denied),
                 };
-                g.write_u32(uop + 4, nr)?;
-                g.write_u32(uop + 8, MAX_GRANT_FRAMES)?;
-                g.copy_to_guest(uop + 12, &status.to_le_bytes())?;
+                g.write_u32(uop.wrapping_add(4), nr)?;
+                g.write_u32(uop.wrapping_add(8), MAX_GRANT_FRAMES)?;
+                g.copy_to_guest(uop.wrapping_add(12), &status.to_le_bytes())?;
                 ret(0)
             }
             GNTTABOP_set_version => {
@@ -101,7 +101,7 @@ impl<P: Platform> Xen<P> {
                 ret(0)
             }
             _ => {
-                g.write_u32(uop + 4, 1)?;
+                g.write_u32(uop.wrapping_add(4), 1)?;
                 ret(0)
             }
         }
@@ -151,7 +151,7 @@ impl<P: Platform> Xen<P> {
         let a = rd.gnttab.active.entry(gref).or_insert(Active { frame: frame.0, ..Active::default() });
         let c = if write { &mut a.writers } else { &mut a.readers };
         *c = c.saturating_add_signed(delta);
-        let (r, w) = (a.readers + a.writers > 0, a.writers > 0);
+        let (r, w) = (a.readers > 0 || a.writers > 0, a.writers > 0);
         if !r {
             rd.gnttab.active.remove(&gref);
         }

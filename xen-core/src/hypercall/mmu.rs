@@ -95,7 +95,7 @@ impl<P: Platform> Xen<P> {
                     self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
                 }
                 let rest = (count - i) | MMU_UPDATE_PREEMPTED;
-                return Ok(Done::Continue([reqs + 16 * i, rest, pdone, foreigndom, 0]));
+                return Ok(Done::Continue([reqs.wrapping_add(16 * i), rest, pdone, foreigndom, 0]));
             }
             if i == at + have {
                 at = i;
@@ -231,7 +231,7 @@ impl<P: Platform> Xen<P> {
                 if pdone != 0 {
                     self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
                 }
-                return Ok(Done::Continue([ops + 24 * i, (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom, 0]));
+                return Ok(Done::Continue([ops.wrapping_add(24 * i), (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom, 0]));
             }
             let g = self.guest_mem().ok_or(Errno::ESRCH)?;
             let base = ops.wrapping_add(24 * i);

@@ -75,7 +75,7 @@ impl<P: Platform> Xen<P> {
                 }
                 let g = self.guest_mem().ok_or(Errno::ESRCH)?;
                 let target = g.copy_u16(arg)?;
-                let reason = ShutdownReason::from_abi(g.read_u32(arg + 4)?).ok_or(Errno::EINVAL)?;
+                let reason = ShutdownReason::from_abi(g.read_u32(arg.wrapping_add(4))?).ok_or(Errno::EINVAL)?;
                 let t = crate::domain::DomId(target);
                 if !self.domains.contains_key(&t) {
                     return Err(Errno::ESRCH);

@@ -40,7 +40,7 @@ impl<P: Platform> Xen<P> {
                 vc.traps[ti.vector as usize] = ti;
             }
         }
-        Ok(Done::Continue([traps + 16 * BUDGET, 0, 0, 0, 0]))
+        Ok(Done::Continue([traps.wrapping_add(16 * BUDGET), 0, 0, 0, 0]))
     }
 
     /// `iret`: the guest left `struct iret_context` {rax, r11, rcx, flags,

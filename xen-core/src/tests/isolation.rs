@@ -272,3 +272,42 @@ fn a_stale_grant_handle_cannot_touch_a_reused_page_table() {
     assert_eq!(w.xen.platform.read_u64(x, l1_index(va_a)), theirs, "d2 removed d3's grant mapping");
     invariants_hold(&w);
 }
+
+/// Finding 8: arithmetic on guest values wraps or is checked as Xen's C
+/// does, never panics (tests run with overflow checks, as a debug build of
+/// the hypervisor does). A period beyond `STIME_DELTA_MAX` is `-EINVAL`, as
+/// on Xen; pointers at the top of the address space fault.
+#[test]
+fn extreme_guest_values_get_errors_not_overflows() {
+    use hypercall_abi::vcpu::VCPUOP_set_periodic_timer;
+    let mut w = World::with_domain(DomId(1), false);
+    w.xen.platform.advance(5_000_000);
+    let s = w.scratch + 0x600;
+    for period in [u64::MAX, i64::MAX as u64 + 1] {
+        w.write(s, &period.to_le_bytes());
+        assert_eq!(w.hypercall(nr::VCPU_OP, [VCPUOP_set_periodic_timer as u64, 0, s, 0, 0]), EINVAL, "period {period:#x}");
+    }
+    w.write(s, &(i64::MAX as u64).to_le_bytes());
+    assert_eq!(w.hypercall(nr::VCPU_OP, [VCPUOP_set_periodic_timer as u64, 0, s, 0, 0]), 0, "the largest period Xen takes");
+    w.xen.platform.advance(1_000_000);
+    w.xen.run_timers();
+    // Batches and argument blocks whose pointers sit at the very top.
+    let efault = Errno::EFAULT.to_ret();
+    for ptr in [u64::MAX, u64::MAX - 7, 0x0000_7fff_ffff_fff0] {
+        for (nr, args) in [
+            (nr::MMU_UPDATE, [ptr, 4, 0, 0x7ff0, 0]),
+            (nr::MMUEXT_OP, [ptr, 4, 0, 0x7ff0, 0]),
+            (nr::MULTICALL, [ptr, 2, 0, 0, 0]),
+            (nr::GRANT_TABLE_OP, [0, ptr, 3, 0, 0]),
+            (nr::GRANT_TABLE_OP, [2, ptr, 1, 0, 0]),
+            (nr::EVENT_CHANNEL_OP, [6, ptr, 0, 0, 0]),
+            (nr::MEMORY_OP, [0, ptr, 0, 0, 0]),
+            (nr::SET_TRAP_TABLE, [ptr, 0, 0, 0, 0]),
+            (nr::VCPU_OP, [VCPUOP_set_periodic_timer as u64, 0, ptr, 0, 0]),
+            (nr::SCHED_OP, [2, ptr, 0, 0, 0]),
+        ] {
+            assert_eq!(w.hypercall(nr, args), efault, "hypercall {nr} with pointer {ptr:#x}");
+        }
+    }
+    invariants_hold(&w);
+}
