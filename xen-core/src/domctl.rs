@@ -180,6 +180,9 @@ impl<P: Platform> Xen<P> {
         if self.current.is_some_and(|(cd, _)| cd == d) {
             return Err(Errno::EBUSY);
         }
+        // Destruction is Dom0's and runs to the end (Xen continues it as a
+        // hypercall continuation; here it costs up to the domain's size).
+        let budget = self.frames.budget.take();
         self.evtchn_reset(d);
         let handles: Vec<(u32, crate::gnttab::MapTrack)> = self.domains[&d]
             .gnttab
@@ -214,6 +217,13 @@ impl<P: Platform> Xen<P> {
             for m in pinned {
                 let _ = mm.unpin(m, d);
             }
+            // Validations it left half done, and teardown it left queued.
+            let partial: Vec<Mfn> =
+                mm.ft.iter().filter(|(_, pg)| pg.partial && pg.owner == Owner::Dom(d)).map(|(m, _)| m).collect();
+            for m in partial {
+                mm.abandon_partial(m);
+            }
+            let _ = mm.drain_deferred(d);
         }
         let owned: Vec<Mfn> = self.frames.owned_by(d).collect();
         for m in owned {
@@ -224,6 +234,7 @@ impl<P: Platform> Xen<P> {
             crate::info!("Domain {}: {} frames still mapped elsewhere; freed when unmapped", d.0, orphans);
         }
         self.domains.remove(&d);
+        self.frames.budget = budget;
         crate::info!("Destroyed domain {}", d.0);
         self.send_global_virq(hypercall_abi::evtchn::VIRQ_DOM_EXC);
         Ok(())

@@ -9,6 +9,7 @@
 //! writable. The general count holds the frame allocated: one reference for
 //! belonging to a domain, one per mapping or other user.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use super::machine::MachineMemory;
@@ -78,11 +79,16 @@ pub struct PageInfo {
     /// grant frame): it holds one permanent `Writable` type reference while
     /// it is allocated (see `mm::shared`).
     pub shared: bool,
+    /// Validation as a table was preempted (Xen's `PGT_partial`): entries
+    /// `0..nr_validated` hold their references, and one type reference is
+    /// left over for whoever resumes the validation (see `mm::validate`).
+    pub partial: bool,
+    pub nr_validated: u16,
 }
 
 impl PageInfo {
     const UNUSABLE: PageInfo =
-        PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false, allocated: false, shared: false };
+        PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false, allocated: false, shared: false, partial: false, nr_validated: 0 };
 }
 
 /// An M2P entry for a frame no guest has numbered (Xen's INVALID_M2P_ENTRY).
@@ -108,6 +114,20 @@ pub struct FrameTable {
     /// translations remembered under an older value are stale
     /// (`guest_access::TranslationCache`).
     pub pt_gen: u64,
+    /// Page-table entries that may still be checked or dropped during the
+    /// current hypercall, or `None` outside one (boot, the domain builder,
+    /// destruction): XSA-45's bound on the work one guest can make the
+    /// machine do at once. Validation that runs out returns `-ERESTART`,
+    /// keeping its progress in the frame (`partial`); the hypercall is
+    /// continued and picks it up again.
+    pub budget: Option<u32>,
+    /// References still to drop, per domain, from tables that lost their
+    /// last type reference (Xen's preemptible `free_page_type`): each entry
+    /// value with the level of the table it was in. A stack, so a deep tree
+    /// is taken down depth first with at most a few tables' entries queued.
+    pub deferred: BTreeMap<DomId, Vec<(u64, u8)>>,
+    /// A drain of `deferred` is under way (no nested drains).
+    pub draining: bool,
 }
 
 impl FrameTable {
@@ -122,6 +142,9 @@ impl FrameTable {
             free: Vec::new(),
             need_tlb_flush: false,
             pt_gen: 0,
+            budget: None,
+            deferred: BTreeMap::new(),
+            draining: false,
         }
     }
 
@@ -139,6 +162,11 @@ impl FrameTable {
 
     fn get_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
         self.frames.get_mut(usize::try_from(mfn.0).ok()?)
+    }
+
+    /// For `mm`'s validation bookkeeping (`partial`, `nr_validated`).
+    pub(super) fn frames_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
+        self.get_mut(mfn)
     }
 
     /// Hand RAM frames to the allocator (boot: the free ranges of the memory map).
@@ -188,7 +216,7 @@ impl FrameTable {
         let m = self.free.pop()?;
         let mfn = Mfn(m);
         mem.zero_frame(mfn);
-        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false, allocated: true, shared: false };
+        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false, allocated: true, shared: false, partial: false, nr_validated: 0 };
         Some(mfn)
     }
 
@@ -301,7 +329,27 @@ impl FrameTable {
         if let Some(pg) = self.get_mut(mfn) {
             pg.type_count = 0;
             pg.ty = PageType::None;
+            pg.partial = false;
+            pg.nr_validated = 0;
         }
+    }
+
+    /// One unit of page-table work in the current hypercall; `true` when
+    /// the budget is spent and the work must be continued later.
+    pub fn preempt_check(&mut self) -> bool {
+        match &mut self.budget {
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Does `dom` still have table entries to drop?
+    pub fn has_deferred(&self, dom: DomId) -> bool {
+        self.deferred.get(&dom).is_some_and(|v| !v.is_empty())
     }
 
     /// Every frame, for invariant checks.

@@ -60,9 +60,16 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
             }
             add(mfn, 0, 1);
         }
+        if pg.partial {
+            // The type reference left for whoever resumes the validation.
+            add(mfn, 0, 1);
+        }
         let Some(level) = level_of(pg.ty).filter(|_| pg.type_count > 0) else { continue };
         let Owner::Dom(owner) = pg.owner else { return Err(alloc::format!("table {mfn:?} not owned by a domain")) };
-        for i in 0..512usize {
+        // A table whose validation was preempted holds references for its
+        // first entries only.
+        let validated = if pg.partial { pg.nr_validated as usize } else { 512 };
+        for i in 0..validated {
             if level == 4 && (256..272).contains(&i) {
                 continue;
             }
@@ -102,6 +109,20 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
             } else {
                 add(t, 1, 0);
             }
+        }
+    }
+    // Entries of former tables whose references are still to be dropped.
+    for q in xen.frames.deferred.values() {
+        for &(e, level) in q {
+            let t = Mfn(entry_mfn(e));
+            let io = xen.frames.get(t).is_some_and(|pg| pg.owner == Owner::Io);
+            if level == 1 && io {
+                continue;
+            }
+            let typed = level > 1 || e & _PAGE_RW != 0;
+            let e = want.entry(t.0).or_default();
+            e.count += 1;
+            e.type_count += typed as u32;
         }
     }
     for (mfn, pg) in xen.frames.iter() {

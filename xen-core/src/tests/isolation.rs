@@ -311,3 +311,133 @@ fn extreme_guest_values_get_errors_not_overflows() {
     }
     invariants_hold(&w);
 }
+
+const NR_L1: u64 = 40;
+
+/// Spare frame `k` of `me`.
+fn spare(w: &World, me: DomId, k: u64) -> Mfn {
+    w.xen.domains[&me].p2m[w.spare_pfn(k) as usize]
+}
+
+/// An unvalidated tree in `me`'s spare frames: L4 (spare 0) -> L3 -> L2 ->
+/// `NR_L1` full L1s mapping spare 100 read-only. Returns the L4, the data
+/// frame, and the mmuext_op arguments that pin the L4.
+fn deep_tree(w: &mut World, me: DomId) -> (Mfn, Mfn, [u64; 5]) {
+    let (l4, l3, l2, data) = (spare(w, me, 0), spare(w, me, 1), spare(w, me, 2), spare(w, me, 100));
+    let mem = &w.xen.platform;
+    mem.write_u64(l4, 0, l3.maddr() | RW);
+    mem.write_u64(l3, 0, l2.maddr() | RW);
+    for k in 0..NR_L1 {
+        let l1 = spare(w, me, 3 + k);
+        mem.write_u64(l2, k as usize, l1.maddr() | RW);
+        for i in 0..512 {
+            mem.write_u64(l1, i, data.maddr() | super::RO);
+        }
+    }
+    let s = w.scratch + 0x100;
+    let mut op = [0u8; 24];
+    op[..4].copy_from_slice(&MMUEXT_PIN_L4_TABLE.to_le_bytes());
+    op[8..16].copy_from_slice(&l4.0.to_le_bytes());
+    w.write(s, &op);
+    (l4, data, [s, 1, 0, 0x7ff0, 0])
+}
+
+/// Run one hypercall through the entry point and count how many times the
+/// guest had to enter the hypervisor (continuations included).
+fn entries_for(w: &mut World, nr: u64, args: [u64; 5], mut between: impl FnMut(&World)) -> (i64, u32) {
+    let page = 0x101000 + 32 * nr;
+    let mut regs = GuestRegs {
+        rax: nr,
+        rdi: args[0],
+        rsi: args[1],
+        rdx: args[2],
+        r10: args[3],
+        r8: args[4],
+        rip: page + 9,
+        cs: 0xe033,
+        ss: 0xe02b,
+        ..GuestRegs::default()
+    };
+    let mut entries = 0;
+    loop {
+        entries += 1;
+        w.xen.hypercall(&mut regs);
+        if regs.rax == nr && regs.rip == page + 7 {
+            between(w);
+            regs.rip += 2;
+            continue;
+        }
+        return (regs.rax as i64, entries);
+    }
+}
+
+/// Finding 7 (XSA-45): validating (and dropping) a deep tree is bounded
+/// work per entry into the hypervisor. A guest pins an L4 over an L3, an L2
+/// and 40 full L1s (some 22 000 entries): the pin is continued several
+/// times, each step keeping its progress in the frames (`partial`), every
+/// invariant holding in between; the unpin's teardown is likewise spread
+/// over the domain's next entries.
+#[test]
+fn a_deep_tree_is_validated_and_dropped_in_bounded_steps() {
+    use crate::hypercall::PT_WORK_BUDGET;
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let (l4, data, args) = deep_tree(&mut w, me);
+    let f = |w: &World, k: u64| spare(w, me, k);
+    let mut partial_seen = false;
+    let (rc, entries) = entries_for(&mut w, nr::MMUEXT_OP, args, |w| {
+        partial_seen |= w.xen.frames.iter().any(|(_, pg)| pg.partial);
+        invariants_hold(w);
+    });
+    assert_eq!(rc, 0);
+    let work = (NR_L1 + 3) * 512;
+    assert!(entries as u64 >= work / PT_WORK_BUDGET as u64, "{work} entries validated in {entries} steps");
+    assert!(partial_seen, "progress is kept in the frames between steps");
+    assert_eq!(w.xen.frames.get(f(&w, 3)).unwrap().ty, crate::mm::PageType::L1);
+    assert_eq!(w.xen.frames.get(data).unwrap().count, 1 + NR_L1 as u32 * 512);
+    invariants_hold(&w);
+    // Dropping it: the unpin returns at once, the rest is dropped at the
+    // domain's next entries before anything else runs.
+    assert_eq!(w.mmuext(hypercall_abi::mm::MMUEXT_UNPIN_TABLE, l4.0, 0), 0);
+    assert!(w.xen.frames.has_deferred(me), "the teardown was bounded too");
+    invariants_hold(&w);
+    let (rc, entries) = entries_for(&mut w, nr::XEN_VERSION, [0, 0, 0, 0, 0], |w| invariants_hold(w));
+    assert!(rc >= 0 && entries >= 2, "xen_version after the unpin: rc {rc}, {entries} entries");
+    assert!(!w.xen.frames.has_deferred(me));
+    assert_eq!(w.xen.frames.get(data).unwrap().count, 1);
+    assert_eq!(w.xen.frames.get(f(&w, 3)).unwrap().type_count, 0);
+    invariants_hold(&w);
+}
+
+/// A preempted validation that fails later gives everything back, and one
+/// the guest never resumes is undone when its domain is destroyed.
+#[test]
+fn a_preempted_validation_fails_or_dies_cleanly() {
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let (l4, data, args) = deep_tree(&mut w, me);
+    // The very last entry names a frame that is not the guest's.
+    let last = spare(&w, me, 3 + NR_L1 - 1);
+    w.xen.platform.write_u64(last, 511, Mfn(3).maddr() | super::RO);
+    let (rc, entries) = entries_for(&mut w, nr::MMUEXT_OP, args, |w| invariants_hold(w));
+    assert_eq!(rc, EINVAL, "refused after {entries} entries, as Xen refuses a bad entry below an L4");
+    assert!(entries > 1);
+    // Whatever was left to drop goes at the next entry.
+    w.hypercall(nr::XEN_VERSION, [0; 5]);
+    assert_eq!(w.xen.frames.get(data).unwrap().count, 1, "every reference the tree took was dropped");
+    assert!(w.xen.frames.iter().all(|(_, pg)| !pg.partial));
+    invariants_hold(&w);
+    // Again, valid this time, but the guest stops after the first step.
+    w.xen.platform.write_u64(last, 511, data.maddr() | super::RO);
+    let mut regs = GuestRegs { rax: nr::MMUEXT_OP, rdi: args[0], rsi: 1, r10: 0x7ff0, rip: 0x101000 + 32 * nr::MMUEXT_OP + 9, cs: 0xe033, ss: 0xe02b, ..GuestRegs::default() };
+    w.xen.hypercall(&mut regs);
+    assert!(w.xen.frames.iter().any(|(_, pg)| pg.partial), "preempted");
+    assert_eq!(w.mmuext(hypercall_abi::mm::MMUEXT_UNPIN_TABLE, l4.0, 0), EINVAL, "not pinned");
+    invariants_hold(&w);
+    let free = w.xen.frames.free_count();
+    w.xen.current = None;
+    assert_eq!(w.xen.destroy_domain(me), Ok(()));
+    assert!(w.xen.frames.iter().all(|(_, pg)| !pg.partial && pg.owner != crate::mm::Owner::Dom(me)));
+    assert_eq!(w.xen.frames.free_count(), free + super::DOM_PAGES + 1, "every frame came back");
+    invariants_hold(&w);
+}
