@@ -53,8 +53,8 @@ impl<P: Platform> Xen<P> {
             self.fresh_domid()?
         };
         let shared_info = self.frames.alloc_shared(&self.platform, id).ok_or(Errno::ENOMEM)?;
-        for v in 0..32 {
-            shared_info.write(&self.platform, v * 64 + 1, &[1]);
+        for v in 0..MAX_VCPUS as usize {
+            shared_info.shared_info(&self.platform).set_upcall_mask(v, true);
         }
         let d = Domain {
             id,

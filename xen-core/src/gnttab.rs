@@ -67,7 +67,7 @@ impl GrantTable {
     /// The frame and byte offset of entry `gref`.
     pub fn entry_location(&self, gref: u32) -> Option<(SharedPage, usize)> {
         let f = *self.frames.get((gref / ENTRIES_PER_FRAME) as usize)?;
-        Some((f, (gref % ENTRIES_PER_FRAME) as usize * 8))
+        Some((f, (gref % ENTRIES_PER_FRAME) as usize * core::mem::size_of::<hypercall_abi::grant::GrantEntryV1>()))
     }
 
     pub fn new_handle(&mut self, t: MapTrack) -> u32 {

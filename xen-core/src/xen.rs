@@ -173,11 +173,7 @@ impl<P: Platform> Xen<P> {
                 let flat = frame.cs | 3 == hypercall_abi::arch::FLAT_RING3_CS64 as u64
                     && frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
                 if runs && flat {
-                    let mut b = [0u8; 2];
-                    if v < 32 {
-                        dd.shared_info.read(&self.platform, v * 64, &mut b);
-                    }
-                    if !(b[0] != 0 && b[1] == 0) {
+                    if !dd.shared_info.shared_info(&self.platform).events_need_delivery(v) {
                         frame.sanitize_for_guest();
                         return Next::Resume { cr3: vc.active_cr3() };
                     }

@@ -206,8 +206,8 @@ fn construct<P: Platform>(
 
     // Every vCPU starts with events masked until the guest is ready (Xen sets
     // evtchn_upcall_mask in each vcpu_info).
-    for v in 0..32 {
-        shared_info.write(p, v * 64 + 1, &[1]);
+    for v in 0..hypercall_abi::shared_info::XEN_LEGACY_MAX_VCPUS {
+        shared_info.shared_info(p).set_upcall_mask(v, true);
     }
 
     let si = start_info_bytes(req, l, shared_info.mfn());

@@ -182,10 +182,9 @@ impl<P: Platform> Xen<P> {
     fn evtchn_unmask(&mut self, d: DomId, port: u32) -> Result<(), Errno> {
         let chan = self.domains[&d].evtchn.get(port).copied().ok_or(Errno::EINVAL)?;
         let (w, bit) = ((port / 64) as usize, 1u64 << (port % 64));
-        let si = self.domains[&d].shared_info;
-        let off = (crate::evtchn::SHARED_EVTCHN_MASK + 8 * w) / 8;
-        let mask = si.read_u64(&self.platform, off);
-        si.write_u64(&self.platform, off, mask & !bit);
+        let si = self.domains[&d].shared_info.shared_info(&self.platform);
+        let mask = si.evtchn_mask(w);
+        si.set_evtchn_mask(w, mask & !bit);
         // An event that arrived while masked is announced now.
         if mask & bit != 0 && self.port_pending(d, port) {
             self.mark_events_pending(d, chan.notify_vcpu, w);

@@ -15,6 +15,25 @@ const BUDGET: u64 = 256;
 
 type Status = i16;
 
+/// Little-endian field readers over a copied-in argument block; offsets
+/// come from the `hypercall-abi` structs (`offset_of!`), never by hand.
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    b.get(o..o + 2).and_then(|s| s.try_into().ok()).map_or(0, u16::from_le_bytes)
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    b.get(o..o + 4).and_then(|s| s.try_into().ok()).map_or(0, u32::from_le_bytes)
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    b.get(o..o + 8).and_then(|s| s.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+/// Where `field` of the struct at guest address `at` is.
+macro_rules! field {
+    ($at:expr, $ty:ty, $f:ident) => {
+        $at.wrapping_add(core::mem::offset_of!($ty, $f) as u64)
+    };
+}
+
 impl<P: Platform> Xen<P> {
     pub(super) fn do_grant_table_op(&mut self, [cmd, uop, count, ..]: [u64; 5]) -> HcResult {
         let count = count & 0xffff_ffff;
@@ -44,17 +63,17 @@ impl<P: Platform> Xen<P> {
                         Err(s) => (s, 0, 0),
                     };
                     let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-                    g.copy_to_guest(at.wrapping_add(18), &status.to_le_bytes())?;
-                    g.write_u32(at.wrapping_add(20), handle)?;
-                    g.write_u64(at.wrapping_add(24), bus)?;
+                    g.copy_to_guest(field!(at, GnttabMapGrantRef, status), &status.to_le_bytes())?;
+                    g.write_u32(field!(at, GnttabMapGrantRef, handle), handle)?;
+                    g.write_u64(field!(at, GnttabMapGrantRef, dev_bus_addr), bus)?;
                 }
                 GNTTABOP_unmap_grant_ref => {
                     let status = self.gnttab_unmap(&op).err().unwrap_or(GNTST_okay);
-                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at.wrapping_add(20), &status.to_le_bytes())?;
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(field!(at, GnttabUnmapGrantRef, status), &status.to_le_bytes())?;
                 }
                 _ => {
                     let status = self.gnttab_copy(&op).err().unwrap_or(GNTST_okay);
-                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at.wrapping_add(36), &status.to_le_bytes())?;
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(field!(at, GnttabCopy, status), &status.to_le_bytes())?;
                 }
             }
         }
@@ -67,16 +86,16 @@ impl<P: Platform> Xen<P> {
             GNTTABOP_setup_table => {
                 let mut op = [0u8; 24];
                 g.copy_from_guest(uop, &mut op)?;
-                let dom = u16::from_le_bytes([op[0], op[1]]);
-                let nr = u32::from_le_bytes(op[4..8].try_into().unwrap_or([0; 4]));
-                let list = u64::from_le_bytes(op[16..24].try_into().unwrap_or([0; 8]));
+                let dom = u16_at(&op, core::mem::offset_of!(GnttabSetupTable, dom));
+                let nr = u32_at(&op, core::mem::offset_of!(GnttabSetupTable, nr_frames));
+                let list = u64_at(&op, core::mem::offset_of!(GnttabSetupTable, frame_list));
                 let status = match self.target_domain(dom) {
                     Err(Errno::ESRCH) => GNTST_bad_domain,
                     Err(_) => GNTST_permission_denied,
                     Ok(_) if nr > MAX_GRANT_FRAMES => GNTST_general_error,
                     Ok(d) => self.gnttab_grow(d, nr, list).err().unwrap_or(GNTST_okay),
                 };
-                self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(uop.wrapping_add(8), &status.to_le_bytes())?;
+                self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(field!(uop, GnttabSetupTable, status), &status.to_le_bytes())?;
                 ret(0)
             }
             GNTTABOP_query_size => {
@@ -86,9 +105,9 @@ impl<P: Platform> Xen<P> {
                     Err(Errno::ESRCH) => (0, GNTST_bad_domain),
                     Err(_) => (0, GNTST_permission_denied),
                 };
-                g.write_u32(uop.wrapping_add(4), nr)?;
-                g.write_u32(uop.wrapping_add(8), MAX_GRANT_FRAMES)?;
-                g.copy_to_guest(uop.wrapping_add(12), &status.to_le_bytes())?;
+                g.write_u32(field!(uop, GnttabQuerySize, nr_frames), nr)?;
+                g.write_u32(field!(uop, GnttabQuerySize, max_nr_frames), MAX_GRANT_FRAMES)?;
+                g.copy_to_guest(field!(uop, GnttabQuerySize, status), &status.to_le_bytes())?;
                 ret(0)
             }
             GNTTABOP_set_version => {
@@ -101,7 +120,7 @@ impl<P: Platform> Xen<P> {
                 ret(0)
             }
             _ => {
-                g.write_u32(uop.wrapping_add(4), 1)?;
+                g.write_u32(field!(uop, GnttabGetVersion, version), 1)?;
                 ret(0)
             }
         }
@@ -133,9 +152,9 @@ impl<P: Platform> Xen<P> {
         let (f, off) = rd.gnttab.entry_location(gref).ok_or(GNTST_bad_gntref)?;
         let mut e = [0u8; 8];
         f.read(&self.platform, off, &mut e);
-        let flags = u16::from_le_bytes([e[0], e[1]]);
-        let domid = u16::from_le_bytes([e[2], e[3]]);
-        let frame = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as u64;
+        let flags = u16_at(&e, core::mem::offset_of!(GrantEntryV1, flags));
+        let domid = u16_at(&e, core::mem::offset_of!(GrantEntryV1, domid));
+        let frame = u32_at(&e, core::mem::offset_of!(GrantEntryV1, frame)) as u64;
         // Xen answers all three (not a grant, not for us, read-only) with
         // GNTST_general_error; permission_denied is left to XSM policies.
         if flags & GTF_type_mask != GTF_permit_access || domid != me.0 || (write && flags & GTF_readonly != 0) {
@@ -156,6 +175,8 @@ impl<P: Platform> Xen<P> {
             rd.gnttab.active.remove(&gref);
         }
         if let Some((f, off)) = rd.gnttab.entry_location(gref) {
+            // `flags` is the entry's first field (GrantEntryV1).
+            let off = off + core::mem::offset_of!(GrantEntryV1, flags);
             let mut fl = [0u8; 2];
             f.read(&self.platform, off, &mut fl);
             let mut flags = u16::from_le_bytes(fl) & !(GTF_reading | GTF_writing);
@@ -171,10 +192,11 @@ impl<P: Platform> Xen<P> {
 
     fn gnttab_map(&mut self, op: &[u8; 40]) -> Result<(u32, Mfn), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
-        let host_addr = u64::from_le_bytes(op[0..8].try_into().unwrap_or([0; 8]));
-        let flags = u32::from_le_bytes(op[8..12].try_into().unwrap_or([0; 4]));
-        let gref = u32::from_le_bytes(op[12..16].try_into().unwrap_or([0; 4]));
-        let granter = match u16::from_le_bytes([op[16], op[17]]) {
+        use core::mem::offset_of;
+        let host_addr = u64_at(op, offset_of!(GnttabMapGrantRef, host_addr));
+        let flags = u32_at(op, offset_of!(GnttabMapGrantRef, flags));
+        let gref = u32_at(op, offset_of!(GnttabMapGrantRef, r#ref));
+        let granter = match u16_at(op, offset_of!(GnttabMapGrantRef, dom)) {
             DOMID_SELF => me,
             d => DomId(d),
         };
@@ -196,8 +218,9 @@ impl<P: Platform> Xen<P> {
 
     fn gnttab_unmap(&mut self, op: &[u8; 40]) -> Result<(), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
-        let host_addr = u64::from_le_bytes(op[0..8].try_into().unwrap_or([0; 8]));
-        let handle = u32::from_le_bytes(op[16..20].try_into().unwrap_or([0; 4]));
+        use core::mem::offset_of;
+        let host_addr = u64_at(op, offset_of!(GnttabUnmapGrantRef, host_addr));
+        let handle = u32_at(op, offset_of!(GnttabUnmapGrantRef, handle));
         let t = self.domains[&me].gnttab.maptrack.get(handle as usize).copied().flatten().ok_or(GNTST_bad_handle)?;
         if host_addr != 0 && host_addr & !0xfff != t.host_addr {
             return Err(GNTST_general_error);
@@ -223,11 +246,12 @@ impl<P: Platform> Xen<P> {
 
     fn gnttab_copy(&mut self, op: &[u8; 40]) -> Result<(), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
-        let len = u16::from_le_bytes([op[32], op[33]]) as usize;
-        let flags = u16::from_le_bytes([op[34], op[35]]);
+        use core::mem::offset_of;
+        let len = u16_at(op, offset_of!(GnttabCopy, len)) as usize;
+        let flags = u16_at(op, offset_of!(GnttabCopy, flags));
         let side = |base: usize, is_gref: bool, write: bool| -> Result<(Mfn, usize), Status> {
-            let u = u64::from_le_bytes(op[base..base + 8].try_into().unwrap_or([0; 8]));
-            let raw_dom = u16::from_le_bytes([op[base + 8], op[base + 9]]);
+            let u = u64_at(op, base + offset_of!(GnttabCopyPtr, u));
+            let raw_dom = u16_at(op, base + offset_of!(GnttabCopyPtr, domid));
             // As Xen: a plain frame number only with DOMID_SELF.
             if !is_gref && raw_dom != DOMID_SELF {
                 return Err(GNTST_permission_denied);
@@ -236,7 +260,7 @@ impl<P: Platform> Xen<P> {
                 DOMID_SELF => me,
                 d => DomId(d),
             };
-            let offset = u16::from_le_bytes([op[base + 10], op[base + 11]]) as usize;
+            let offset = u16_at(op, base + offset_of!(GnttabCopyPtr, offset)) as usize;
             if offset + len > 4096 {
                 return Err(GNTST_bad_copy_arg);
             }
@@ -247,8 +271,8 @@ impl<P: Platform> Xen<P> {
             }
             Ok((frame, offset))
         };
-        let (src, soff) = side(0, flags & GNTCOPY_source_gref != 0, false)?;
-        let (dst, doff) = side(16, flags & GNTCOPY_dest_gref != 0, true)?;
+        let (src, soff) = side(offset_of!(GnttabCopy, source), flags & GNTCOPY_source_gref != 0, false)?;
+        let (dst, doff) = side(offset_of!(GnttabCopy, dest), flags & GNTCOPY_dest_gref != 0, true)?;
         let mut mm = self.mm();
         // The destination must be writable memory, never a page table.
         mm.get_page_type(dst, PageType::Writable).map_err(|_| GNTST_general_error)?;

@@ -19,8 +19,8 @@ impl<P: Platform> Xen<P> {
                 // Xen's do_block: enable event delivery first (a guest blocks
                 // with events masked to close the race with its own check),
                 // then sleep unless an event is already waiting.
-                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info).filter(|_| v < 32) {
-                    si.write(&self.platform, v * 64 + 1, &[0]);
+                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info) {
+                    si.shared_info(&self.platform).set_upcall_mask(v, false);
                 }
                 if !self.events_need_delivery(v) {
                     self.set_runstate(dom, v, RunState::Blocked);

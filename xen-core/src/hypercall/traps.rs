@@ -92,10 +92,7 @@ impl<P: Platform> Xen<P> {
         regs.rsp = rsp;
         regs.ss = ss | 3;
         // The event mask follows the IF the guest returned with.
-        let si = self.domains[&d].shared_info;
-        if v < 32 {
-            si.write(&self.platform, v * 64 + 1, &[(rflags & RFLAGS_IF == 0) as u8]);
-        }
+        self.domains[&d].shared_info.shared_info(&self.platform).set_upcall_mask(v, rflags & RFLAGS_IF == 0);
         self.schedule(regs)
     }
 
