@@ -32,24 +32,28 @@ pub enum Halt {
     Crash,
 }
 
+/// The hypervisor's state. Its fields are the core's own: the arch layer
+/// and other crates reach it through the narrow methods below, so every
+/// invariant has one owner (the frame table through `mm`, domains through
+/// the hypercall handlers and `domctl`).
 pub struct Xen<P: Platform> {
-    pub platform: P,
-    pub frames: FrameTable,
-    pub domains: BTreeMap<DomId, Domain>,
+    pub(crate) platform: P,
+    pub(crate) frames: FrameTable,
+    pub(crate) domains: BTreeMap<DomId, Domain>,
     /// The running vCPU: (domain, vcpu index).
-    pub current: Option<(DomId, usize)>,
-    pub cmdline: String,
-    pub options: Options,
+    pub(crate) current: Option<(DomId, usize)>,
+    pub(crate) cmdline: String,
+    pub(crate) options: Options,
     /// The running vCPU asked to give way (`SCHEDOP_yield`), or the
     /// scheduler wants it to.
-    pub yield_pending: bool,
-    pub sched: crate::sched::SchedState,
+    pub(crate) yield_pending: bool,
+    pub(crate) sched: crate::sched::SchedState,
     /// TSC to system time, for `vcpu_time_info` (the TSC rate is fixed at boot).
-    pub time_scale: crate::time::TimeScale,
+    pub(crate) time_scale: crate::time::TimeScale,
     /// The last domain id handed out.
-    pub next_domid: u16,
+    pub(crate) next_domid: u16,
     /// The last guest translation (see `guest_access::TranslationCache`).
-    pub tcache: core::cell::Cell<crate::guest_access::TranslationCache>,
+    pub(crate) tcache: core::cell::Cell<crate::guest_access::TranslationCache>,
 }
 
 impl<P: Platform> Xen<P> {
@@ -68,6 +72,34 @@ impl<P: Platform> Xen<P> {
             next_domid: 0,
             tcache: core::cell::Cell::new(crate::guest_access::TranslationCache::default()),
         }
+    }
+
+    /// The machine this core runs on.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// Frames on the free list.
+    pub fn free_frames(&self) -> u64 {
+        self.frames.free_count()
+    }
+
+    /// A domain, read-only (for diagnostics and tests outside the core).
+    pub fn domain(&self, id: DomId) -> Option<&Domain> {
+        self.domains.get(&id)
+    }
+
+    /// The running vCPU: (domain, vcpu index).
+    pub fn current(&self) -> Option<(DomId, usize)> {
+        self.current
+    }
+
+    /// Build a PV domain from a kernel image with the core's own builder
+    /// (Dom0 at boot) and add it; it runs once `start` is called.
+    pub fn build_domain(&mut self, req: &crate::build::BuildRequest) -> Result<(), crate::build::pv::BuildError> {
+        let built = crate::build::build_pv_domain(&self.platform, &mut self.frames, req)?;
+        self.domains.insert(req.domid, built.domain);
+        Ok(())
     }
 
     pub fn current_domain(&self) -> Option<&Domain> {
