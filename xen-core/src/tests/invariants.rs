@@ -142,6 +142,94 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
             return Err(alloc::format!("free frame {mfn:?} still referenced"));
         }
     }
+    check_isolation(xen)
+}
+
+/// Invariants 2, 3 and 6 seen the way the CPU sees them, without trusting
+/// the frame table's types: walk every domain's address spaces from each
+/// vCPU's roots, as the MMU would, and collect which frames are used as
+/// page tables and which are reachable writable. No frame may be both; no
+/// writable leaf may reach a descriptor frame, a frame the hypervisor owns
+/// or no one owns, or another domain's frame (except through a grant, or
+/// Dom0's foreign mappings); every L4 carries exactly the hypervisor's
+/// slots; global leaves (`_PAGE_GLOBAL`) only in L1s and only to frames the
+/// domain may map at all.
+fn check_isolation(xen: &Xen<HostPlatform>) -> Result<(), String> {
+    use alloc::collections::BTreeSet;
+    let hv = xen.platform.hypervisor_slots;
+    let mut tables: BTreeSet<u64> = BTreeSet::new();
+    let mut writable: BTreeMap<u64, (DomId, u64)> = BTreeMap::new();
+    for d in xen.domains.values() {
+        let mut seen: BTreeSet<(u64, u8, bool)> = BTreeSet::new();
+        let mut stack: alloc::vec::Vec<(Mfn, u8, bool)> = alloc::vec::Vec::new();
+        for v in d.vcpus.iter().filter(|v| v.initialised) {
+            stack.push((v.cr3, 4, true));
+            if let Some(u) = v.user_cr3 {
+                stack.push((u, 4, true));
+            }
+        }
+        while let Some((t, level, rw_above)) = stack.pop() {
+            if !seen.insert((t.0, level, rw_above)) {
+                continue;
+            }
+            tables.insert(t.0);
+            for i in 0..512usize {
+                let e = xen.platform.read_u64(t, i);
+                if level == 4 && (256..272).contains(&i) {
+                    if e != hv[i - 256] {
+                        return Err(alloc::format!("d{} L4 {t:?} slot {i} is {e:#x}, not the hypervisor's", d.id.0));
+                    }
+                    continue;
+                }
+                if e & _PAGE_PRESENT == 0 {
+                    continue;
+                }
+                let target = Mfn(entry_mfn(e));
+                let rw = rw_above && e & _PAGE_RW != 0;
+                if level > 1 {
+                    if e & (_PAGE_PSE | _PAGE_GLOBAL) != 0 {
+                        return Err(alloc::format!("d{} L{level} {t:?}[{i}] = {e:#x}: superpage or global", d.id.0));
+                    }
+                    stack.push((target, level - 1, rw));
+                    continue;
+                }
+                let Some(pg) = xen.frames.get(target) else {
+                    return Err(alloc::format!("d{} maps {target:?}, beyond memory", d.id.0));
+                };
+                let granted = e & crate::gnttab::PTE_GRANT_MAPPING != 0;
+                let may_map = match pg.owner {
+                    Owner::Dom(o) => o == d.id || granted || d.privileged,
+                    Owner::Dead => granted || d.privileged,
+                    Owner::Io => d.privileged,
+                    Owner::None | Owner::Free | Owner::Xen => false,
+                };
+                if !may_map {
+                    return Err(alloc::format!("d{} L1 {t:?}[{i}] maps {target:?} owned by {:?}", d.id.0, pg.owner));
+                }
+                if rw && pg.owner != Owner::Io {
+                    if pg.ty != PageType::Writable {
+                        return Err(alloc::format!("d{} has a writable mapping of {target:?}, a {:?} frame", d.id.0, pg.ty));
+                    }
+                    writable.insert(target.0, (d.id, t.0 << 12 | (i as u64) << 3));
+                }
+            }
+        }
+        for v in &d.vcpus {
+            for f in &v.gdt_frames {
+                if let Some((who, at)) = writable.get(&f.0) {
+                    return Err(alloc::format!("GDT frame {f:?} of d{} is writable by d{} (entry at {at:#x})", d.id.0, who.0));
+                }
+            }
+        }
+    }
+    for t in &tables {
+        if let Some((who, at)) = writable.get(t) {
+            return Err(alloc::format!("page table {t:#x} is writable by d{} (entry at {at:#x})", who.0));
+        }
+        if xen.frames.get(Mfn(*t)).is_some_and(|pg| pg.shared) {
+            return Err(alloc::format!("shared frame {t:#x} is walked as a page table"));
+        }
+    }
     Ok(())
 }
 
