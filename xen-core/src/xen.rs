@@ -94,6 +94,17 @@ impl<P: Platform> Xen<P> {
         self.current
     }
 
+    /// Make `(d, v)` the running vCPU, for test harnesses and fuzzers that
+    /// drive the core through `hypercall` and `guest_exception` as a given
+    /// domain (the arch layer never needs it: the scheduler decides).
+    pub fn set_current(&mut self, d: DomId, v: usize) -> bool {
+        let ok = self.domains.get(&d).is_some_and(|dd| v < dd.vcpus.len());
+        if ok {
+            self.current = Some((d, v));
+        }
+        ok
+    }
+
     /// Build a PV domain from a kernel image with the core's own builder
     /// (Dom0 at boot) and add it; it runs once `start` is called.
     pub fn build_domain(&mut self, req: &crate::build::BuildRequest) -> Result<(), crate::build::pv::BuildError> {

@@ -252,6 +252,12 @@ pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
     for m in pinned {
         mm.unpin(m, dom).expect("unpin");
     }
+    // Validations left half done, and teardown left queued (as destroy_domain).
+    let partial: alloc::vec::Vec<Mfn> = mm.ft.iter().filter(|(_, pg)| pg.partial && pg.owner == Owner::Dom(dom)).map(|(m, _)| m).collect();
+    for m in partial {
+        mm.abandon_partial(m);
+    }
+    let _ = mm.drain_deferred(dom);
     let owned: alloc::vec::Vec<Mfn> = mm.ft.owned_by(dom).collect();
     for m in owned {
         mm.ft.release(m);

@@ -14,7 +14,7 @@ use super::invariants::{check, teardown};
 use super::World;
 use crate::domain::DomId;
 use crate::mm::pte::*;
-use crate::mm::Owner;
+use crate::mm::{MachineMemory, Owner};
 use hypercall_abi::mm::{MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE};
 use hypercall_abi::nr;
 
@@ -52,6 +52,12 @@ enum Op {
     /// as a table (or GDT), link it into a table, fault so the hypervisor
     /// writes a PTE-shaped value into it.
     Retype { victim: Frame, level: u32, table: Frame, index: usize, fault: Frame },
+    /// XSA-45's shape: fill spare frames (those the guest could write) with
+    /// an L4 -> L3 -> L2 -> `nr_l1` full L1s tree, maybe with a bad last
+    /// entry, and pin the L4: to the end (continued as often as needed), or
+    /// abandoned after the first entry into the hypervisor, leaving
+    /// half-validated frames for the later operations to trip over.
+    DeepTree { base: u64, nr_l1: u64, bad: bool, abandon: bool },
 }
 
 fn frame() -> impl Strategy<Value = Frame> {
@@ -87,6 +93,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => frame().prop_map(|frame| Op::Fault { frame }),
         2 => (prop_oneof![Just(Frame::Shared), (0u64..4).prop_map(Frame::Grant)], 0u32..5, frame(), 0usize..512, frame())
             .prop_map(|(victim, level, table, index, fault)| Op::Retype { victim, level, table, index, fault }),
+        1 => (0u64..300, 1u64..40, any::<bool>(), any::<bool>())
+            .prop_map(|(base, nr_l1, bad, abandon)| Op::DeepTree { base, nr_l1, bad, abandon }),
     ]
 }
 
@@ -187,6 +195,7 @@ impl World {
                 self.xen.guest_exception(&mut regs, cr2);
                 self.xen.current = me;
             }
+            Op::DeepTree { base, nr_l1, bad, abandon } => self.deep_tree(*base, *nr_l1, *bad, *abandon),
             Op::Retype { victim, level, table, index, fault } => {
                 let me = self.xen.current;
                 let m = self.mfn_of(victim);
@@ -204,6 +213,61 @@ impl World {
                 self.xen.current = me;
                 self.apply(&Op::Fault { frame: fault.clone() });
             }
+        }
+    }
+
+    fn deep_tree(&mut self, base: u64, nr_l1: u64, bad: bool, abandon: bool) {
+        let me = self.me();
+        let frames: Option<Vec<crate::mm::Mfn>> =
+            (0..nr_l1 + 4).map(|k| self.xen.domains[&me].p2m.get((self.spare_pfn(base + k)) as usize).copied()).collect();
+        let Some(f) = frames else { return };
+        // Only frames the guest could write itself (no table, no pin).
+        let writable = |m: &crate::mm::Mfn| {
+            self.xen.frames.get(*m).is_some_and(|pg| pg.type_count == 0 || pg.ty == crate::mm::PageType::Writable)
+        };
+        if !f.iter().all(writable) {
+            return;
+        }
+        let (l4, l3, l2, data, l1s) = (f[0], f[1], f[2], f[3], &f[4..]);
+        let mem = &self.xen.platform;
+        for m in &f[..3] {
+            mem.zero_frame(*m);
+        }
+        mem.write_u64(l4, 0, l3.maddr() | _PAGE_PRESENT | _PAGE_RW);
+        mem.write_u64(l3, 0, l2.maddr() | _PAGE_PRESENT | _PAGE_RW);
+        for (k, l1) in l1s.iter().enumerate() {
+            mem.write_u64(l2, k, l1.maddr() | _PAGE_PRESENT | _PAGE_RW);
+            for i in 0..512 {
+                mem.write_u64(*l1, i, data.maddr() | _PAGE_PRESENT);
+            }
+        }
+        if bad {
+            if let Some(last) = l1s.last() {
+                mem.write_u64(*last, 511, (3u64 << 12) | _PAGE_PRESENT);
+            }
+        }
+        let mut op = [0u8; 24];
+        op[..4].copy_from_slice(&hypercall_abi::mm::MMUEXT_PIN_L4_TABLE.to_le_bytes());
+        op[8..16].copy_from_slice(&l4.0.to_le_bytes());
+        let s = self.scratch + 0x100;
+        if self.xen.guest_mem().unwrap().copy_to_guest(s, &op).is_err() {
+            return;
+        }
+        if abandon {
+            let page = 0x101000 + 32 * nr::MMUEXT_OP;
+            let mut regs = crate::regs::GuestRegs {
+                rax: nr::MMUEXT_OP,
+                rdi: s,
+                rsi: 1,
+                r10: 0x7ff0,
+                rip: page + 9,
+                cs: 0xe033,
+                ss: 0xe02b,
+                ..Default::default()
+            };
+            self.xen.hypercall(&mut regs);
+        } else {
+            self.hypercall(nr::MMUEXT_OP, [s, 1, 0, 0x7ff0, 0]);
         }
     }
 
