@@ -124,13 +124,16 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
             };
             match checked {
                 Ok(()) => self.set_partial(mfn, false),
-                Err(Errno::ERESTART) => self.set_partial(mfn, true),
+                Err(Errno::ERESTART) => {
+                    // Progress kept, one type reference left for the resumer.
+                    self.set_partial(mfn, true);
+                    return Err(Errno::ERESTART);
+                }
                 Err(e) => {
                     self.ft.abandon_type(mfn);
                     return Err(e);
                 }
             }
-            checked?;
         }
         Ok(())
     }
