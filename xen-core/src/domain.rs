@@ -68,7 +68,8 @@ pub struct Domain {
     /// Frames currently allocated to the domain's memory (ballooning moves it).
     pub tot_pages: u64,
     /// The page shared with the guest: vcpu_info, event bitmaps, time.
-    pub shared_info: Mfn,
+    /// The hypervisor writes it, so it is typed writable for good.
+    pub shared_info: crate::mm::SharedPage,
     /// Every frame given to the domain at build time, by pseudo-physical number.
     pub p2m: Vec<Mfn>,
     pub vcpus: Vec<Vcpu>,

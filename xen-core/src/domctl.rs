@@ -52,9 +52,9 @@ impl<P: Platform> Xen<P> {
         } else {
             self.fresh_domid()?
         };
-        let shared_info = self.frames.alloc(&self.platform, Owner::Dom(id)).ok_or(Errno::ENOMEM)?;
-        for v in 0..32 {
-            self.platform.write(shared_info, v * 64 + 1, &[1]);
+        let shared_info = self.frames.alloc_shared(&self.platform, id).ok_or(Errno::ENOMEM)?;
+        for v in 0..MAX_VCPUS as usize {
+            shared_info.shared_info(&self.platform).set_upcall_mask(v, true);
         }
         let d = Domain {
             id,
@@ -155,7 +155,7 @@ impl<P: Platform> Xen<P> {
             id: d,
             tot_pages: dom.tot_pages,
             max_pages: dom.max_pages,
-            shared_info: dom.shared_info,
+            shared_info: dom.shared_info.mfn(),
             cpu_time_ns: cpu,
             nr_online_vcpus: online,
             max_vcpu_id: dom.vcpus.len() as u32 - 1,
@@ -180,6 +180,9 @@ impl<P: Platform> Xen<P> {
         if self.current.is_some_and(|(cd, _)| cd == d) {
             return Err(Errno::EBUSY);
         }
+        // Destruction is Dom0's and runs to the end (Xen continues it as a
+        // hypercall continuation; here it costs up to the domain's size).
+        let budget = self.frames.budget.take();
         self.evtchn_reset(d);
         let handles: Vec<(u32, crate::gnttab::MapTrack)> = self.domains[&d]
             .gnttab
@@ -214,6 +217,13 @@ impl<P: Platform> Xen<P> {
             for m in pinned {
                 let _ = mm.unpin(m, d);
             }
+            // Validations it left half done, and teardown it left queued.
+            let partial: Vec<Mfn> =
+                mm.ft.iter().filter(|(_, pg)| pg.partial && pg.owner == Owner::Dom(d)).map(|(m, _)| m).collect();
+            for m in partial {
+                mm.abandon_partial(m);
+            }
+            let _ = mm.drain_deferred(d);
         }
         let owned: Vec<Mfn> = self.frames.owned_by(d).collect();
         for m in owned {
@@ -225,6 +235,7 @@ impl<P: Platform> Xen<P> {
         }
         self.domains.remove(&d);
         self.log_shutdown_notes();
+        self.frames.budget = budget;
         crate::info!("Destroyed domain {}", d.0);
         self.send_global_virq(hypercall_abi::evtchn::VIRQ_DOM_EXC);
         Ok(())

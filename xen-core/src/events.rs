@@ -3,7 +3,6 @@
 //! callback on the way back into it.
 
 use crate::domain::DomId;
-use crate::evtchn::*;
 use crate::platform::Platform;
 use crate::regs::GuestRegs;
 use crate::vcpu::RunState;
@@ -14,30 +13,25 @@ fn bit(port: u32) -> (usize, u64) {
 }
 
 impl<P: Platform> Xen<P> {
-    fn shared_word(&self, d: DomId, offset: usize) -> u64 {
-        self.domains.get(&d).map_or(0, |dd| self.platform.read_u64(dd.shared_info, offset / 8))
-    }
-
-    fn set_shared_word(&self, d: DomId, offset: usize, v: u64) {
-        if let Some(dd) = self.domains.get(&d) {
-            self.platform.write_u64(dd.shared_info, offset / 8, v);
-        }
+    fn shared_info_of(&self, d: DomId) -> Option<crate::shared_info::SharedInfoPage<'_, P>> {
+        self.domains.get(&d).map(|dd| dd.shared_info.shared_info(&self.platform))
     }
 
     pub(crate) fn port_pending(&self, d: DomId, port: u32) -> bool {
         let (w, b) = bit(port);
-        self.shared_word(d, SHARED_EVTCHN_PENDING + 8 * w) & b != 0
+        self.shared_info_of(d).is_some_and(|si| si.evtchn_pending(w) & b != 0)
     }
 
     pub(crate) fn port_masked(&self, d: DomId, port: u32) -> bool {
         let (w, b) = bit(port);
-        self.shared_word(d, SHARED_EVTCHN_MASK + 8 * w) & b != 0
+        self.shared_info_of(d).is_some_and(|si| si.evtchn_mask(w) & b != 0)
     }
 
     pub(crate) fn clear_pending(&self, d: DomId, port: u32) {
         let (w, b) = bit(port);
-        let off = SHARED_EVTCHN_PENDING + 8 * w;
-        self.set_shared_word(d, off, self.shared_word(d, off) & !b);
+        if let Some(si) = self.shared_info_of(d) {
+            si.set_evtchn_pending(w, si.evtchn_pending(w) & !b);
+        }
     }
 
     /// Xen's `evtchn_2l_set_pending`: mark `port` of `d` pending, and tell
@@ -45,14 +39,15 @@ impl<P: Platform> Xen<P> {
     pub fn evtchn_set_pending(&mut self, d: DomId, port: u32) {
         let Some(chan) = self.domains.get(&d).and_then(|dd| dd.evtchn.get(port)).copied() else { return };
         let (w, b) = bit(port);
-        let off = SHARED_EVTCHN_PENDING + 8 * w;
-        let word = self.shared_word(d, off);
+        let word = self.shared_info_of(d).map_or(0, |si| si.evtchn_pending(w));
         // A vCPU polling this port wakes whether or not it is masked.
         self.wake_pollers(d, port);
         if word & b != 0 {
             return;
         }
-        self.set_shared_word(d, off, word | b);
+        if let Some(si) = self.shared_info_of(d) {
+            si.set_evtchn_pending(w, word | b);
+        }
         if self.port_masked(d, port) {
             return;
         }
@@ -62,15 +57,14 @@ impl<P: Platform> Xen<P> {
     /// Set the selector bit and `evtchn_upcall_pending` of a vCPU, and wake it.
     pub(crate) fn mark_events_pending(&mut self, d: DomId, v: u32, word: usize) {
         let v = v as usize;
-        let Some(si) = self.domains.get(&d).map(|dd| dd.shared_info) else { return };
-        if v < 32 {
-            let sel_off = v * VCPU_INFO_SIZE + VCPU_INFO_PENDING_SEL;
-            let sel = self.platform.read_u64(si, sel_off / 8);
+        let Some(si) = self.shared_info_of(d) else { return };
+        if v < hypercall_abi::shared_info::XEN_LEGACY_MAX_VCPUS {
+            let sel = si.pending_sel(v);
             if sel & (1 << word) != 0 {
                 return;
             }
-            self.platform.write_u64(si, sel_off / 8, sel | (1 << word));
-            self.platform.write(si, v * VCPU_INFO_SIZE, &[1]);
+            si.set_pending_sel(v, sel | (1 << word));
+            si.set_upcall_pending(v);
         }
         self.vcpu_wake(d, v);
     }
@@ -119,13 +113,7 @@ impl<P: Platform> Xen<P> {
     /// `evtchn_upcall_pending && !evtchn_upcall_mask` (Xen's
     /// `local_events_need_delivery`) for vCPU `v` of `d`.
     pub(crate) fn events_need_delivery_for(&self, d: DomId, v: usize) -> bool {
-        if v >= 32 {
-            return false;
-        }
-        let Some(dd) = self.domains.get(&d) else { return false };
-        let mut b = [0u8; 2];
-        self.platform.read(dd.shared_info, v * VCPU_INFO_SIZE, &mut b);
-        b[0] != 0 && b[1] == 0
+        self.shared_info_of(d).is_some_and(|si| si.events_need_delivery(v))
     }
 
     /// On the way back into the current vCPU: if an event waits and events

@@ -18,10 +18,6 @@ pub const EVTCHN_2L_NR_CHANNELS: u32 = 4096;
 /// Ports an unprivileged domain may use (Xen's default `max_event_channels`).
 pub const DEFAULT_MAX_PORTS_DOMU: u32 = 1024;
 
-pub const SHARED_EVTCHN_PENDING: usize = 2048;
-pub const SHARED_EVTCHN_MASK: usize = 2560;
-pub const VCPU_INFO_SIZE: usize = 64;
-pub const VCPU_INFO_PENDING_SEL: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {

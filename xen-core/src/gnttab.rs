@@ -15,7 +15,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::domain::DomId;
-use crate::mm::Mfn;
+use crate::mm::{Mfn, SharedPage};
 
 /// Grant frames a domain may have (Xen's default `max_grant_frames`).
 pub const MAX_GRANT_FRAMES: u32 = 32;
@@ -50,7 +50,9 @@ pub struct MapTrack {
 #[derive(Clone, Debug, Default)]
 pub struct GrantTable {
     /// The shared frames holding this domain's grant entries.
-    pub frames: Vec<Mfn>,
+    /// The hypervisor writes their `GTF_reading`/`GTF_writing` bits, so
+    /// they are typed writable for good.
+    pub frames: Vec<SharedPage>,
     /// Entries of this domain's table currently mapped by others.
     pub active: BTreeMap<u32, Active>,
     /// Mappings this domain holds, by handle.
@@ -63,9 +65,9 @@ impl GrantTable {
     }
 
     /// The frame and byte offset of entry `gref`.
-    pub fn entry_location(&self, gref: u32) -> Option<(Mfn, usize)> {
+    pub fn entry_location(&self, gref: u32) -> Option<(SharedPage, usize)> {
         let f = *self.frames.get((gref / ENTRIES_PER_FRAME) as usize)?;
-        Some((f, (gref % ENTRIES_PER_FRAME) as usize * 8))
+        Some((f, (gref % ENTRIES_PER_FRAME) as usize * core::mem::size_of::<hypercall_abi::grant::GrantEntryV1>()))
     }
 
     pub fn new_handle(&mut self, t: MapTrack) -> u32 {

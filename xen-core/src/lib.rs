@@ -26,6 +26,7 @@ pub mod mm;
 pub mod platform;
 pub mod regs;
 pub mod sched;
+pub mod shared_info;
 pub mod time;
 pub mod traps;
 pub mod vcpu;

@@ -9,8 +9,6 @@ use crate::vcpu::RunState;
 use crate::xen::Xen;
 use hypercall_abi::evtchn::VIRQ_TIMER;
 
-const VCPU_TIME_OFFSET: usize = 32;
-const WC_VERSION: usize = 3072;
 
 /// TSC ticks to nanoseconds as Xen's `set_time_scale` expresses it:
 /// `ns = ((ticks << shift) * mul) >> 32` (a right shift when negative).
@@ -49,37 +47,16 @@ impl<P: Platform> Xen<P> {
             return;
         }
         let Some(dd) = self.domains.get(&d) else { return };
-        let si = dd.shared_info;
-        let base = v * 64 + VCPU_TIME_OFFSET;
         let scale = self.time_scale;
-        let mut ver = [0u8; 4];
-        self.platform.read(si, base, &mut ver);
-        let ver = u32::from_le_bytes(ver).wrapping_add(1) | 1;
-        self.platform.write(si, base, &ver.to_le_bytes());
         let (tsc, now) = self.platform.tsc_and_now();
-        let mut rec = [0u8; 24];
-        rec[0..8].copy_from_slice(&tsc.to_le_bytes());
-        rec[8..16].copy_from_slice(&now.to_le_bytes());
-        rec[16..20].copy_from_slice(&scale.mul.to_le_bytes());
-        rec[20] = scale.shift as u8;
-        rec[21] = 0;
-        self.platform.write(si, base + 8, &rec[..22]);
-        self.platform.write(si, base, &ver.wrapping_add(1).to_le_bytes());
+        dd.shared_info.shared_info(&self.platform).publish_vcpu_time(v, tsc, now, scale.mul, scale.shift as i8);
     }
 
     /// Publish the wallclock at system time zero (`wc_sec`, `wc_nsec`).
     pub fn update_wallclock(&self, d: DomId) {
         let Some(dd) = self.domains.get(&d) else { return };
-        let si = dd.shared_info;
         let (sec, nsec) = self.platform.wallclock_at_boot();
-        let mut ver = [0u8; 4];
-        self.platform.read(si, WC_VERSION, &mut ver);
-        let ver = u32::from_le_bytes(ver).wrapping_add(1) | 1;
-        self.platform.write(si, WC_VERSION, &ver.to_le_bytes());
-        self.platform.write(si, WC_VERSION + 4, &(sec as u32).to_le_bytes());
-        self.platform.write(si, WC_VERSION + 8, &nsec.to_le_bytes());
-        self.platform.write(si, WC_VERSION + 12, &((sec >> 32) as u32).to_le_bytes());
-        self.platform.write(si, WC_VERSION, &ver.wrapping_add(1).to_le_bytes());
+        dd.shared_info.shared_info(&self.platform).publish_wallclock(sec, nsec);
     }
 
     /// Arm (or with 0, cancel) vCPU `v`'s one-shot timer. A deadline already
@@ -122,7 +99,7 @@ impl<P: Platform> Xen<P> {
                         // As Xen's vcpu_periodic_timer_work: the next tick is
                         // a period after this one is delivered (never a
                         // burst of missed ones, never two closer than that).
-                        vc.periodic = Some((period, now + period));
+                        vc.periodic = Some((period, now.saturating_add(period)));
                         fire.push((d.id, i));
                     }
                 }
@@ -146,7 +123,7 @@ impl<P: Platform> Xen<P> {
         let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) else { return };
         if let Some((period, next)) = vc.periodic {
             if next <= now {
-                vc.periodic = Some((period, now + period));
+                vc.periodic = Some((period, now.saturating_add(period)));
                 self.send_virq(d, v, VIRQ_TIMER);
             }
         }

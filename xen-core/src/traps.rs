@@ -99,8 +99,8 @@ impl<P: Platform> Xen<P> {
                 // and learns from the error code which mode faulted (both run
                 // in ring 3, so the CPU's U/S bit says nothing).
                 error_code = Some(if kernel { regs.error_code & !PFEC_USER } else { regs.error_code | PFEC_USER });
-                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info).filter(|_| v < 32) {
-                    self.platform.write(si, v * 64 + 16, &cr2.to_le_bytes());
+                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info) {
+                    si.shared_info(&self.platform).set_cr2(v, cr2);
                 }
             }
             _ => {}
@@ -227,13 +227,7 @@ impl<P: Platform> Xen<P> {
             self.domains[&dom].vcpus[v].kernel_sp
         };
         sp &= !15;
-        let saved_mask = if v < 32 {
-            let mut m = [0u8];
-            self.platform.read(shared_info, v * 64 + 1, &mut m);
-            m[0]
-        } else {
-            1
-        };
+        let saved_mask = shared_info.shared_info(&self.platform).upcall_mask(v);
         let mut frame = [0u64; 8];
         let mut n = 0;
         let mut push = |x: u64| {
@@ -266,8 +260,8 @@ impl<P: Platform> Xen<P> {
             crate::error!("d{}v{}: fault writing an exception frame at {:#x}", dom.0, v, new_sp);
             return false;
         }
-        if b.mask_events && v < 32 {
-            self.platform.write(shared_info, v * 64 + 1, &[1]);
+        if b.mask_events {
+            shared_info.shared_info(&self.platform).set_upcall_mask(v, true);
         }
         regs.rflags &= !(RFLAGS_AC | RFLAGS_VM | RFLAGS_RF | RFLAGS_NT | RFLAGS_TF);
         regs.ss = FLAT_KERNEL_SS64 as u64;

@@ -32,29 +32,33 @@ pub enum Halt {
     Crash,
 }
 
+/// The hypervisor's state. Its fields are the core's own: the arch layer
+/// and other crates reach it through the narrow methods below, so every
+/// invariant has one owner (the frame table through `mm`, domains through
+/// the hypercall handlers and `domctl`).
 pub struct Xen<P: Platform> {
-    pub platform: P,
-    pub frames: FrameTable,
-    pub domains: BTreeMap<DomId, Domain>,
+    pub(crate) platform: P,
+    pub(crate) frames: FrameTable,
+    pub(crate) domains: BTreeMap<DomId, Domain>,
     /// The running vCPU: (domain, vcpu index).
-    pub current: Option<(DomId, usize)>,
-    pub cmdline: String,
-    pub options: Options,
+    pub(crate) current: Option<(DomId, usize)>,
+    pub(crate) cmdline: String,
+    pub(crate) options: Options,
     /// The running vCPU asked to give way (`SCHEDOP_yield`), or the
     /// scheduler wants it to.
-    pub yield_pending: bool,
+    pub(crate) yield_pending: bool,
     /// Guests that shut down and were not yet looked at. Their log line
     /// waits until the toolstack asks about domains (getdomaininfo, after
     /// VIRQ_DOM_EXC) or destroys one: by then Dom0 has relayed what they
     /// wrote to their consoles, so the guest's own last lines come first.
-    pub shutdown_notes: alloc::vec::Vec<(DomId, ShutdownReason)>,
-    pub sched: crate::sched::SchedState,
+    pub(crate) shutdown_notes: alloc::vec::Vec<(DomId, ShutdownReason)>,
+    pub(crate) sched: crate::sched::SchedState,
     /// TSC to system time, for `vcpu_time_info` (the TSC rate is fixed at boot).
-    pub time_scale: crate::time::TimeScale,
+    pub(crate) time_scale: crate::time::TimeScale,
     /// The last domain id handed out.
-    pub next_domid: u16,
+    pub(crate) next_domid: u16,
     /// The last guest translation (see `guest_access::TranslationCache`).
-    pub tcache: core::cell::Cell<crate::guest_access::TranslationCache>,
+    pub(crate) tcache: core::cell::Cell<crate::guest_access::TranslationCache>,
 }
 
 impl<P: Platform> Xen<P> {
@@ -74,6 +78,45 @@ impl<P: Platform> Xen<P> {
             next_domid: 0,
             tcache: core::cell::Cell::new(crate::guest_access::TranslationCache::default()),
         }
+    }
+
+    /// The machine this core runs on.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// Frames on the free list.
+    pub fn free_frames(&self) -> u64 {
+        self.frames.free_count()
+    }
+
+    /// A domain, read-only (for diagnostics and tests outside the core).
+    pub fn domain(&self, id: DomId) -> Option<&Domain> {
+        self.domains.get(&id)
+    }
+
+    /// The running vCPU: (domain, vcpu index).
+    pub fn current(&self) -> Option<(DomId, usize)> {
+        self.current
+    }
+
+    /// Make `(d, v)` the running vCPU, for test harnesses and fuzzers that
+    /// drive the core through `hypercall` and `guest_exception` as a given
+    /// domain (the arch layer never needs it: the scheduler decides).
+    pub fn set_current(&mut self, d: DomId, v: usize) -> bool {
+        let ok = self.domains.get(&d).is_some_and(|dd| v < dd.vcpus.len());
+        if ok {
+            self.current = Some((d, v));
+        }
+        ok
+    }
+
+    /// Build a PV domain from a kernel image with the core's own builder
+    /// (Dom0 at boot) and add it; it runs once `start` is called.
+    pub fn build_domain(&mut self, req: &crate::build::BuildRequest) -> Result<(), crate::build::pv::BuildError> {
+        let built = crate::build::build_pv_domain(&self.platform, &mut self.frames, req)?;
+        self.domains.insert(req.domid, built.domain);
+        Ok(())
     }
 
     pub fn current_domain(&self) -> Option<&Domain> {
@@ -186,11 +229,7 @@ impl<P: Platform> Xen<P> {
                 let flat = frame.cs | 3 == hypercall_abi::arch::FLAT_RING3_CS64 as u64
                     && frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
                 if runs && flat {
-                    let mut b = [0u8; 2];
-                    if v < 32 {
-                        self.platform.read(dd.shared_info, v * 64, &mut b);
-                    }
-                    if !(b[0] != 0 && b[1] == 0) {
+                    if !dd.shared_info.shared_info(&self.platform).events_need_delivery(v) {
                         frame.sanitize_for_guest();
                         return Next::Resume { cr3: vc.active_cr3() };
                     }

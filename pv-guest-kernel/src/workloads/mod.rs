@@ -7,6 +7,7 @@ mod bench_grant; mod grant; mod grant_accept; mod grant_offer;
 mod efault;
 mod enosys;
 mod events;
+mod hostile;
 mod mmu;
 mod privop;
 mod shutdown;
@@ -25,6 +26,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("bench-mmu", bench_mmu::run),
     ("grant-offer", grant_offer::run), ("grant-accept", grant_accept::run), ("bench-grant", bench_grant::run),
     ("events", events::run), ("timer", events::timer::run), ("bench-events", events::bench::run),
+    ("hostile", hostile::run),
     ("vcpu", crate::vcpu::run),
     ("badstack", crate::vcpu::badstack::run),
     ("bench-vcpu", crate::vcpu::bench::run),

@@ -150,7 +150,11 @@ fn plan(image: &KernelImage, req: &BuildRequest) -> Result<Plan, BuildError> {
     Ok(Plan { virt_offset, layout, entry, hypercall_page: n.hypercall_page })
 }
 
-/// Copy bytes to a guest virtual address of the initial region.
+/// Copy bytes to a guest virtual address of the initial region. The
+/// builder writes the new domain's frames before it ever runs, and its
+/// page tables are validated (and typed) only after the last write, so
+/// these writes need no type reference; only `shared_info`, which the
+/// hypervisor keeps writing later, is a `SharedPage`.
 fn copy_in<P: Platform>(p: &P, p2m: &[Mfn], l: &Layout, mut va: u64, mut data: &[u8]) {
     while !data.is_empty() {
         let off = (va & 0xfff) as usize;
@@ -174,8 +178,8 @@ fn construct<P: Platform>(
     for _ in 0..req.nr_pages {
         frames.push(ft.alloc(p, owner).ok_or(BuildError::OutOfMemory)?);
     }
-    let shared_info = ft.alloc(p, owner).ok_or(BuildError::OutOfMemory)?;
-    frames.push(shared_info);
+    let shared_info = ft.alloc_shared(p, req.domid).ok_or(BuildError::OutOfMemory)?;
+    frames.push(shared_info.mfn());
     let p2m: Vec<Mfn> = frames[..req.nr_pages as usize].to_vec();
 
     for seg in &image.segments {
@@ -202,11 +206,11 @@ fn construct<P: Platform>(
 
     // Every vCPU starts with events masked until the guest is ready (Xen sets
     // evtchn_upcall_mask in each vcpu_info).
-    for v in 0..32 {
-        p.write(shared_info, v * 64 + 1, &[1]);
+    for v in 0..hypercall_abi::shared_info::XEN_LEGACY_MAX_VCPUS {
+        shared_info.shared_info(p).set_upcall_mask(v, true);
     }
 
-    let si = start_info_bytes(req, l, shared_info);
+    let si = start_info_bytes(req, l, shared_info.mfn());
     copy_in(p, &p2m, l, l.vstartinfo_start, &si);
 
     let regs = GuestRegs {

@@ -95,6 +95,9 @@ impl<P: Platform> Xen<P> {
             return Err(Errno::EINVAL);
         }
         if pg.ty == PageType::SegDesc && pg.type_count > 0 {
+            // A validated descriptor page: its type (held while counted)
+            // says no one maps it writable, and `desc` passed
+            // check_descriptor, so the page stays valid.
             self.platform.write_u64(mfn, index, desc);
         } else {
             let mut mm = self.mm();

@@ -39,7 +39,7 @@ impl<P: Platform> Xen<P> {
                     r => DomId(r),
                 };
                 let port = self.alloc_port(dom, State::Unbound { remote }, 0)?;
-                self.put_out(arg + 4, port)
+                self.put_out(arg.wrapping_add(4), port)
             }
             EVTCHNOP_bind_interdomain => {
                 let remote = match u16_at(0) {
@@ -59,7 +59,7 @@ impl<P: Platform> Xen<P> {
                 // As Xen: the new local end starts pending, so a
                 // notification sent before the bind is not lost.
                 self.evtchn_set_pending(me, lport);
-                self.put_out(arg + 8, lport)
+                self.put_out(arg.wrapping_add(8), lport)
             }
             EVTCHNOP_bind_virq => {
                 let (virq, vcpu) = (u32_at(0), u32_at(4));
@@ -74,7 +74,7 @@ impl<P: Platform> Xen<P> {
                 if let Some(vc) = self.current_domain_mut().and_then(|d| d.vcpus.get_mut(vcpu as usize)) {
                     vc.virq_to_evtchn[virq as usize] = port;
                 }
-                self.put_out(arg + 8, port)
+                self.put_out(arg.wrapping_add(8), port)
             }
             EVTCHNOP_bind_ipi => {
                 let vcpu = u32_at(0);
@@ -82,7 +82,7 @@ impl<P: Platform> Xen<P> {
                     return Err(Errno::ENOENT);
                 }
                 let port = self.alloc_port(me, State::Ipi, vcpu)?;
-                self.put_out(arg + 4, port)
+                self.put_out(arg.wrapping_add(4), port)
             }
             EVTCHNOP_bind_vcpu => {
                 let (port, vcpu) = (u32_at(0), u32_at(4));
@@ -145,9 +145,12 @@ impl<P: Platform> Xen<P> {
         match chan.state {
             State::Free | State::Reserved => return Err(Errno::EINVAL),
             State::Virq(virq) => {
-                if let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(chan.notify_vcpu as usize)) {
-                    if vc.virq_to_evtchn[virq as usize] == port {
-                        vc.virq_to_evtchn[virq as usize] = 0;
+                // The binding lives on the vCPU it was bound on, which
+                // `bind_vcpu` does not change (it moves notify_vcpu only):
+                // clear it wherever it is, as Xen's evtchn_close does.
+                for vc in self.domains.get_mut(&d).map_or(&mut [][..], |dd| &mut dd.vcpus[..]) {
+                    if let Some(slot) = vc.virq_to_evtchn.get_mut(virq as usize).filter(|s| **s == port) {
+                        *slot = 0;
                     }
                 }
             }
@@ -179,10 +182,9 @@ impl<P: Platform> Xen<P> {
     fn evtchn_unmask(&mut self, d: DomId, port: u32) -> Result<(), Errno> {
         let chan = self.domains[&d].evtchn.get(port).copied().ok_or(Errno::EINVAL)?;
         let (w, bit) = ((port / 64) as usize, 1u64 << (port % 64));
-        let si = self.domains[&d].shared_info;
-        let off = (crate::evtchn::SHARED_EVTCHN_MASK + 8 * w) / 8;
-        let mask = self.platform.read_u64(si, off);
-        self.platform.write_u64(si, off, mask & !bit);
+        let si = self.domains[&d].shared_info.shared_info(&self.platform);
+        let mask = si.evtchn_mask(w);
+        si.set_evtchn_mask(w, mask & !bit);
         // An event that arrived while masked is announced now.
         if mask & bit != 0 && self.port_pending(d, port) {
             self.mark_events_pending(d, chan.notify_vcpu, w);
@@ -207,7 +209,7 @@ impl<P: Platform> Xen<P> {
         out[4..8].copy_from_slice(&chan.notify_vcpu.to_le_bytes());
         out[8..12].copy_from_slice(&u0.to_le_bytes());
         out[12..16].copy_from_slice(&u1.to_le_bytes());
-        g.copy_to_guest(arg + 8, &out)?;
+        g.copy_to_guest(arg.wrapping_add(8), &out)?;
         ret(0)
     }
 }

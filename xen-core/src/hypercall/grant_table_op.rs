@@ -3,8 +3,7 @@
 use super::{ret, Done, HcResult};
 use crate::domain::DomId;
 use crate::gnttab::*;
-use crate::mm::pte::{_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, PADDR_MASK};
-use crate::mm::{Mfn, Owner, PageType};
+use crate::mm::{Mfn, Owner, PageType, SharedPage};
 use crate::platform::Platform;
 use crate::xen::Xen;
 use hypercall_abi::errno::Errno;
@@ -15,6 +14,25 @@ use hypercall_abi::mm::DOMID_SELF;
 const BUDGET: u64 = 256;
 
 type Status = i16;
+
+/// Little-endian field readers over a copied-in argument block; offsets
+/// come from the `hypercall-abi` structs (`offset_of!`), never by hand.
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    b.get(o..o + 2).and_then(|s| s.try_into().ok()).map_or(0, u16::from_le_bytes)
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    b.get(o..o + 4).and_then(|s| s.try_into().ok()).map_or(0, u32::from_le_bytes)
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    b.get(o..o + 8).and_then(|s| s.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+/// Where `field` of the struct at guest address `at` is.
+macro_rules! field {
+    ($at:expr, $ty:ty, $f:ident) => {
+        $at.wrapping_add(core::mem::offset_of!($ty, $f) as u64)
+    };
+}
 
 impl<P: Platform> Xen<P> {
     pub(super) fn do_grant_table_op(&mut self, [cmd, uop, count, ..]: [u64; 5]) -> HcResult {
@@ -33,7 +51,7 @@ impl<P: Platform> Xen<P> {
         };
         for i in 0..count {
             if i == BUDGET {
-                return Ok(Done::Continue([cmd, uop + size * i, count - i, 0, 0]));
+                return Ok(Done::Continue([cmd, uop.wrapping_add(size * i), count - i, 0, 0]));
             }
             let at = uop.wrapping_add(size * i);
             let mut op = [0u8; 40];
@@ -45,17 +63,17 @@ impl<P: Platform> Xen<P> {
                         Err(s) => (s, 0, 0),
                     };
                     let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-                    g.copy_to_guest(at + 18, &status.to_le_bytes())?;
-                    g.write_u32(at + 20, handle)?;
-                    g.write_u64(at + 24, bus)?;
+                    g.copy_to_guest(field!(at, GnttabMapGrantRef, status), &status.to_le_bytes())?;
+                    g.write_u32(field!(at, GnttabMapGrantRef, handle), handle)?;
+                    g.write_u64(field!(at, GnttabMapGrantRef, dev_bus_addr), bus)?;
                 }
                 GNTTABOP_unmap_grant_ref => {
                     let status = self.gnttab_unmap(&op).err().unwrap_or(GNTST_okay);
-                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at + 20, &status.to_le_bytes())?;
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(field!(at, GnttabUnmapGrantRef, status), &status.to_le_bytes())?;
                 }
                 _ => {
                     let status = self.gnttab_copy(&op).err().unwrap_or(GNTST_okay);
-                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(at + 36, &status.to_le_bytes())?;
+                    self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(field!(at, GnttabCopy, status), &status.to_le_bytes())?;
                 }
             }
         }
@@ -68,16 +86,16 @@ impl<P: Platform> Xen<P> {
             GNTTABOP_setup_table => {
                 let mut op = [0u8; 24];
                 g.copy_from_guest(uop, &mut op)?;
-                let dom = u16::from_le_bytes([op[0], op[1]]);
-                let nr = u32::from_le_bytes(op[4..8].try_into().unwrap_or([0; 4]));
-                let list = u64::from_le_bytes(op[16..24].try_into().unwrap_or([0; 8]));
+                let dom = u16_at(&op, core::mem::offset_of!(GnttabSetupTable, dom));
+                let nr = u32_at(&op, core::mem::offset_of!(GnttabSetupTable, nr_frames));
+                let list = u64_at(&op, core::mem::offset_of!(GnttabSetupTable, frame_list));
                 let status = match self.target_domain(dom) {
                     Err(Errno::ESRCH) => GNTST_bad_domain,
                     Err(_) => GNTST_permission_denied,
                     Ok(_) if nr > MAX_GRANT_FRAMES => GNTST_general_error,
                     Ok(d) => self.gnttab_grow(d, nr, list).err().unwrap_or(GNTST_okay),
                 };
-                self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(uop + 8, &status.to_le_bytes())?;
+                self.guest_mem().ok_or(Errno::ESRCH)?.copy_to_guest(field!(uop, GnttabSetupTable, status), &status.to_le_bytes())?;
                 ret(0)
             }
             GNTTABOP_query_size => {
@@ -87,9 +105,9 @@ impl<P: Platform> Xen<P> {
                     Err(Errno::ESRCH) => (0, GNTST_bad_domain),
                     Err(_) => (0, GNTST_permission_denied),
                 };
-                g.write_u32(uop + 4, nr)?;
-                g.write_u32(uop + 8, MAX_GRANT_FRAMES)?;
-                g.copy_to_guest(uop + 12, &status.to_le_bytes())?;
+                g.write_u32(field!(uop, GnttabQuerySize, nr_frames), nr)?;
+                g.write_u32(field!(uop, GnttabQuerySize, max_nr_frames), MAX_GRANT_FRAMES)?;
+                g.copy_to_guest(field!(uop, GnttabQuerySize, status), &status.to_le_bytes())?;
                 ret(0)
             }
             GNTTABOP_set_version => {
@@ -102,7 +120,7 @@ impl<P: Platform> Xen<P> {
                 ret(0)
             }
             _ => {
-                g.write_u32(uop + 4, 1)?;
+                g.write_u32(field!(uop, GnttabGetVersion, version), 1)?;
                 ret(0)
             }
         }
@@ -111,19 +129,21 @@ impl<P: Platform> Xen<P> {
     /// Grow `d`'s table to `nr` frames and report all their frame numbers.
     fn gnttab_grow(&mut self, d: DomId, nr: u32, list: u64) -> Result<(), Status> {
         while (self.domains[&d].gnttab.frames.len() as u32) < nr {
-            let mfn = self.frames.alloc(&self.platform, Owner::Dom(d)).ok_or(GNTST_no_space)?;
+            // The hypervisor writes GTF_reading/GTF_writing into these:
+            // shared frames, typed writable for good (never a page table).
+            let mfn = self.frames.alloc_shared(&self.platform, d).ok_or(GNTST_no_space)?;
             self.domains.get_mut(&d).ok_or(GNTST_bad_domain)?.gnttab.frames.push(mfn);
         }
         let g = self.guest_mem().ok_or(GNTST_general_error)?;
         for (i, f) in self.domains[&d].gnttab.frames.iter().take(nr as usize).enumerate() {
-            g.write_u64(list.wrapping_add(8 * i as u64), f.0).map_err(|_| GNTST_bad_virt_addr)?;
+            g.write_u64(list.wrapping_add(8 * i as u64), f.mfn().0).map_err(|_| GNTST_bad_virt_addr)?;
         }
         Ok(())
     }
 
     /// Check `granter`'s entry `gref` for use by the current domain.
     /// Returns the entry's location and frame.
-    fn grant_entry(&self, granter: DomId, gref: u32, write: bool) -> Result<(Mfn, usize, Mfn), Status> {
+    fn grant_entry(&self, granter: DomId, gref: u32, write: bool) -> Result<(SharedPage, usize, Mfn), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
         let rd = self.domains.get(&granter).ok_or(GNTST_bad_domain)?;
         if gref >= rd.gnttab.nr_entries() {
@@ -131,10 +151,10 @@ impl<P: Platform> Xen<P> {
         }
         let (f, off) = rd.gnttab.entry_location(gref).ok_or(GNTST_bad_gntref)?;
         let mut e = [0u8; 8];
-        self.platform.read(f, off, &mut e);
-        let flags = u16::from_le_bytes([e[0], e[1]]);
-        let domid = u16::from_le_bytes([e[2], e[3]]);
-        let frame = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as u64;
+        f.read(&self.platform, off, &mut e);
+        let flags = u16_at(&e, core::mem::offset_of!(GrantEntryV1, flags));
+        let domid = u16_at(&e, core::mem::offset_of!(GrantEntryV1, domid));
+        let frame = u32_at(&e, core::mem::offset_of!(GrantEntryV1, frame)) as u64;
         // Xen answers all three (not a grant, not for us, read-only) with
         // GNTST_general_error; permission_denied is left to XSM policies.
         if flags & GTF_type_mask != GTF_permit_access || domid != me.0 || (write && flags & GTF_readonly != 0) {
@@ -150,13 +170,15 @@ impl<P: Platform> Xen<P> {
         let a = rd.gnttab.active.entry(gref).or_insert(Active { frame: frame.0, ..Active::default() });
         let c = if write { &mut a.writers } else { &mut a.readers };
         *c = c.saturating_add_signed(delta);
-        let (r, w) = (a.readers + a.writers > 0, a.writers > 0);
+        let (r, w) = (a.readers > 0 || a.writers > 0, a.writers > 0);
         if !r {
             rd.gnttab.active.remove(&gref);
         }
         if let Some((f, off)) = rd.gnttab.entry_location(gref) {
+            // `flags` is the entry's first field (GrantEntryV1).
+            let off = off + core::mem::offset_of!(GrantEntryV1, flags);
             let mut fl = [0u8; 2];
-            self.platform.read(f, off, &mut fl);
+            f.read(&self.platform, off, &mut fl);
             let mut flags = u16::from_le_bytes(fl) & !(GTF_reading | GTF_writing);
             if r {
                 flags |= GTF_reading;
@@ -164,16 +186,17 @@ impl<P: Platform> Xen<P> {
             if w {
                 flags |= GTF_writing;
             }
-            self.platform.write(f, off, &flags.to_le_bytes());
+            f.write(&self.platform, off, &flags.to_le_bytes());
         }
     }
 
     fn gnttab_map(&mut self, op: &[u8; 40]) -> Result<(u32, Mfn), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
-        let host_addr = u64::from_le_bytes(op[0..8].try_into().unwrap_or([0; 8]));
-        let flags = u32::from_le_bytes(op[8..12].try_into().unwrap_or([0; 4]));
-        let gref = u32::from_le_bytes(op[12..16].try_into().unwrap_or([0; 4]));
-        let granter = match u16::from_le_bytes([op[16], op[17]]) {
+        use core::mem::offset_of;
+        let host_addr = u64_at(op, offset_of!(GnttabMapGrantRef, host_addr));
+        let flags = u32_at(op, offset_of!(GnttabMapGrantRef, flags));
+        let gref = u32_at(op, offset_of!(GnttabMapGrantRef, r#ref));
+        let granter = match u16_at(op, offset_of!(GnttabMapGrantRef, dom)) {
             DOMID_SELF => me,
             d => DomId(d),
         };
@@ -185,20 +208,7 @@ impl<P: Platform> Xen<P> {
         let readonly = flags & GNTMAP_readonly != 0;
         let (_, _, frame) = self.grant_entry(granter, gref, !readonly)?;
         let (l1, index) = self.l1_slot_of(host_addr & !0xfff).map_err(|_| GNTST_general_error)?;
-        let old = self.platform.read_u64(l1, index);
-        if old & PTE_GRANT_MAPPING != 0 {
-            return Err(GNTST_general_error);
-        }
-        let mut mm = self.mm();
-        mm.ft.get_page(frame, granter).map_err(|_| GNTST_general_error)?;
-        if !readonly && mm.get_page_type(frame, PageType::Writable).is_err() {
-            mm.ft.put_page(frame);
-            return Err(GNTST_general_error);
-        }
-        let new = frame.maddr() | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | PTE_GRANT_MAPPING | if readonly { 0 } else { _PAGE_RW };
-        mm.mem.write_u64(l1, index, new);
-        mm.ft.pt_gen += 1;
-        mm.put_entry_ref(old, 1);
+        self.mm().install_grant_pte(l1, index, me, frame, granter, readonly).map_err(|_| GNTST_general_error)?;
         self.platform.invlpg(host_addr);
         self.grant_set_in_use(granter, gref, frame, !readonly, 1);
         let t = MapTrack { granter, gref, frame, host_addr: host_addr & !0xfff, readonly, l1, index };
@@ -208,8 +218,9 @@ impl<P: Platform> Xen<P> {
 
     fn gnttab_unmap(&mut self, op: &[u8; 40]) -> Result<(), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
-        let host_addr = u64::from_le_bytes(op[0..8].try_into().unwrap_or([0; 8]));
-        let handle = u32::from_le_bytes(op[16..20].try_into().unwrap_or([0; 4]));
+        use core::mem::offset_of;
+        let host_addr = u64_at(op, offset_of!(GnttabUnmapGrantRef, host_addr));
+        let handle = u32_at(op, offset_of!(GnttabUnmapGrantRef, handle));
         let t = self.domains[&me].gnttab.maptrack.get(handle as usize).copied().flatten().ok_or(GNTST_bad_handle)?;
         if host_addr != 0 && host_addr & !0xfff != t.host_addr {
             return Err(GNTST_general_error);
@@ -220,16 +231,11 @@ impl<P: Platform> Xen<P> {
 
     /// Remove one grant mapping and its references. If the guest already
     /// tore the PTE down (its table was dropped), the references went with
-    /// it and only the bookkeeping remains.
+    /// it and only the bookkeeping remains; `mm` touches the recorded
+    /// (L1, index) only if it still is `me`'s L1 holding this mapping (the
+    /// frame may be someone else's page table by now).
     pub(crate) fn release_mapping(&mut self, me: DomId, handle: u32, t: MapTrack) {
-        let cur = self.platform.read_u64(t.l1, t.index);
-        let still = cur & PTE_GRANT_MAPPING != 0 && cur & PADDR_MASK == t.frame.maddr();
-        let is_l1 = self.frames.get(t.l1).is_some_and(|pg| pg.ty == PageType::L1 && pg.type_count > 0);
-        if still && is_l1 {
-            self.platform.write_u64(t.l1, t.index, 0);
-            self.frames.pt_gen += 1;
-            let mut mm = self.mm();
-            mm.put_entry_ref(cur, 1);
+        if self.mm().remove_grant_pte(t.l1, t.index, me, t.frame, t.readonly) {
             self.platform.invlpg(t.host_addr);
         }
         self.grant_set_in_use(t.granter, t.gref, t.frame, !t.readonly, -1);
@@ -240,11 +246,12 @@ impl<P: Platform> Xen<P> {
 
     fn gnttab_copy(&mut self, op: &[u8; 40]) -> Result<(), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
-        let len = u16::from_le_bytes([op[32], op[33]]) as usize;
-        let flags = u16::from_le_bytes([op[34], op[35]]);
+        use core::mem::offset_of;
+        let len = u16_at(op, offset_of!(GnttabCopy, len)) as usize;
+        let flags = u16_at(op, offset_of!(GnttabCopy, flags));
         let side = |base: usize, is_gref: bool, write: bool| -> Result<(Mfn, usize), Status> {
-            let u = u64::from_le_bytes(op[base..base + 8].try_into().unwrap_or([0; 8]));
-            let raw_dom = u16::from_le_bytes([op[base + 8], op[base + 9]]);
+            let u = u64_at(op, base + offset_of!(GnttabCopyPtr, u));
+            let raw_dom = u16_at(op, base + offset_of!(GnttabCopyPtr, domid));
             // As Xen: a plain frame number only with DOMID_SELF.
             if !is_gref && raw_dom != DOMID_SELF {
                 return Err(GNTST_permission_denied);
@@ -253,7 +260,7 @@ impl<P: Platform> Xen<P> {
                 DOMID_SELF => me,
                 d => DomId(d),
             };
-            let offset = u16::from_le_bytes([op[base + 10], op[base + 11]]) as usize;
+            let offset = u16_at(op, base + offset_of!(GnttabCopyPtr, offset)) as usize;
             if offset + len > 4096 {
                 return Err(GNTST_bad_copy_arg);
             }
@@ -264,8 +271,8 @@ impl<P: Platform> Xen<P> {
             }
             Ok((frame, offset))
         };
-        let (src, soff) = side(0, flags & GNTCOPY_source_gref != 0, false)?;
-        let (dst, doff) = side(16, flags & GNTCOPY_dest_gref != 0, true)?;
+        let (src, soff) = side(offset_of!(GnttabCopy, source), flags & GNTCOPY_source_gref != 0, false)?;
+        let (dst, doff) = side(offset_of!(GnttabCopy, dest), flags & GNTCOPY_dest_gref != 0, true)?;
         let mut mm = self.mm();
         // The destination must be writable memory, never a page table.
         mm.get_page_type(dst, PageType::Writable).map_err(|_| GNTST_general_error)?;

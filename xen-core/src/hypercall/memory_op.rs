@@ -30,22 +30,22 @@ impl<P: Platform> Xen<P> {
             XENMEM_machphys_mfn_list => {
                 let g = self.guest_mem().ok_or(Errno::ESRCH)?;
                 let max = g.read_u32(arg)? as u64;
-                let list = g.read_u64(arg + 8)?;
+                let list = g.read_u64(arg.wrapping_add(8))?;
                 let (maddr, size) = self.platform.m2p_maddr();
                 let chunks = size.div_ceil(2 << 20);
                 let n = max.min(chunks);
                 for k in 0..n {
                     g.write_u64(list.wrapping_add(8 * k), (maddr >> 12) + k * 512)?;
                 }
-                g.write_u32(arg + 16, n as u32)?;
+                g.write_u32(arg.wrapping_add(16), n as u32)?;
                 ret(0)
             }
             XENMEM_machphys_mapping => {
                 let (_, size) = self.platform.m2p_maddr();
                 let g = self.guest_mem().ok_or(Errno::ESRCH)?;
                 g.write_u64(arg, MACH2PHYS_VIRT_START)?;
-                g.write_u64(arg + 8, MACH2PHYS_VIRT_START + size)?;
-                g.write_u64(arg + 16, self.frames.len().saturating_sub(1))?;
+                g.write_u64(arg.wrapping_add(8), MACH2PHYS_VIRT_START + size)?;
+                g.write_u64(arg.wrapping_add(16), self.frames.len().saturating_sub(1))?;
                 ret(0)
             }
             _ => Err(Errno::ENOSYS),
@@ -138,10 +138,10 @@ impl<P: Platform> Xen<P> {
     fn release_one(&mut self, d: crate::domain::DomId, list: u64, i: u64) -> bool {
         let Some(mfn) = self.guest_mem().and_then(|g| g.read_u64(list.wrapping_add(8 * i)).ok()) else { return false };
         let mfn = Mfn(mfn);
-        let shared_info = self.domains.get(&d).map(|dom| dom.shared_info);
-        let grant_frame = self.domains.get(&d).is_some_and(|dom| dom.gnttab.frames.contains(&mfn));
-        let owned = self.frames.get(mfn).is_some_and(|pg| pg.owner == Owner::Dom(d) && pg.allocated);
-        if !owned || Some(mfn) == shared_info || grant_frame {
+        // Frames shared with the hypervisor (shared_info, grant frames) are
+        // not the guest's to give back, as on Xen (they are Xen-heap pages).
+        let owned = self.frames.get(mfn).is_some_and(|pg| pg.owner == Owner::Dom(d) && pg.allocated && !pg.shared);
+        if !owned {
             crate::gdprintk!("d{}: decrease_reservation of frame {:#x} it does not hold", d.0, mfn.0);
             return false;
         }

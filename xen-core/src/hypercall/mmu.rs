@@ -95,7 +95,7 @@ impl<P: Platform> Xen<P> {
                     self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
                 }
                 let rest = (count - i) | MMU_UPDATE_PREEMPTED;
-                return Ok(Done::Continue([reqs + 16 * i, rest, pdone, foreigndom, 0]));
+                return Ok(Done::Continue([reqs.wrapping_add(16 * i), rest, pdone, foreigndom, 0]));
             }
             if i == at + have {
                 at = i;
@@ -109,7 +109,16 @@ impl<P: Platform> Xen<P> {
             let k = 16 * (i - at) as usize;
             let word = |o: usize| u64::from_le_bytes(chunk[o..o + 8].try_into().unwrap_or([0; 8]));
             let (ptr, val) = (word(k), word(k + 8));
-            if let Err(e) = self.mmu_update_one(ptr, val, pt_owner, pg_owner) {
+            let r = self.mmu_update_one(ptr, val, pt_owner, pg_owner);
+            if r == Err(Errno::ERESTART) {
+                // Validation ran out of budget: this request again, later.
+                if pdone != 0 {
+                    self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
+                }
+                let rest = (count - i) | MMU_UPDATE_PREEMPTED;
+                return Ok(Done::Continue([reqs.wrapping_add(16 * i), rest, pdone, foreigndom, 0]));
+            }
+            if let Err(e) = r {
                 crate::gdprintk!("d{}: mmu_update {:#x} <- {:#x} failed: {}", pt_owner.0, ptr, val, e.name());
                 rc = Err(e);
                 break;
@@ -231,7 +240,7 @@ impl<P: Platform> Xen<P> {
                 if pdone != 0 {
                     self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
                 }
-                return Ok(Done::Continue([ops + 24 * i, (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom, 0]));
+                return Ok(Done::Continue([ops.wrapping_add(24 * i), (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom, 0]));
             }
             let g = self.guest_mem().ok_or(Errno::ESRCH)?;
             let base = ops.wrapping_add(24 * i);
@@ -242,7 +251,14 @@ impl<P: Platform> Xen<P> {
                     break;
                 }
             };
-            if let Err(e) = self.mmuext_one(op.0, op.1, op.2, pg_owner) {
+            let r = self.mmuext_one(op.0, op.1, op.2, pg_owner);
+            if r == Err(Errno::ERESTART) {
+                if pdone != 0 {
+                    self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
+                }
+                return Ok(Done::Continue([ops.wrapping_add(24 * i), (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom, 0]));
+            }
+            if let Err(e) = r {
                 crate::gdprintk!("{}: mmuext_op cmd {} ({:#x}, {:#x}) failed: {}", crate::log::VcpuName(self.current), op.0, op.1, op.2, e.name());
                 rc = Err(e);
                 break;

@@ -37,6 +37,10 @@ pub enum Done {
 
 pub type HcResult = Result<Done, Errno>;
 
+/// Page-table entries one entry into the hypervisor may validate or drop
+/// (sixteen tables' worth) before it is continued (XSA-45).
+pub const PT_WORK_BUDGET: u32 = 16 * 512;
+
 pub fn ret(v: i64) -> HcResult {
     Ok(Done::Ret(v))
 }
@@ -54,7 +58,18 @@ impl<P: Platform> Xen<P> {
             return self.do_iret(regs);
         }
         let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
-        let result = self.dispatch(nr, args);
+        // XSA-45: bounded page-table work per entry into the hypervisor.
+        // Table entries the domain's earlier calls left to drop go first;
+        // if they do not all fit, the call is continued before it starts.
+        self.frames.budget = Some(PT_WORK_BUDGET);
+        let result = match self.current_id() {
+            Ok(me) if self.frames.has_deferred(me) => match self.mm().drain_deferred(me) {
+                Ok(()) => self.dispatch(nr, args),
+                Err(_) => Ok(Done::Continue(args)),
+            },
+            _ => self.dispatch(nr, args),
+        };
+        self.frames.budget = None;
         if self.frames.need_tlb_flush {
             self.frames.need_tlb_flush = false;
             self.platform.flush_tlb();
@@ -96,7 +111,18 @@ impl<P: Platform> Xen<P> {
     }
 
     /// The hypercall table. `multicall` comes back here for each entry.
+    /// A handler that ran out of page-table budget (`-ERESTART`, its
+    /// progress kept in the frame table) is continued with the same
+    /// arguments, as Xen's `hypercall_create_continuation`; batched calls
+    /// continue from the entry that was preempted themselves.
     pub(crate) fn dispatch(&mut self, nr: u64, args: [u64; 5]) -> HcResult {
+        match self.dispatch_one(nr, args) {
+            Err(Errno::ERESTART) => Ok(Done::Continue(args)),
+            r => r,
+        }
+    }
+
+    fn dispatch_one(&mut self, nr: u64, args: [u64; 5]) -> HcResult {
         match nr {
             nr::MMU_UPDATE => self.do_mmu_update(args),
             nr::MEMORY_OP => self.do_memory_op(args),

@@ -16,7 +16,7 @@ impl<P: Platform> Xen<P> {
         let nr_calls = nr_calls & 0xffff_ffff;
         for i in 0..nr_calls {
             if i == BUDGET {
-                return Ok(Done::Continue([list + i * ENTRY_SIZE, nr_calls - i, 0, 0, 0]));
+                return Ok(Done::Continue([list.wrapping_add(i.wrapping_mul(ENTRY_SIZE)), nr_calls - i, 0, 0, 0]));
             }
             let entry = list.wrapping_add(i * ENTRY_SIZE);
             let mut raw = [0u8; 64];
@@ -32,13 +32,13 @@ impl<P: Platform> Xen<P> {
             };
             let g = self.guest_mem().ok_or(Errno::ESRCH)?;
             match result {
-                Ok(Done::Ret(v)) => g.write_u64(entry + 8, v as u64)?,
-                Err(e) => g.write_u64(entry + 8, e.to_ret() as u64)?,
+                Ok(Done::Ret(v)) => g.write_u64(entry.wrapping_add(8), v as u64)?,
+                Err(e) => g.write_u64(entry.wrapping_add(8), e.to_ret() as u64)?,
                 Ok(Done::Continue(a)) => {
                     // The call was preempted: store its progress in the entry
                     // and resume the batch from this entry.
                     for (k, v) in a.iter().enumerate() {
-                        g.write_u64(entry + 16 + 8 * k as u64, *v)?;
+                        g.write_u64(entry.wrapping_add(16 + 8 * k as u64), *v)?;
                     }
                     return Ok(Done::Continue([entry, nr_calls - i, 0, 0, 0]));
                 }

@@ -19,8 +19,8 @@ impl<P: Platform> Xen<P> {
                 // Xen's do_block: enable event delivery first (a guest blocks
                 // with events masked to close the race with its own check),
                 // then sleep unless an event is already waiting.
-                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info).filter(|_| v < 32) {
-                    self.platform.write(si, v * 64 + 1, &[0]);
+                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info) {
+                    si.shared_info(&self.platform).set_upcall_mask(v, false);
                 }
                 if !self.events_need_delivery(v) {
                     self.set_runstate(dom, v, RunState::Blocked);
@@ -75,7 +75,7 @@ impl<P: Platform> Xen<P> {
                 }
                 let g = self.guest_mem().ok_or(Errno::ESRCH)?;
                 let target = g.copy_u16(arg)?;
-                let reason = ShutdownReason::from_abi(g.read_u32(arg + 4)?).ok_or(Errno::EINVAL)?;
+                let reason = ShutdownReason::from_abi(g.read_u32(arg.wrapping_add(4))?).ok_or(Errno::EINVAL)?;
                 let t = crate::domain::DomId(target);
                 if !self.domains.contains_key(&t) {
                     return Err(Errno::ESRCH);

@@ -40,7 +40,7 @@ impl<P: Platform> Xen<P> {
                 vc.traps[ti.vector as usize] = ti;
             }
         }
-        Ok(Done::Continue([traps + 16 * BUDGET, 0, 0, 0, 0]))
+        Ok(Done::Continue([traps.wrapping_add(16 * BUDGET), 0, 0, 0, 0]))
     }
 
     /// `iret`: the guest left `struct iret_context` {rax, r11, rcx, flags,
@@ -92,10 +92,7 @@ impl<P: Platform> Xen<P> {
         regs.rsp = rsp;
         regs.ss = ss | 3;
         // The event mask follows the IF the guest returned with.
-        let si = self.domains[&d].shared_info;
-        if v < 32 {
-            self.platform.write(si, v * 64 + 1, &[(rflags & RFLAGS_IF == 0) as u8]);
-        }
+        self.domains[&d].shared_info.shared_info(&self.platform).set_upcall_mask(v, rflags & RFLAGS_IF == 0);
         self.schedule(regs)
     }
 

@@ -80,7 +80,7 @@ impl<P: Platform> Xen<P> {
                 let deadline = g.read_u64(arg)?;
                 // The flags word must be readable; VCPU_SSHOTTMR_future in
                 // it is, as in Xen 4.17, ignored: a past deadline fires at once.
-                g.read_u32(arg + 8)?;
+                g.read_u32(arg.wrapping_add(8))?;
                 self.set_vcpu_timer(d, v, deadline.max(1));
                 ret(0)
             }
@@ -93,11 +93,13 @@ impl<P: Platform> Xen<P> {
             }
             VCPUOP_set_periodic_timer => {
                 let period = self.guest_mem().ok_or(Errno::ESRCH)?.read_u64(arg)?;
-                if period < 1_000_000 {
+                // As Xen: at least 1 ms, at most STIME_DELTA_MAX (so the
+                // next deadline cannot wrap).
+                if period < 1_000_000 || period > i64::MAX as u64 {
                     return Err(Errno::EINVAL);
                 }
                 let now = self.platform.now_ns();
-                self.domains.get_mut(&d).ok_or(Errno::ESRCH)?.vcpus[v].periodic = Some((period, now + period));
+                self.domains.get_mut(&d).ok_or(Errno::ESRCH)?.vcpus[v].periodic = Some((period, now.saturating_add(period)));
                 ret(0)
             }
             VCPUOP_stop_periodic_timer => {

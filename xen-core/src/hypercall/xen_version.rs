@@ -70,7 +70,7 @@ impl<P: Platform> Xen<P> {
                 if privileged {
                     submap |= 1 << XENFEAT_dom0;
                 }
-                g.write_u32(arg + 4, submap)?;
+                g.write_u32(arg.wrapping_add(4), submap)?;
                 ret(0)
             }
             XENVER_guest_handle => {

@@ -9,9 +9,11 @@
 //! writable. The general count holds the frame allocated: one reference for
 //! belonging to a domain, one per mapping or other user.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use super::machine::MachineMemory;
+use super::shared::SharedPage;
 use super::types::Mfn;
 use crate::domain::DomId;
 use hypercall_abi::errno::Errno;
@@ -73,11 +75,20 @@ pub struct PageInfo {
     /// the frame belongs to its owner's memory, cleared when the owner gives
     /// it back (the frame is freed once the last user lets go).
     pub allocated: bool,
+    /// The hypervisor writes this frame for its owner (`shared_info`, a
+    /// grant frame): it holds one permanent `Writable` type reference while
+    /// it is allocated (see `mm::shared`).
+    pub shared: bool,
+    /// Validation as a table was preempted (Xen's `PGT_partial`): entries
+    /// `0..nr_validated` hold their references, and one type reference is
+    /// left over for whoever resumes the validation (see `mm::validate`).
+    pub partial: bool,
+    pub nr_validated: u16,
 }
 
 impl PageInfo {
     const UNUSABLE: PageInfo =
-        PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false, allocated: false };
+        PageInfo { owner: Owner::None, count: 0, ty: PageType::None, type_count: 0, pinned: false, allocated: false, shared: false, partial: false, nr_validated: 0 };
 }
 
 /// An M2P entry for a frame no guest has numbered (Xen's INVALID_M2P_ENTRY).
@@ -103,6 +114,20 @@ pub struct FrameTable {
     /// translations remembered under an older value are stale
     /// (`guest_access::TranslationCache`).
     pub pt_gen: u64,
+    /// Page-table entries that may still be checked or dropped during the
+    /// current hypercall, or `None` outside one (boot, the domain builder,
+    /// destruction): XSA-45's bound on the work one guest can make the
+    /// machine do at once. Validation that runs out returns `-ERESTART`,
+    /// keeping its progress in the frame (`partial`); the hypercall is
+    /// continued and picks it up again.
+    pub budget: Option<u32>,
+    /// References still to drop, per domain, from tables that lost their
+    /// last type reference (Xen's preemptible `free_page_type`): each entry
+    /// value with the level of the table it was in. A stack, so a deep tree
+    /// is taken down depth first with at most a few tables' entries queued.
+    pub deferred: BTreeMap<DomId, Vec<(u64, u8)>>,
+    /// A drain of `deferred` is under way (no nested drains).
+    pub draining: bool,
 }
 
 impl FrameTable {
@@ -117,6 +142,9 @@ impl FrameTable {
             free: Vec::new(),
             need_tlb_flush: false,
             pt_gen: 0,
+            budget: None,
+            deferred: BTreeMap::new(),
+            draining: false,
         }
     }
 
@@ -134,6 +162,11 @@ impl FrameTable {
 
     fn get_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
         self.frames.get_mut(usize::try_from(mfn.0).ok()?)
+    }
+
+    /// For `mm`'s validation bookkeeping (`partial`, `nr_validated`).
+    pub(super) fn frames_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
+        self.get_mut(mfn)
     }
 
     /// Hand RAM frames to the allocator (boot: the free ranges of the memory map).
@@ -183,8 +216,22 @@ impl FrameTable {
         let m = self.free.pop()?;
         let mfn = Mfn(m);
         mem.zero_frame(mfn);
-        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false, allocated: true };
+        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false, allocated: true, shared: false, partial: false, nr_validated: 0 };
         Some(mfn)
+    }
+
+    /// Take a free frame for `dom` that the hypervisor will write on its
+    /// behalf (Xen's `share_xen_page_with_guest`): zeroed, owned by `dom`,
+    /// and typed `Writable` for good, so no validation can ever make it a
+    /// page table or descriptor page. The type reference goes only when the
+    /// frame is released.
+    pub fn alloc_shared(&mut self, mem: &impl MachineMemory, dom: DomId) -> Option<SharedPage> {
+        let mfn = self.alloc(mem, Owner::Dom(dom))?;
+        let pg = self.get_mut(mfn)?;
+        pg.ty = PageType::Writable;
+        pg.type_count = 1;
+        pg.shared = true;
+        Some(SharedPage::new(mfn))
     }
 
     /// Drop the "allocated" reference (a domain gives the frame back, or
@@ -196,6 +243,12 @@ impl FrameTable {
             return;
         }
         pg.allocated = false;
+        if pg.shared {
+            // The permanent type reference of a shared frame goes with its
+            // owner's claim; mappings still held elsewhere keep theirs.
+            pg.shared = false;
+            pg.type_count = pg.type_count.saturating_sub(1);
+        }
         self.put_page(mfn);
     }
 
@@ -276,7 +329,27 @@ impl FrameTable {
         if let Some(pg) = self.get_mut(mfn) {
             pg.type_count = 0;
             pg.ty = PageType::None;
+            pg.partial = false;
+            pg.nr_validated = 0;
         }
+    }
+
+    /// One unit of page-table work in the current hypercall; `true` when
+    /// the budget is spent and the work must be continued later.
+    pub fn preempt_check(&mut self) -> bool {
+        match &mut self.budget {
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Does `dom` still have table entries to drop?
+    pub fn has_deferred(&self, dom: DomId) -> bool {
+        self.deferred.get(&dom).is_some_and(|v| !v.is_empty())
     }
 
     /// Every frame, for invariant checks.

@@ -102,44 +102,115 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
         self.ft.put_page(mfn);
     }
 
-    /// Xen's `get_page_type`: the first reference of a table type validates it.
+    /// Xen's `get_page_type`: the first reference of a table type validates
+    /// it. A table whose validation was preempted (`partial`) is resumed by
+    /// whoever asks for its type next, who takes over the reference left
+    /// for it. `-ERESTART` means the budget ran out first: the frame keeps
+    /// its progress and the caller continues its hypercall (XSA-45).
     pub fn get_page_type(&mut self, mfn: Mfn, ty: PageType) -> Result<(), Errno> {
-        let first = self.ft.get_page_type(mfn, ty)?;
+        let pg = self.ft.get(mfn).ok_or(Errno::EINVAL)?;
+        let first = if pg.partial {
+            if pg.ty != ty {
+                return Err(Errno::EINVAL);
+            }
+            true
+        } else {
+            self.ft.get_page_type(mfn, ty)?
+        };
         if first {
             let checked = match ty {
                 PageType::SegDesc => self.validate_descriptors(mfn),
                 _ => level_of(ty).map_or(Ok(()), |level| self.promote(mfn, level)),
             };
-            if let Err(e) = checked {
-                self.ft.abandon_type(mfn);
-                return Err(e);
+            match checked {
+                Ok(()) => self.set_partial(mfn, false),
+                Err(Errno::ERESTART) => {
+                    // Progress kept, one type reference left for the resumer.
+                    self.set_partial(mfn, true);
+                    return Err(Errno::ERESTART);
+                }
+                Err(e) => {
+                    self.ft.abandon_type(mfn);
+                    return Err(e);
+                }
             }
         }
         Ok(())
     }
 
-    /// The last type reference of a table drops everything its entries held.
+    fn set_partial(&mut self, mfn: Mfn, partial: bool) {
+        if let Some(pg) = self.ft.frames_mut(mfn) {
+            pg.partial = partial;
+            if !partial {
+                pg.nr_validated = 0;
+            }
+        }
+    }
+
+    /// The last type reference of a table drops everything its entries
+    /// held. The entries are queued and dropped within the hypercall's
+    /// budget (a deep tree's teardown is XSA-45's other half); what is left
+    /// is dropped at the owner's next hypercall, before anything else.
     pub fn put_page_type(&mut self, mfn: Mfn) {
         let Some(ty) = self.ft.get(mfn).map(|pg| pg.ty) else { return };
         if self.ft.put_page_type(mfn) {
             if let Some(level) = level_of(ty) {
-                self.demote(mfn, level);
+                // Tables belong to a domain; a frame already handed to
+                // `Owner::Dead` queues under DOMID_XEN's key instead.
+                let owner = self.owner(mfn).unwrap_or(DomId(hypercall_abi::mm::DOMID_XEN));
+                self.demote(mfn, level, owner);
+                self.ft.clear_type(mfn);
+                let _ = self.drain_deferred(owner);
+                return;
             }
             self.ft.clear_type(mfn);
         }
     }
 
+    /// Drop queued entries of `dom`'s former tables, within the budget;
+    /// `-ERESTART` if some are left.
+    pub fn drain_deferred(&mut self, dom: DomId) -> Result<(), Errno> {
+        if self.ft.draining {
+            return Ok(());
+        }
+        self.ft.draining = true;
+        let mut rc = Ok(());
+        while let Some((e, level)) = self.ft.deferred.get_mut(&dom).and_then(|v| v.pop()) {
+            if self.ft.preempt_check() {
+                if let Some(v) = self.ft.deferred.get_mut(&dom) {
+                    v.push((e, level));
+                }
+                rc = Err(Errno::ERESTART);
+                break;
+            }
+            self.put_entry_ref(e, level);
+        }
+        if rc.is_ok() {
+            self.ft.deferred.remove(&dom);
+        }
+        self.ft.draining = false;
+        rc
+    }
+
+    /// Validate entries from where a preempted validation stopped
+    /// (`nr_validated`), checking the budget before each one after the
+    /// first, so every resumption makes progress.
     fn promote(&mut self, table: Mfn, level: u8) -> Result<(), Errno> {
         let owner = self.owner(table).ok_or(Errno::EINVAL)?;
+        let start = self.ft.get(table).map_or(0, |pg| if pg.partial { pg.nr_validated as usize } else { 0 });
         self.ft.pt_gen += 1;
-        if level == 4 {
+        if level == 4 && start == 0 {
             for (i, e) in self.hv_slots.iter().enumerate() {
                 self.mem.write_u64(table, FIRST_HYPERVISOR_SLOT + i, *e);
             }
         }
-        for i in 0..ENTRIES as usize {
+        for i in start..ENTRIES as usize {
             if is_hypervisor_slot(level, i) {
                 continue;
+            }
+            if i > start && self.ft.preempt_check() {
+                self.set_nr_validated(table, i);
+                return Err(Errno::ERESTART);
             }
             let e = self.mem.read_u64(table, i);
             let checked = self.get_entry_ref(e, level, owner);
@@ -147,6 +218,12 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 if adjusted != e {
                     self.mem.write_u64(table, i, adjusted);
                 }
+            }
+            if checked == Err(Errno::ERESTART) {
+                // The child keeps its own progress; this entry is done again
+                // (from its general reference on) when we resume.
+                self.set_nr_validated(table, i);
+                return Err(Errno::ERESTART);
             }
             if let Err(err) = checked {
                 crate::gdprintk!("d{}: L{} table {:#x} entry {} = {:#x} refused: {}", owner.0, level, table.0, i, e, err.name());
@@ -177,14 +254,41 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
         Ok(())
     }
 
-    fn demote(&mut self, table: Mfn, level: u8) {
+    fn set_nr_validated(&mut self, table: Mfn, n: usize) {
+        if let Some(pg) = self.ft.frames_mut(table) {
+            pg.nr_validated = n as u16;
+        }
+    }
+
+    /// Queue every reference a table's entries hold, to be dropped by
+    /// `drain_deferred`.
+    fn demote(&mut self, table: Mfn, level: u8, owner: DomId) {
         self.ft.pt_gen += 1;
-        for i in 0..ENTRIES as usize {
+        let mut q = self.ft.deferred.remove(&owner).unwrap_or_default();
+        for i in (0..ENTRIES as usize).rev() {
             if !is_hypervisor_slot(level, i) {
                 let e = self.mem.read_u64(table, i);
+                if e & _PAGE_PRESENT != 0 {
+                    q.push((e, level));
+                }
+            }
+        }
+        self.ft.deferred.insert(owner, q);
+    }
+
+    /// Give up a validation that was preempted and never resumed (its
+    /// domain is being destroyed): drop what its validated entries hold and
+    /// the reference left for the resumer.
+    pub fn abandon_partial(&mut self, mfn: Mfn) {
+        let Some(pg) = self.ft.get(mfn).copied().filter(|pg| pg.partial) else { return };
+        let Some(level) = level_of(pg.ty) else { return };
+        for i in 0..pg.nr_validated as usize {
+            if !is_hypervisor_slot(level, i) {
+                let e = self.mem.read_u64(mfn, i);
                 self.put_entry_ref(e, level);
             }
         }
+        self.ft.abandon_type(mfn);
     }
 
     /// Check one entry of a level-`level` table and take the references it
@@ -218,9 +322,9 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
             l => Some(PageType::table_level(l - 1)),
         };
         if let Some(ty) = ty {
-            if self.get_page_type(mfn, ty).is_err() {
+            if let Err(err) = self.get_page_type(mfn, ty) {
                 self.ft.put_page(mfn);
-                return Err(fail);
+                return Err(if err == Errno::ERESTART { err } else { fail });
             }
         }
         Ok(e)
@@ -244,6 +348,13 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
     /// entry is checked in full (flags, owner, type) before it is written, and
     /// only then are the old entry's references dropped. There is no fast
     /// path that skips the checks (XSA-182 was a fast path that did).
+    ///
+    /// `pg_owner` (a privileged caller's `foreigndom`) may name the owner of
+    /// the frame an L1 entry maps; an L2-L4 entry links a table into the
+    /// table owner's own tree, so it is checked against the table's owner
+    /// whatever the caller asked (Xen's `mod_l2..l4_entry` pass the
+    /// page-table owner to `get_page_from_lNe`): no domain, Dom0 included,
+    /// links another domain's page tables into a tree.
     pub fn mod_entry(
         &mut self,
         table: Mfn,
@@ -253,7 +364,8 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
         preserve_ad: bool,
     ) -> Result<(), Errno> {
         let pg = self.ft.get(table).ok_or(Errno::EINVAL)?;
-        let level = level_of(pg.ty).filter(|_| pg.type_count > 0).ok_or(Errno::EINVAL)?;
+        // A table whose validation is still under way is no table yet.
+        let level = level_of(pg.ty).filter(|_| pg.type_count > 0 && !pg.partial).ok_or(Errno::EINVAL)?;
         if is_hypervisor_slot(level, index) {
             return Err(Errno::EINVAL);
         }
@@ -269,7 +381,8 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY);
             }
         }
-        let new = self.get_entry_ref(new, level, pg_owner)?;
+        let owner = if level == 1 { pg_owner } else { self.owner(table).ok_or(Errno::EINVAL)? };
+        let new = self.get_entry_ref(new, level, owner)?;
         self.mem.write_u64(table, index, new);
         self.ft.pt_gen += 1;
         // A stale TLB entry for `old` is the guest's to flush (it asks with

@@ -18,7 +18,7 @@ use hypercall_abi::nr;
 
 impl World {
     /// event_channel_op with an argument block; returns (rc, the block after).
-    fn evtchn(&mut self, cmd: u32, arg: &[u8]) -> (i64, Vec<u8>) {
+    pub(super) fn evtchn(&mut self, cmd: u32, arg: &[u8]) -> (i64, Vec<u8>) {
         let s = self.scratch + 0x3000;
         if self.xen.guest_mem().unwrap().copy_to_guest(s, arg).is_err() {
             return (i64::MIN, Vec::new());
@@ -29,7 +29,7 @@ impl World {
         (rc, out)
     }
 
-    fn as_dom(&mut self, d: u16) {
+    pub(super) fn as_dom(&mut self, d: u16) {
         self.xen.current = Some((DomId(d), 0));
         self.scratch = self.layout.v_end - 0x10000;
     }
@@ -50,7 +50,7 @@ impl World {
         (rc, u32::from_le_bytes(out[8..12].try_into().unwrap_or([0; 4])))
     }
 
-    fn port_op(&mut self, cmd: u32, port: u32) -> i64 {
+    pub(super) fn port_op(&mut self, cmd: u32, port: u32) -> i64 {
         self.evtchn(cmd, &port.to_le_bytes()).0
     }
 
@@ -79,7 +79,7 @@ fn an_interdomain_channel_carries_events_both_ways() {
     w.xen.clear_pending(DomId(2), p2);
     assert_eq!(w.port_op(EVTCHNOP_send, p2), 0);
     assert!(w.pending(1, p1));
-    let si = w.xen.domains[&DomId(1)].shared_info;
+    let si = w.xen.domains[&DomId(1)].shared_info.mfn();
     let mut upcall = [0u8; 1];
     w.xen.platform.read(si, 0, &mut upcall);
     assert_eq!(upcall[0], 1, "vcpu_info.evtchn_upcall_pending set");
@@ -115,7 +115,7 @@ fn masked_events_wait_for_unmask() {
     let (rc, out) = w.evtchn(EVTCHNOP_bind_ipi, &a);
     assert_eq!(rc, 0);
     let port = u32::from_le_bytes(out[4..8].try_into().unwrap());
-    let si = w.xen.domains[&DomId(0)].shared_info;
+    let si = w.xen.domains[&DomId(0)].shared_info.mfn();
     w.xen.platform.write_u64(si, (2560 + 8 * (port as usize / 64)) / 8, 1 << (port % 64));
     w.xen.platform.write(si, 0, &[0, 0]);
     assert_eq!(w.port_op(EVTCHNOP_send, port), 0);
@@ -180,7 +180,7 @@ fn block_sleeps_until_an_event_and_poll_until_its_port() {
     let mut w = World::new();
     let (_, out) = w.evtchn(EVTCHNOP_bind_ipi, &[0u8; 8]);
     let port = u32::from_le_bytes(out[4..8].try_into().unwrap());
-    let si = w.xen.domains[&DomId(0)].shared_info;
+    let si = w.xen.domains[&DomId(0)].shared_info.mfn();
     w.xen.platform.write(si, 0, &[0, 0]); // events unmasked, none pending
     let mut regs = GuestRegs { rax: nr::SCHED_OP, rdi: 1, cs: 0xe033, ss: 0xe02b, ..GuestRegs::default() };
     assert_eq!(w.xen.hypercall(&mut regs), crate::xen::Next::Idle);
@@ -249,24 +249,47 @@ enum EvOp {
     Unmask { by: u16, port: u32 },
     Ipi { by: u16, vcpu: u32 },
     Crash { d: u16 },
+    BindVirq { by: u16, virq: u32, vcpu: u32 },
+    BindVcpu { by: u16, port: u32, vcpu: u32 },
 }
 
 fn ev_op() -> impl Strategy<Value = EvOp> {
     let dom = 1u16..4;
     prop_oneof![
-        (dom.clone(), 0u16..5).prop_map(|(by, remote)| EvOp::Alloc { by, remote }),
-        (dom.clone(), 0u16..5, 0u32..12).prop_map(|(by, remote, port)| EvOp::Bind { by, remote, port }),
-        (dom.clone(), 0u32..12).prop_map(|(by, port)| EvOp::Send { by, port }),
-        (dom.clone(), 0u32..12).prop_map(|(by, port)| EvOp::Close { by, port }),
-        (dom.clone(), 0u32..12).prop_map(|(by, port)| EvOp::Unmask { by, port }),
-        (dom.clone(), 0u32..3).prop_map(|(by, vcpu)| EvOp::Ipi { by, vcpu }),
-        (2u16..4).prop_map(|d| EvOp::Crash { d }),
+        1 => (dom.clone(), 0u16..5).prop_map(|(by, remote)| EvOp::Alloc { by, remote }),
+        1 => (dom.clone(), 0u16..5, 0u32..12).prop_map(|(by, remote, port)| EvOp::Bind { by, remote, port }),
+        1 => (dom.clone(), 0u32..12).prop_map(|(by, port)| EvOp::Send { by, port }),
+        2 => (dom.clone(), 0u32..8).prop_map(|(by, port)| EvOp::Close { by, port }),
+        1 => (dom.clone(), 0u32..12).prop_map(|(by, port)| EvOp::Unmask { by, port }),
+        1 => (dom.clone(), 0u32..3).prop_map(|(by, vcpu)| EvOp::Ipi { by, vcpu }),
+        1 => (2u16..4).prop_map(|d| EvOp::Crash { d }),
+        3 => (dom.clone(), 1u32..4, 0u32..2).prop_map(|(by, virq, vcpu)| EvOp::BindVirq { by, virq, vcpu }),
+        3 => (dom.clone(), 0u32..4, 0u32..3).prop_map(|(by, port, vcpu)| EvOp::BindVcpu { by, port, vcpu }),
     ]
 }
 
-/// Every interdomain channel is connected at both ends, consistently.
-fn channels_consistent(w: &World) -> Result<(), alloc::string::String> {
+/// Every interdomain channel is connected at both ends, consistently, and
+/// each VIRQ binding names exactly the port bound to it (a stale
+/// `virq_to_evtchn` entry would refuse every later bind with -EEXIST, or
+/// raise the VIRQ on a port reused for something else).
+pub(super) fn channels_consistent(w: &World) -> Result<(), alloc::string::String> {
     for d in w.xen.domains.values() {
+        for (v, vc) in d.vcpus.iter().enumerate() {
+            for (virq, &p) in vc.virq_to_evtchn.iter().enumerate().filter(|(_, p)| **p != 0) {
+                let st = d.evtchn.get(p).map(|c| c.state);
+                if st != Some(State::Virq(virq as u32)) {
+                    return Err(alloc::format!("d{}v{} VIRQ {} names port {} which is {:?}", d.id.0, v, virq, p, st));
+                }
+            }
+        }
+        for (p, c) in d.evtchn.in_use() {
+            if let State::Virq(virq) = c.state {
+                let n = d.vcpus.iter().filter(|vc| vc.virq_to_evtchn.get(virq as usize) == Some(&p)).count();
+                if n != 1 {
+                    return Err(alloc::format!("d{} port {} bound to VIRQ {} is named by {} vCPUs", d.id.0, p, virq, n));
+                }
+            }
+        }
         for (p, c) in d.evtchn.in_use() {
             if let State::Interdomain { remote, remote_port } = c.state {
                 let back = w.xen.domains.get(&remote).and_then(|r| r.evtchn.get(remote_port)).map(|c| c.state);
@@ -320,6 +343,20 @@ proptest! {
                 }
                 EvOp::Close { by, port } if alive(&w, by) => { w.as_dom(by); w.port_op(EVTCHNOP_close, port); }
                 EvOp::Unmask { by, port } if alive(&w, by) => { w.as_dom(by); w.port_op(EVTCHNOP_unmask, port); }
+                EvOp::BindVirq { by, virq, vcpu } if alive(&w, by) => {
+                    w.as_dom(by);
+                    let mut a = [0u8; 12];
+                    a[0..4].copy_from_slice(&virq.to_le_bytes());
+                    a[4..8].copy_from_slice(&vcpu.to_le_bytes());
+                    w.evtchn(EVTCHNOP_bind_virq, &a);
+                }
+                EvOp::BindVcpu { by, port, vcpu } if alive(&w, by) => {
+                    w.as_dom(by);
+                    let mut a = [0u8; 8];
+                    a[0..4].copy_from_slice(&port.to_le_bytes());
+                    a[4..8].copy_from_slice(&vcpu.to_le_bytes());
+                    w.evtchn(EVTCHNOP_bind_vcpu, &a);
+                }
                 EvOp::Ipi { by, vcpu } if alive(&w, by) => { w.as_dom(by); w.evtchn(EVTCHNOP_bind_ipi, &[vcpu as u8, 0, 0, 0, 0, 0, 0, 0]); }
                 EvOp::Crash { d } if alive(&w, d) => {
                     // Destruction's part for event channels: close them all.
@@ -330,6 +367,67 @@ proptest! {
                     }
                 }
                 _ => {}
+            }
+            if let Err(e) = channels_consistent(&w) {
+                prop_assert!(false, "after {:?}: {}", op, e);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum VirqOp {
+    Bind { virq: u32, vcpu: u32 },
+    BindVcpu { port: u32, vcpu: u32 },
+    Close { port: u32 },
+    Raise { virq: u32, vcpu: u32 },
+}
+
+fn virq_op() -> impl Strategy<Value = VirqOp> {
+    // Two global VIRQs and a per-vCPU one, over the few ports they get.
+    let virq = prop_oneof![Just(VIRQ_CONSOLE), Just(VIRQ_CON_RING), Just(VIRQ_DEBUG)];
+    prop_oneof![
+        (virq.clone(), 0u32..3).prop_map(|(virq, vcpu)| VirqOp::Bind { virq, vcpu }),
+        (1u32..4, 0u32..3).prop_map(|(port, vcpu)| VirqOp::BindVcpu { port, vcpu }),
+        (1u32..4).prop_map(|port| VirqOp::Close { port }),
+        (virq, 0u32..2).prop_map(|(virq, vcpu)| VirqOp::Raise { virq, vcpu }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// bind_virq / bind_vcpu / close from an unprivileged domain keep every
+    /// VIRQ binding pointing at its own port, and a raised VIRQ only ever
+    /// marks the port bound to it.
+    #[test]
+    fn props_virq_bind_vcpu_close_sequences_stay_consistent(ops in proptest::collection::vec(virq_op(), 1..30)) {
+        let mut w = World::with_domain(DomId(1), false);
+        for op in &ops {
+            match *op {
+                VirqOp::Bind { virq, vcpu } => {
+                    let mut a = [0u8; 12];
+                    a[0..4].copy_from_slice(&virq.to_le_bytes());
+                    a[4..8].copy_from_slice(&vcpu.to_le_bytes());
+                    w.evtchn(EVTCHNOP_bind_virq, &a);
+                }
+                VirqOp::BindVcpu { port, vcpu } => {
+                    let mut a = [0u8; 8];
+                    a[0..4].copy_from_slice(&port.to_le_bytes());
+                    a[4..8].copy_from_slice(&vcpu.to_le_bytes());
+                    w.evtchn(EVTCHNOP_bind_vcpu, &a);
+                }
+                VirqOp::Close { port } => { w.port_op(EVTCHNOP_close, port); }
+                VirqOp::Raise { virq, vcpu } => {
+                    let before: Vec<bool> = (0..8).map(|p| w.pending(1, p)).collect();
+                    w.xen.send_virq(DomId(1), vcpu as usize, virq);
+                    for p in 0..8u32 {
+                        if w.pending(1, p) != before[p as usize] {
+                            let st = w.xen.domains[&DomId(1)].evtchn.get(p).map(|c| c.state);
+                            prop_assert_eq!(st, Some(State::Virq(virq)), "VIRQ {} raised port {}", virq, p);
+                        }
+                    }
+                }
             }
             if let Err(e) = channels_consistent(&w) {
                 prop_assert!(false, "after {:?}: {}", op, e);

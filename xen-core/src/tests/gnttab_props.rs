@@ -13,7 +13,7 @@ use hypercall_abi::grant::*;
 use hypercall_abi::nr;
 
 impl World {
-    fn gnttab(&mut self, cmd: u32, op: &[u8], count: u64) -> (i64, Vec<u8>) {
+    pub(super) fn gnttab(&mut self, cmd: u32, op: &[u8], count: u64) -> (i64, Vec<u8>) {
         let s = self.scratch + 0x4000;
         if self.xen.guest_mem().unwrap().copy_to_guest(s, op).is_err() {
             return (i64::MIN, Vec::new());
@@ -25,7 +25,7 @@ impl World {
     }
 
     /// setup_table for the current domain; returns its grant frames.
-    fn setup_grants(&mut self, nr_frames: u32) -> (i16, Vec<Mfn>) {
+    pub(super) fn setup_grants(&mut self, nr_frames: u32) -> (i16, Vec<Mfn>) {
         let list = self.scratch + 0x5000;
         let mut op = [0u8; 24];
         op[0..2].copy_from_slice(&0x7ff0u16.to_le_bytes());
@@ -37,9 +37,10 @@ impl World {
         (status, frames)
     }
 
-    fn grant(&self, d: u16, gref: u32, to: u16, frame: Mfn, flags: u16) {
+    pub(super) fn grant(&self, d: u16, gref: u32, to: u16, frame: Mfn, flags: u16) {
         let t = &self.xen.domains[&DomId(d)].gnttab;
         let (f, off) = t.entry_location(gref).unwrap();
+        let f = f.mfn();
         let mut e = [0u8; 8];
         e[0..2].copy_from_slice(&flags.to_le_bytes());
         e[2..4].copy_from_slice(&to.to_le_bytes());
@@ -47,14 +48,15 @@ impl World {
         self.xen.platform.write(f, off, &e);
     }
 
-    fn entry_flags(&self, d: u16, gref: u32) -> u16 {
+    pub(super) fn entry_flags(&self, d: u16, gref: u32) -> u16 {
         let (f, off) = self.xen.domains[&DomId(d)].gnttab.entry_location(gref).unwrap();
+        let f = f.mfn();
         let mut b = [0u8; 2];
         self.xen.platform.read(f, off, &mut b);
         u16::from_le_bytes(b)
     }
 
-    fn map_grant(&mut self, va: u64, granter: u16, gref: u32, readonly: bool) -> (i16, u32) {
+    pub(super) fn map_grant(&mut self, va: u64, granter: u16, gref: u32, readonly: bool) -> (i16, u32) {
         let mut op = [0u8; 32];
         op[0..8].copy_from_slice(&va.to_le_bytes());
         let flags = GNTMAP_host_map | if readonly { GNTMAP_readonly } else { 0 };
@@ -66,7 +68,7 @@ impl World {
         (i16::from_le_bytes([out[18], out[19]]), u32::from_le_bytes(out[20..24].try_into().unwrap()))
     }
 
-    fn unmap_grant(&mut self, va: u64, handle: u32) -> i16 {
+    pub(super) fn unmap_grant(&mut self, va: u64, handle: u32) -> i16 {
         let mut op = [0u8; 24];
         op[0..8].copy_from_slice(&va.to_le_bytes());
         op[16..20].copy_from_slice(&handle.to_le_bytes());
@@ -74,7 +76,7 @@ impl World {
         i16::from_le_bytes([out[20], out[21]])
     }
 
-    fn switch_to(&mut self, d: u16) {
+    pub(super) fn switch_to(&mut self, d: u16) {
         self.xen.current = Some((DomId(d), 0));
     }
 }

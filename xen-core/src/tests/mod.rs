@@ -6,6 +6,7 @@ mod events_props;
 mod gnttab_props;
 mod hypercall_fuzz;
 mod invariants;
+mod isolation;
 mod lifecycle;
 mod mmu_props;
 mod mmu_regressions;

@@ -86,7 +86,7 @@ fn an_exception_is_bounced_with_xens_frame() {
     assert_eq!(regs.rsp, (sp & !15) - 64);
     assert_eq!(f, [0x1111, 0x2222, 0x6 & !4, 0x100010, 0xe030 | (1 << 32), 0x002, sp, 0xe02b]);
     // The faulting address went to vcpu_info.arch.cr2.
-    let si = w.xen.domains[&DomId(0)].shared_info;
+    let si = w.xen.domains[&DomId(0)].shared_info.mfn();
     assert_eq!(w.xen.platform.read_u64(si, 2), 0xdead_0000);
 }
 

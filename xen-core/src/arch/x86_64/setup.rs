@@ -1,7 +1,7 @@
 //! `xen_start`: from the boot stub to Dom0 (Xen's `__start_xen`).
 
 use x86_64::registers::control::Cr3;
-use xen_core::build::{build_pv_domain, BuildRequest};
+use xen_core::build::BuildRequest;
 use xen_core::cmdline::{strip_image_name, Options};
 use xen_core::domain::DomId;
 use xen_core::mm::{FrameTable, Mfn, PAGE_SIZE};
@@ -126,7 +126,7 @@ fn build_dom0(xen: &mut Xen<Machine>, info: &multiboot::Info, opts: &Options) ->
     let kernel = slice(kmod);
     let module = info.modules.get(1).map(slice);
     let dom0_cmdline = strip_image_name(multiboot::cstr(kmod.string, 4096));
-    let free = xen.frames.free_count();
+    let free = xen.free_frames();
     // Without dom0_mem, Dom0 gets what is free less a reserve for the
     // hypervisor (Xen keeps 1/16 or at least 128 MiB).
     let reserve = (free / 16).max((128 << 20) / PAGE_SIZE).min(free / 2);
@@ -144,10 +144,9 @@ fn build_dom0(xen: &mut Xen<Machine>, info: &multiboot::Info, opts: &Options) ->
         max_vcpus: opts.dom0_max_vcpus,
         max_pages: u32::MAX as u64,
     };
-    match build_pv_domain(&xen.platform, &mut xen.frames, &req) {
-        Ok(built) => {
+    match xen.build_domain(&req) {
+        Ok(()) => {
             xen_core::info!("Dom0 has maximum {} VCPUs", opts.dom0_max_vcpus);
-            xen.domains.insert(DomId::DOM0, built.domain);
             DomId::DOM0
         }
         Err(e) => {

@@ -1,0 +1,153 @@
+//! Typed access to a domain's `shared_info` page, over the `hypercall-abi`
+//! layouts (`struct shared_info`, `struct vcpu_info` in `xen.h`): the one
+//! place that knows where the fields the hypervisor writes live. Every
+//! write goes through a [`SharedPage`], a frame typed writable for good
+//! (see `mm::shared`), so none of them can land in a page table.
+
+use core::mem::{offset_of, size_of};
+
+use crate::mm::{MachineMemory, SharedPage};
+use hypercall_abi::arch::ArchVcpuInfo;
+use hypercall_abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo, XEN_LEGACY_MAX_VCPUS};
+
+/// `shared_info` of one domain, on the machine's memory.
+pub struct SharedInfoPage<'a, M: MachineMemory> {
+    mem: &'a M,
+    page: SharedPage,
+}
+
+/// Where `vcpu_info[v]` starts; only the first 32 vCPUs have one in
+/// `shared_info` (the legacy array; no `VCPUOP_register_vcpu_info` here).
+const fn vcpu_info(v: usize) -> Option<usize> {
+    if v < XEN_LEGACY_MAX_VCPUS {
+        Some(offset_of!(SharedInfo, vcpu_info) + v * size_of::<VcpuInfo>())
+    } else {
+        None
+    }
+}
+
+/// The 2-level event bitmaps: word `w` of 64.
+const fn bitmap_word(base: usize, w: usize) -> Option<usize> {
+    if w < 64 {
+        Some(base + 8 * w)
+    } else {
+        None
+    }
+}
+
+impl SharedPage {
+    pub fn shared_info<M: MachineMemory>(self, mem: &M) -> SharedInfoPage<'_, M> {
+        SharedInfoPage { mem, page: self }
+    }
+}
+
+impl<M: MachineMemory> SharedInfoPage<'_, M> {
+    fn read_u8(&self, off: usize) -> u8 {
+        let mut b = [0u8];
+        self.page.read(self.mem, off, &mut b);
+        b[0]
+    }
+
+    fn read_u64_at(&self, off: usize) -> u64 {
+        let mut b = [0u8; 8];
+        self.page.read(self.mem, off, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn read_u32_at(&self, off: usize) -> u32 {
+        let mut b = [0u8; 4];
+        self.page.read(self.mem, off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    /// `vcpu_info[v].evtchn_upcall_mask` (1 when `v` has no vcpu_info).
+    pub fn upcall_mask(&self, v: usize) -> u8 {
+        vcpu_info(v).map_or(1, |o| self.read_u8(o + offset_of!(VcpuInfo, evtchn_upcall_mask)))
+    }
+
+    pub fn set_upcall_mask(&self, v: usize, mask: bool) {
+        if let Some(o) = vcpu_info(v) {
+            self.page.write(self.mem, o + offset_of!(VcpuInfo, evtchn_upcall_mask), &[mask as u8]);
+        }
+    }
+
+    pub fn set_upcall_pending(&self, v: usize) {
+        if let Some(o) = vcpu_info(v) {
+            self.page.write(self.mem, o + offset_of!(VcpuInfo, evtchn_upcall_pending), &[1]);
+        }
+    }
+
+    /// `evtchn_upcall_pending && !evtchn_upcall_mask` (Xen's
+    /// `local_events_need_delivery`).
+    pub fn events_need_delivery(&self, v: usize) -> bool {
+        vcpu_info(v).is_some_and(|o| {
+            let mut b = [0u8; 2];
+            self.page.read(self.mem, o + offset_of!(VcpuInfo, evtchn_upcall_pending), &mut b);
+            b[0] != 0 && b[1] == 0
+        })
+    }
+
+    pub fn pending_sel(&self, v: usize) -> u64 {
+        vcpu_info(v).map_or(0, |o| self.read_u64_at(o + offset_of!(VcpuInfo, evtchn_pending_sel)))
+    }
+
+    pub fn set_pending_sel(&self, v: usize, sel: u64) {
+        if let Some(o) = vcpu_info(v) {
+            self.page.write(self.mem, o + offset_of!(VcpuInfo, evtchn_pending_sel), &sel.to_le_bytes());
+        }
+    }
+
+    /// `vcpu_info[v].arch.cr2`: where a PV kernel reads a #PF's address.
+    pub fn set_cr2(&self, v: usize, cr2: u64) {
+        if let Some(o) = vcpu_info(v) {
+            let at = o + offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2);
+            self.page.write(self.mem, at, &cr2.to_le_bytes());
+        }
+    }
+
+    pub fn evtchn_pending(&self, w: usize) -> u64 {
+        bitmap_word(offset_of!(SharedInfo, evtchn_pending), w).map_or(0, |o| self.read_u64_at(o))
+    }
+
+    pub fn set_evtchn_pending(&self, w: usize, bits: u64) {
+        if let Some(o) = bitmap_word(offset_of!(SharedInfo, evtchn_pending), w) {
+            self.page.write(self.mem, o, &bits.to_le_bytes());
+        }
+    }
+
+    pub fn evtchn_mask(&self, w: usize) -> u64 {
+        bitmap_word(offset_of!(SharedInfo, evtchn_mask), w).map_or(0, |o| self.read_u64_at(o))
+    }
+
+    pub fn set_evtchn_mask(&self, w: usize, bits: u64) {
+        if let Some(o) = bitmap_word(offset_of!(SharedInfo, evtchn_mask), w) {
+            self.page.write(self.mem, o, &bits.to_le_bytes());
+        }
+    }
+
+    /// Publish `vcpu_info[v].time` with the version protocol: odd while the
+    /// fields change, even when they are consistent.
+    pub fn publish_vcpu_time(&self, v: usize, tsc: u64, system_time: u64, mul: u32, shift: i8) {
+        let Some(o) = vcpu_info(v) else { return };
+        let t = o + offset_of!(VcpuInfo, time);
+        let at = |f: usize| t + f;
+        let ver = self.read_u32_at(at(offset_of!(VcpuTimeInfo, version))).wrapping_add(1) | 1;
+        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, version)), &ver.to_le_bytes());
+        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, tsc_timestamp)), &tsc.to_le_bytes());
+        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, system_time)), &system_time.to_le_bytes());
+        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, tsc_to_system_mul)), &mul.to_le_bytes());
+        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, tsc_shift)), &shift.to_le_bytes());
+        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, flags)), &[0]);
+        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, version)), &ver.wrapping_add(1).to_le_bytes());
+    }
+
+    /// Publish the wallclock at system time zero, with the same protocol.
+    pub fn publish_wallclock(&self, sec: u64, nsec: u32) {
+        let ver = self.read_u32_at(offset_of!(SharedInfo, wc_version)).wrapping_add(1) | 1;
+        self.page.write(self.mem, offset_of!(SharedInfo, wc_version), &ver.to_le_bytes());
+        self.page.write(self.mem, offset_of!(SharedInfo, wc_sec), &(sec as u32).to_le_bytes());
+        self.page.write(self.mem, offset_of!(SharedInfo, wc_nsec), &nsec.to_le_bytes());
+        self.page.write(self.mem, offset_of!(SharedInfo, wc_sec_hi), &((sec >> 32) as u32).to_le_bytes());
+        self.page.write(self.mem, offset_of!(SharedInfo, wc_version), &ver.wrapping_add(1).to_le_bytes());
+    }
+}
