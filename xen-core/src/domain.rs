@@ -47,6 +47,7 @@ impl ShutdownReason {
     }
 }
 
+#[derive(Clone)]
 pub struct Domain {
     pub id: DomId,
     pub name: String,
