@@ -809,3 +809,11 @@ pub fn track_writes(xen: &Xen<HostPlatform>, on: bool) {
 pub fn drain_written(xen: &Xen<HostPlatform>, out: &mut Vec<u32>) {
     xen.platform.mem.drain_written(out);
 }
+
+/// Whether some domain's shared_info frame is in use as a page table or
+/// descriptor page: the state of the open shared_info escape (a frame the
+/// hypervisor writes, typed as something only `mm` may write). Always
+/// false once shared_info holds a permanent writable type.
+pub fn shared_info_misused(xen: &Xen<HostPlatform>) -> bool {
+    xen.domains.values().any(|d| xen.frames.get(d.shared_info).is_some_and(|pg| pg.type_count > 0 && pg.ty != PageType::Writable))
+}

@@ -1,0 +1,43 @@
+//! Shrinking a finding: drop chunks of steps (halving the chunk size down
+//! to one step, as delta debugging does) while a replay still ends in a
+//! finding of the same kind.
+
+use crate::machine::{replay, Finding};
+use crate::step::Step;
+
+/// The finding `steps` replays to, if any.
+pub fn reproduce(steps: &[Step]) -> Option<(usize, Finding)> {
+    replay(steps).err()
+}
+
+/// A shorter sequence with a finding of the same kind as `steps` has.
+pub fn minimize(steps: &[Step]) -> Vec<Step> {
+    let Some((at, f)) = reproduce(steps) else { return steps.to_vec() };
+    let kind = f.kind();
+    // Nothing after the finding matters.
+    let mut cur: Vec<Step> = steps[..(at + 1).min(steps.len())].to_vec();
+    let mut chunk = cur.len().div_ceil(2).max(1);
+    loop {
+        let mut i = 0;
+        let mut progressed = false;
+        while i < cur.len() {
+            let end = (i + chunk).min(cur.len());
+            let mut cand = cur[..i].to_vec();
+            cand.extend_from_slice(&cur[end..]);
+            match reproduce(&cand) {
+                Some((at, f)) if f.kind() == kind => {
+                    cand.truncate(at + 1);
+                    cur = cand;
+                    progressed = true;
+                }
+                _ => i += chunk,
+            }
+        }
+        if chunk == 1 && !progressed {
+            return cur;
+        }
+        if !progressed {
+            chunk = chunk.div_ceil(2).max(1);
+        }
+    }
+}
