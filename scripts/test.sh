@@ -3,7 +3,8 @@
 #   1. makes sure QEMU and Xen 4.17 (the differential oracle) are installed,
 #   2. builds the bare-metal images (scripts/build.sh),
 #   3. runs `cargo test --workspace`: host unit and property tests, then the
-#      QEMU integration tests of tests/ (two QEMUs at a time on two cores).
+#      QEMU integration tests of tests/ (two QEMUs at a time on two cores),
+#      and a short seeded smoke of the hypercall fuzzer.
 # Knobs pass through the environment, e.g.
 #   PROPTEST_CASES=64 scripts/test.sh        # fewer property-test cases
 #   XEN_CORE_TEST_TIMEOUT=120 scripts/test.sh  # per-boot timeout (default 60 s)
@@ -33,6 +34,13 @@ step "cargo test $* ($RUST_TEST_THREADS test threads)"
 set +e
 cargo test --no-fail-fast "$@"
 rc=$?
+if [ "$*" = --workspace ]; then
+    # A short seeded smoke of the hypercall fuzzer (docs/fuzzing.md); the
+    # corpus itself was replayed by cargo test. --known-open: the open
+    # shared_info escape (issue 9) is passed over until its fix is merged.
+    step "fuzz smoke (scripts/fuzz.sh host --seed 1 --count 20000)"
+    scripts/fuzz.sh host --seed 1 --count 20000 --known-open --out target/fuzz/smoke || rc=1
+fi
 set -e
 if [ $rc -eq 0 ]; then
     step "all tests passed"

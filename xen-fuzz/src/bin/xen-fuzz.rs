@@ -5,6 +5,7 @@
 //! xen-fuzz minimize FILE [OUT] shrink a finding
 //! xen-fuzz show FILE           print a corpus file's steps
 //! xen-fuzz rename FILE NAME OUT name a finding for the corpus
+//! xen-fuzz from-bytes IN OUT   a libFuzzer crash input as a minimized record
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use xen_fuzz::run::{run, Options, Progress};
 
 fn usage() -> ExitCode {
     eprintln!("usage: xen-fuzz host [--seed N] [--count STEPS | --time SECS] [--audit-every N] [--reset-every N] [--known-open] [--out DIR]");
-    eprintln!("       xen-fuzz replay FILE... | minimize FILE [OUT] | show FILE | rename FILE NAME OUT");
+    eprintln!("       xen-fuzz replay FILE... | minimize FILE [OUT] | show FILE | rename FILE NAME OUT | from-bytes IN OUT");
     ExitCode::from(2)
 }
 
@@ -148,6 +149,23 @@ fn main() -> ExitCode {
             let out = args.get(2).cloned().unwrap_or_else(|| args[1].clone());
             eprintln!("minimize {}: {} -> {} steps, written to {out}", r.name, before, r.steps.len());
             if r.save(Path::new(&out)).is_err() {
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Some("from-bytes") if args.len() > 2 => {
+            // A libFuzzer input (crash file) as a minimized corpus record.
+            let Ok(data) = std::fs::read(&args[1]) else { return usage() };
+            let steps = xen_fuzz::gen::steps(&data, 64);
+            let Some((_, f)) = xen_fuzz::minimize::reproduce(&steps) else {
+                eprintln!("from-bytes {}: {} steps, no finding", args[1], steps.len());
+                return ExitCode::from(1);
+            };
+            let small = minimize(&steps);
+            let name = Path::new(&args[2]).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let rec = Record { name, finding: f.to_string(), found_by: format!("libFuzzer input {}", args[1]), steps: small };
+            eprintln!("from-bytes: {f}; {} -> {} steps, written to {}", steps.len(), rec.steps.len(), args[2]);
+            if rec.save(Path::new(&args[2])).is_err() {
                 return ExitCode::from(1);
             }
             ExitCode::SUCCESS
