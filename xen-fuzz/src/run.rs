@@ -128,7 +128,7 @@ pub fn run(opts: &Options, mut report: impl FnMut(&Progress)) -> Outcome {
                 (p.known, p.first_known) = (known, first_known);
                 return Outcome { progress: p, finding: Some((f, history)) };
             }
-            if steps_done % 4096 == 0 && start.elapsed() >= next_report {
+            if steps_done.is_multiple_of(4096) && start.elapsed() >= next_report {
                 next_report += Duration::from_secs(1);
                 let mut p = snapshot(&m, machines);
                 (p.known, p.first_known) = (known, first_known);

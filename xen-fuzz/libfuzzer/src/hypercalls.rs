@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
             i.set(i.get() + 1);
             i.get()
         });
-        if n % 32 != 0 {
+        if !n.is_multiple_of(32) {
             return;
         }
         if let Err(f) = m.audit() {
