@@ -25,11 +25,18 @@ impl<'a> Draw<'a> {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// A number below `n` from one byte (two when `n` > 256): scaled, not
+    /// reduced modulo, so every byte value maps to a nearby choice.
     fn below(&mut self, n: u32) -> u32 {
         if n <= 1 {
             return 0;
         }
-        self.0.int_in_range(0..=n - 1).unwrap_or(0)
+        if n <= 256 {
+            let b: u8 = self.0.arbitrary().unwrap_or(0);
+            return (b as u32 * n) >> 8;
+        }
+        let b: u16 = self.0.arbitrary().unwrap_or(0);
+        ((b as u64 * n as u64) >> 16) as u32
     }
     fn u8(&mut self) -> u8 {
         self.0.arbitrary().unwrap_or(0)

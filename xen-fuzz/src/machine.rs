@@ -116,6 +116,9 @@ pub struct Machine {
     /// Distinct (hypercall, sub-op, result) outcomes seen: a cheap measure
     /// of how much behaviour a run reached, without instrumentation.
     pub outcomes: std::collections::HashSet<(u16, u64, i64)>,
+    /// Some shared_info frame has been in use as a page table since the
+    /// machine was built (see `shared_info_misused`).
+    shared_info_was_misused: bool,
     /// The machine as built, to go back to.
     pristine: Option<(t::Snapshot, BTreeMap<u64, u64>)>,
 }
@@ -166,6 +169,7 @@ impl Machine {
             stats: Stats::default(),
             outcomes: Default::default(),
             pristine: None,
+            shared_info_was_misused: false,
         };
         for f in 0..FUZZERS {
             let mb = m.roster[f];
@@ -201,6 +205,7 @@ impl Machine {
             self.canary_sums.clone_from(sums);
         }
         self.privileged_since_audit = false;
+        self.shared_info_was_misused = false;
         self.stats.resets += 1;
     }
 
@@ -215,9 +220,11 @@ impl Machine {
         }
     }
 
-    /// The open shared_info escape's state (see `Options::known_open`).
+    /// Whether the open shared_info escape's state (a shared_info frame in
+    /// use as a page table) arose since the machine was built: what follows
+    /// may be its consequence (see `Options::known_open`).
     pub fn shared_info_misused(&self) -> bool {
-        t::shared_info_misused(&self.xen)
+        self.shared_info_was_misused || t::shared_info_misused(&self.xen)
     }
 
     /// Whether the machine is done: Dom0 shut down (the machine stopped),
@@ -322,6 +329,9 @@ impl Machine {
             }
             Ok(Err(f)) => return Err(f),
             Ok(Ok(())) => {}
+        }
+        if !self.shared_info_was_misused && t::shared_info_misused(&self.xen) {
+            self.shared_info_was_misused = true;
         }
         self.check_written(st.privileged)?;
         if st.privileged {
@@ -450,6 +460,12 @@ impl Default for Machine {
 /// `Err((index, finding))` at the first finding. A halted machine ends the
 /// replay (what follows would run on a new machine).
 pub fn replay(steps: &[Step]) -> Result<Stats, (usize, Finding)> {
+    replay_noting_known(steps).map_err(|(i, f, _)| (i, f))
+}
+
+/// [`replay`], also telling whether the open shared_info escape's state
+/// arose on the way (`Machine::shared_info_misused`).
+pub fn replay_noting_known(steps: &[Step]) -> Result<Stats, (usize, Finding, bool)> {
     thread_local! {
         static MACHINE: std::cell::RefCell<Option<Machine>> = const { std::cell::RefCell::new(None) };
     }
@@ -462,14 +478,14 @@ pub fn replay(steps: &[Step]) -> Result<Stats, (usize, Finding)> {
     })
 }
 
-fn replay_on(m: &mut Machine, steps: &[Step]) -> Result<Stats, (usize, Finding)> {
+fn replay_on(m: &mut Machine, steps: &[Step]) -> Result<Stats, (usize, Finding, bool)> {
     m.audit_every = 1;
     for (i, s) in steps.iter().enumerate() {
-        m.step(s).map_err(|f| (i, f))?;
+        m.step(s).map_err(|f| (i, f, m.shared_info_misused()))?;
         if m.halted() {
             break;
         }
     }
-    m.final_audit().map_err(|f| (steps.len(), f))?;
+    m.final_audit().map_err(|f| (steps.len(), f, m.shared_info_misused()))?;
     Ok(m.stats)
 }

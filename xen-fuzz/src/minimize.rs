@@ -2,7 +2,7 @@
 //! to one step, as delta debugging does) while a replay still ends in a
 //! finding of the same kind.
 
-use crate::machine::{replay, Finding};
+use crate::machine::{replay, replay_noting_known, Finding};
 use crate::step::Step;
 
 /// The finding `steps` replays to, if any.
@@ -12,6 +12,17 @@ pub fn reproduce(steps: &[Step]) -> Option<(usize, Finding)> {
 
 /// A shorter sequence with a finding of the same kind as `steps` has.
 pub fn minimize(steps: &[Step]) -> Vec<Step> {
+    minimize_avoiding(steps, false)
+}
+
+/// [`minimize`]; with `avoid_known`, never shrink onto the open shared_info
+/// escape (a candidate whose replay puts shared_info in use as a page table
+/// is refused), so that a new finding is not mistaken for the known one.
+pub fn minimize_avoiding(steps: &[Step], avoid_known: bool) -> Vec<Step> {
+    let reproduce = |s: &[Step]| match replay_noting_known(s) {
+        Err((i, f, known)) if !(avoid_known && known) => Some((i, f)),
+        _ => None,
+    };
     let Some((at, f)) = reproduce(steps) else { return steps.to_vec() };
     let kind = f.kind();
     // Nothing after the finding matters.

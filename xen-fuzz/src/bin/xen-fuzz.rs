@@ -97,7 +97,7 @@ fn host(args: &[String]) -> ExitCode {
     };
     eprintln!("fuzz host: FINDING after {:.1} s, {} steps on this machine: {f}", secs, steps.len());
     let t0 = std::time::Instant::now();
-    let small = minimize(&steps);
+    let small = xen_fuzz::minimize::minimize_avoiding(&steps, o.known_open);
     eprintln!("fuzz host: minimized to {} steps in {:.1} s", small.len(), t0.elapsed().as_secs_f64());
     for (i, s) in small.iter().enumerate() {
         eprintln!("  {i:3}: {s:?}");
