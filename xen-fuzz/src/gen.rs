@@ -379,6 +379,19 @@ pub fn call(d: &mut Draw, me: u8, nr: u64, base: u16, depth: u32) -> ([Val; 5], 
             }
             args = [Val::Buf(base), Val::Lit(0), Val::Lit(0), Val::Lit(0), Val::Lit(0)];
         }
+        nr::CONSOLE_IO => {
+            // (cmd, count, buffer): hostile buffers and counts, mostly short
+            // text (a bulk write only costs time).
+            let cnt = match d.below(4) {
+                0 => special(d),
+                _ => Val::Lit(d.below(96) as u64),
+            };
+            let buf = if d.one_in(2) { Val::Buf(base) } else { any_val(d, me, base) };
+            args = [lit_small(d, 3), cnt, buf, Val::Lit(0), Val::Lit(0)];
+            for j in 0..4u16 {
+                mem.push((w(8 * j), any_val(d, me, base)));
+            }
+        }
         nr::IRET => {
             // struct iret_context at %rsp: rax r11 rcx flags rip cs rflags
             // rsp ss. Three in four frames are plausible (a bad one
