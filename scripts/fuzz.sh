@@ -61,8 +61,9 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$out" target/fuzz
 
-fuzzer=target/release/xen-fuzz
-build_gen() { nice -n 10 cargo build --quiet --release -p xen-fuzz; }
+# xen-fuzz is its own workspace (a std host tool; see xen-fuzz/Cargo.toml).
+fuzzer=target/fuzz-build/release/xen-fuzz
+build_gen() { nice -n 10 cargo build --quiet --release --manifest-path xen-fuzz/Cargo.toml --target-dir target/fuzz-build; }
 
 if [ "$mode" = corpus ]; then
     build_gen

@@ -1,5 +1,5 @@
 //! The regression corpus: each finding a small step sequence, postcard
-//! encoded, in `xen-fuzz/corpus/` (replayed by `cargo test -p xen-fuzz`).
+//! encoded, in `xen-fuzz/corpus/` (replayed by the tests of this crate).
 //! Findings the core does not survive yet live in `corpus/open/`, replayed
 //! by an ignored test until their fix lands; then the file moves up.
 
