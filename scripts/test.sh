@@ -3,7 +3,8 @@
 #   1. makes sure QEMU and Xen 4.17 (the differential oracle) are installed,
 #   2. builds the bare-metal images (scripts/build.sh),
 #   3. runs `cargo test --workspace`: host unit and property tests, then the
-#      QEMU integration tests of tests/ (two QEMUs at a time on two cores).
+#      QEMU integration tests of tests/ (two QEMUs at a time on two cores),
+#      and a short seeded smoke of the hypercall fuzzer.
 # Knobs pass through the environment, e.g.
 #   PROPTEST_CASES=64 scripts/test.sh        # fewer property-test cases
 #   XEN_CORE_TEST_TIMEOUT=120 scripts/test.sh  # per-boot timeout (default 60 s)
@@ -50,6 +51,14 @@ step "cargo test $* ($RUST_TEST_THREADS test threads)"
 set +e
 cargo test --no-fail-fast "$@"
 rc=$?
+if [ "$*" = --workspace ]; then
+    # The hypercall fuzzer (docs/fuzzing.md) is a workspace of its own: its
+    # tests replay the regression corpus. Then a short seeded smoke.
+    step "cargo test (xen-fuzz: the fuzz corpus)"
+    cargo test --no-fail-fast --manifest-path xen-fuzz/Cargo.toml --target-dir target/fuzz-build || rc=1
+    step "fuzz smoke (scripts/fuzz.sh host --seed 1 --count 20000)"
+    scripts/fuzz.sh host --seed 1 --count 20000 --out target/fuzz/smoke || rc=1
+fi
 set -e
 if [ $rc -eq 0 ]; then
     step "all tests passed"

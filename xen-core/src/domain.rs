@@ -59,6 +59,7 @@ impl ShutdownReason {
     }
 }
 
+#[derive(Clone)]
 pub struct Domain {
     pub id: DomId,
     pub name: String,

@@ -32,7 +32,8 @@ pub mod traps;
 pub mod vcpu;
 pub mod xen;
 
-#[cfg(test)]
+/// Host stand-ins and test support, also for the fuzzer (`xen-fuzz`).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;

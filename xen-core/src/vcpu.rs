@@ -62,6 +62,7 @@ pub struct Runstate {
     pub time: [u64; 4],
 }
 
+#[derive(Clone)]
 pub struct Vcpu {
     pub id: u32,
     /// Registers while not running; while running, the frame on the

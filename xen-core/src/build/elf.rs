@@ -177,7 +177,7 @@ pub fn required_features(features: &str) -> impl Iterator<Item = &str> {
     features.split('|').filter_map(|f| f.strip_prefix('!')).filter(|f| !f.is_empty())
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod test_image {
     //! Hand-made ELF images for builder tests.
     use alloc::vec::Vec;

@@ -98,6 +98,7 @@ pub const INVALID_M2P_ENTRY: u64 = !0;
 #[repr(C, align(4096))]
 struct M2pPage([u64; 512]);
 
+#[derive(Clone)]
 pub struct FrameTable {
     frames: Vec<PageInfo>,
     /// The machine-to-phys table: each frame's pseudo-physical number in its

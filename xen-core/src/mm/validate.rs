@@ -381,6 +381,11 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY);
             }
         }
+        // Only an L1 entry may name another domain's frame (`pg_owner`, the
+        // foreign domain of a privileged `mmu_update`); an upper-level entry
+        // links a table of the table's own owner, as Xen's mod_l2..l4_entry
+        // check against the vCPU's domain. (Found by the hypercall fuzzer:
+        // Dom0 could link a DomU's live L1 into its own L2.)
         let owner = if level == 1 { pg_owner } else { self.owner(table).ok_or(Errno::EINVAL)? };
         let new = self.get_entry_ref(new, level, owner)?;
         self.mem.write_u64(table, index, new);
