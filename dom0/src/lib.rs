@@ -18,6 +18,8 @@
 // Xen's constant names (`SHUTDOWN_poweroff`) in match patterns.
 #![allow(non_upper_case_globals)]
 
+extern crate alloc;
+
 #[cfg(not(test))]
 pub mod builder;
 pub mod cmdline;
@@ -30,3 +32,4 @@ pub mod layout;
 pub mod listing;
 #[cfg(not(test))]
 pub mod xl;
+pub mod xenstore;

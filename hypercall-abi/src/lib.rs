@@ -39,6 +39,7 @@ pub mod shared_info;
 pub mod start_info;
 pub mod vcpu;
 pub mod version;
+pub mod xs_wire;
 
 pub use errno::Errno;
 
