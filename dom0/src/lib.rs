@@ -25,11 +25,17 @@ pub mod builder;
 pub mod cmdline;
 pub mod config;
 pub mod cpio;
+#[cfg(not(test))]
+pub mod domain_tree;
 pub mod elf;
+#[cfg(not(test))]
+pub mod heap;
 #[cfg(not(test))]
 pub mod hv;
 pub mod layout;
 pub mod listing;
 #[cfg(not(test))]
 pub mod xl;
+#[cfg(not(test))]
+mod xs_commands;
 pub mod xenstore;

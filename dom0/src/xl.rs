@@ -34,6 +34,8 @@ use crate::config::{self, Action, DomainConfig, PATH_MAX};
 use crate::cpio;
 use crate::listing::ListLine;
 use crate::hv;
+use crate::domain_tree;
+use crate::xenstore::daemon::Xenstored;
 
 pub const MAX_GUESTS: usize = 16;
 /// Dom0's own mappings, above its initial mapping, all under one L1 table:
@@ -42,6 +44,8 @@ const VA_BASE: u64 = 0x10_0000_0000;
 const SHINFO_VA: u64 = VA_BASE;
 const WINDOW_VA: u64 = VA_BASE + 0x1000;
 const CONSOLE_VA: u64 = VA_BASE + 0x10000;
+/// The store daemon's ring pages, one per slot.
+const STORE_VA: u64 = VA_BASE + 0x30000;
 /// A guest's console line is printed when it ends or reaches this length.
 const LINE: usize = 200;
 const PROMPT: &str = "xl> ";
@@ -91,6 +95,8 @@ pub struct Toolstack {
     /// The first console byte of the last guest that printed one: its domain
     /// and the TSC when Dom0 read it (`bench create`).
     first_output: Option<(DomId, u64)>,
+    /// The store daemon (Dom0 serves XenStore, see `xenstore`).
+    xs: Xenstored,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
@@ -127,6 +133,7 @@ impl Toolstack {
             rover: 0,
             last_created: None,
             first_output: None,
+            xs: Xenstored::new(STORE_VA, MAX_GUESTS),
         }
     }
 
@@ -142,6 +149,10 @@ impl Toolstack {
         unsafe { ptr::write_volatile((SHINFO_VA as *mut u8).add(1), 1) };
         self.virq_console = hv::bind_virq(VIRQ_CONSOLE)?;
         self.virq_dom_exc = hv::bind_virq(VIRQ_DOM_EXC)?;
+        self.xs.start();
+        if let Err(e) = domain_tree::init_dom0(&mut self.xs) {
+            println!("xenstored: writing Domain-0's nodes failed: {}", e);
+        }
         if si.mod_len > 0 {
             // SAFETY: without XEN_ELFNOTE_MOD_START_PFN the builder maps the
             // module at the virtual address `mod_start`, for good.
@@ -155,7 +166,7 @@ impl Toolstack {
     }
 
     /// Xen's system time in ns, from our vcpu_info's time record and the TSC.
-    fn now_ns(&self) -> u64 {
+    pub(crate) fn now_ns(&self) -> u64 {
         let si = self.shinfo();
         loop {
             // SAFETY: shared_info is mapped for good at SHINFO_VA; Xen updates
@@ -191,12 +202,15 @@ impl Toolstack {
         word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
     }
 
-    fn ports(&self) -> Vec<EvtchnPort, { MAX_GUESTS + 2 }> {
+    fn ports(&self) -> Vec<EvtchnPort, { 2 * MAX_GUESTS + 2 }> {
         let mut p = Vec::new();
         let _ = p.push(self.virq_console);
         let _ = p.push(self.virq_dom_exc);
         for g in self.guests.iter().flatten() {
             let _ = p.push(g.port);
+        }
+        for port in self.xs.ports() {
+            let _ = p.push(port);
         }
         p
     }
@@ -220,6 +234,10 @@ impl Toolstack {
                 self.drain(slot);
             }
         }
+        for port in self.xs.ports() {
+            self.take_pending(port);
+        }
+        self.xs.serve();
         if input || self.interactive {
             self.read_input();
         }
@@ -419,9 +437,11 @@ impl Toolstack {
         }
     }
 
-    /// Drops our side of guest `slot`: console mapping and port.
+    /// Drops our side of guest `slot`: console mapping and port, its store
+    /// connection and nodes.
     fn forget(&mut self, slot: usize) {
         if let Some(g) = self.guests[slot].take() {
+            domain_tree::remove(&mut self.xs, g.domid);
             // SAFETY: nothing refers into the console page once the guest
             // is out of the table.
             let _ = unsafe { hv::unmap(console_va(slot)) };
@@ -509,6 +529,7 @@ impl Toolstack {
             "wait" => self.cmd_wait(args),
             "bench" => self.cmd_bench(args),
             "ls" => self.cmd_ls(),
+            c if c.starts_with("xenstore-") => self.cmd_xenstore(c, args),
             "poweroff" => {
                 self.poweroff = true;
                 Ok(())
@@ -654,6 +675,23 @@ impl Toolstack {
                 fail!("cannot create domain '{}': {} failed: {}", cfg.name, what, e);
             }
         };
+        let serial = pv_rt::tsc::rdtsc_fenced();
+        let new = domain_tree::NewDomain {
+            domid,
+            cfg: &cfg,
+            store_mfn: built.store_mfn,
+            store_port: built.store_port,
+            console_mfn: built.console_mfn,
+            console_port: built.console_port,
+        };
+        if let Err(e) = domain_tree::create(&mut self.xs, &new, serial) {
+            domain_tree::remove(&mut self.xs, domid);
+            // SAFETY: the console page is referenced by nothing yet.
+            let _ = unsafe { hv::unmap(console_va(slot)) };
+            let _ = hv::evtchn_close(port);
+            let _ = hv::destroydomain(domid);
+            fail!("cannot create domain '{}': writing its xenstore nodes failed: {}", cfg.name, e);
+        }
         let mut k = String::new();
         let _ = k.push_str(kernel);
         say!(
@@ -1092,6 +1130,17 @@ impl Toolstack {
         Ok(())
     }
 
+    /// The store daemon, for Dom0's own store commands.
+    pub(crate) fn xenstored(&mut self) -> &mut Xenstored {
+        &mut self.xs
+    }
+
+    /// Serves consoles, the store and input until `deadline` (system time)
+    /// or the next event.
+    pub(crate) fn serve_until(&mut self, deadline: u64) {
+        self.pump(deadline);
+    }
+
     pub fn powering_off(&self) -> bool {
         self.poweroff
     }
@@ -1163,6 +1212,12 @@ fn help() {
         ("repeat", "Dom0: repeat [-q] <N> <command...>: run the command(s) N times ('cmd; cmd' quoted); -q: errors and progress only"),
         ("bench", "Dom0: bench create|destroy <ConfigFile> [N] [key=value ...]: TSC per xl create (to the guest's first console byte) or per destroy of a running guest"),
         ("poweroff", "Dom0: destroy every guest and power off"),
+        ("", ""),
+        ("xenstore-ls", "[-f] [-p] [Path]: the store's tree below Path (default /)"),
+        ("xenstore-read", "Path...: the values"),
+        ("xenstore-write", "Path Value [Path Value...]"),
+        ("xenstore-rm", "Path...: the nodes and all below them"),
+        ("xenstore-watch", "[-n Count] [-T Seconds] Path: print the watch's events (default: 1 more than the first, 10 s)"),
     ] {
         if c.is_empty() {
             println!();

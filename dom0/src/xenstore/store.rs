@@ -74,19 +74,31 @@ impl Store {
     /// The tree xenstored starts with: `/`, `/local`, `/local/domain`,
     /// `/tool`, `/vm`, owned by Dom0, nobody else may read them by default.
     pub fn new() -> Store {
-        let dom0_only = vec![Perm::new(0, Access::None)];
-        let mut tree = Tree::new(dom0_only.clone());
-        for p in ["/local", "/local/domain", "/tool", "/vm"] {
-            tree.insert(p, Node { value: Vec::new(), perms: dom0_only.clone(), generation: 0 });
-        }
+        let mut s = Store::empty();
+        s.add_roots();
+        s
+    }
+
+    /// A store without even `/`, for a static; [`Store::add_roots`] makes
+    /// it usable.
+    pub const fn empty() -> Store {
         Store {
-            tree,
+            tree: Tree::empty(),
             txs: Vec::new(),
             next_tx: 1,
             watches: Vec::new(),
             introduced: BTreeMap::new(),
             events: Vec::new(),
             quota: DEFAULT_QUOTA,
+        }
+    }
+
+    pub fn add_roots(&mut self) {
+        let dom0_only = vec![Perm::new(0, Access::None)];
+        for p in ["/", "/local", "/local/domain", "/tool", "/vm"] {
+            if self.tree.get(p).is_none() {
+                self.tree.insert(p, Node { value: Vec::new(), perms: dom0_only.clone(), generation: 0 });
+            }
         }
     }
 

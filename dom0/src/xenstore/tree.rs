@@ -67,8 +67,12 @@ fn child_name<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
 }
 
 impl Tree {
+    pub const fn empty() -> Tree {
+        Tree { nodes: BTreeMap::new(), generation: 0, usage: BTreeMap::new() }
+    }
+
     pub fn new(root_perms: Vec<Perm>) -> Tree {
-        let mut t = Tree::default();
+        let mut t = Tree::empty();
         t.insert("/", Node { value: Vec::new(), perms: root_perms, generation: 0 });
         t
     }
