@@ -95,7 +95,7 @@ impl Toolstack {
     }
 
     fn xs_write(&mut self, args: &[&str]) -> Result<(), ()> {
-        if args.is_empty() || args.len() % 2 != 0 {
+        if args.is_empty() || !args.len().is_multiple_of(2) {
             return fail(format_args!("usage: xenstore-write Path Value [Path Value...]"));
         }
         for pair in args.chunks(2) {

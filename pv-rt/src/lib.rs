@@ -45,6 +45,7 @@ pub mod traps;
 pub mod time;
 pub mod tsc;
 pub mod xencons;
+pub mod xenbus;
 
 pub use hypercall_abi;
 pub use hypercall_abi::start_info::StartInfo;

@@ -3,14 +3,14 @@
 //! over its store ring (`io/xs_wire.h`), and by Dom0's own toolstack
 //! directly (as xl reaches xenstored through its socket).
 //!
-//! - [`path`]: node names, relative paths;
-//! - [`perms`]: permissions;
-//! - [`tree`]: nodes and transactions;
-//! - [`store`]: the operations with their checks and quotas, watches,
+//! - [`path`] holds node names, relative paths;
+//! - [`perms`] permissions;
+//! - [`tree`] nodes and transactions;
+//! - [`store`] the operations with their checks and quotas, watches,
 //!   introduced domains;
-//! - [`request`]: one wire message in, one reply out;
-//! - [`ring`]: a connection's bytes over the shared ring page;
-//! - `daemon`: the rings of the introduced domains, their event channels.
+//! - [`request`] one wire message in, one reply out;
+//! - [`ring`] a connection's bytes over the shared ring page;
+//! - `daemon` the rings of the introduced domains, their event channels.
 //!
 //! All but the daemon are plain Rust, tested on the host.
 

@@ -192,12 +192,20 @@ impl Store {
     }
 
     fn put(&mut self, tx: Option<usize>, p: &str, node: Node) {
+        self.put_quietly(tx, p, node, false)
+    }
+
+    /// `put`; `quiet` fires no watch (a parent a write creates on its way:
+    /// xenstored fires once, for the node written).
+    fn put_quietly(&mut self, tx: Option<usize>, p: &str, node: Node, quiet: bool) {
         match tx {
             Some(i) => self.txs[i].insert(&self.tree, p, node),
             None => {
                 let perms = node.perms.clone();
                 self.tree.insert(p, node);
-                self.fire(p, &perms, false);
+                if !quiet {
+                    self.fire(p, &perms, false);
+                }
             }
         }
     }
@@ -303,8 +311,9 @@ impl Store {
             }
         }
         for (i, m) in missing.iter().rev().enumerate() {
-            let v = if i + 1 == missing.len() { value.unwrap_or(&[]).to_vec() } else { Vec::new() };
-            self.put(t, m, Node { value: v, perms: perms.clone(), generation: 0 });
+            let last = i + 1 == missing.len();
+            let v = if last { value.unwrap_or(&[]).to_vec() } else { Vec::new() };
+            self.put_quietly(t, m, Node { value: v, perms: perms.clone(), generation: 0 }, !last);
         }
         Ok(())
     }

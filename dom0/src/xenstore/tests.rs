@@ -172,6 +172,10 @@ fn watches_fire_on_changes_at_or_below_with_relative_paths() {
     assert_eq!(err(req(&mut s, 1, XS_UNWATCH, 0, &z(&["data", "tok"]))), "ENOENT");
     write(&mut s, 0, 0, "/local/domain/1/data/y", "1").unwrap();
     assert!(s.take_events().is_empty());
+    req(&mut s, 1, XS_WATCH, 0, &z(&["data", "p"])).unwrap();
+    s.take_events();
+    write(&mut s, 1, 0, "data/new/deep/node", "1").unwrap();
+    assert_eq!(s.take_events(), [Event { conn: 1, path: "data/new/deep/node".into(), token: "p".into() }], "one event for a write that makes parents");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod events;
 mod mmu;
 mod privop;
 mod shutdown;
+mod xenstore;
 
 pub type Workload = fn(cmdline: &str);
 
@@ -28,6 +29,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("vcpu", crate::vcpu::run),
     ("badstack", crate::vcpu::badstack::run),
     ("bench-vcpu", crate::vcpu::bench::run),
+    ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile),
 ];
 
 pub fn find(name: &str) -> Option<Workload> {

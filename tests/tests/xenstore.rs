@@ -1,0 +1,68 @@
+//! XenStore served by Dom0: a guest uses it through its ring (pv-rt's
+//! xenbus client, `workload=xenstore`), on xen-core and on Xen 4.17 with
+//! the same Dom0; Dom0 sees what the guest wrote and the tree the
+//! toolstack wrote for it; hostile rings are dropped alone.
+
+use tests::{guest_archive, image, Boot, Outcome, Status};
+
+fn cfg(name: &str, extra: &str) -> Vec<u8> {
+    format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nvcpus=1\nextra=\"{extra}\"\non_poweroff=\"preserve\"\n").into_bytes()
+}
+
+fn run(boot: Boot, tag: &str, cfgs: &[(&str, &str)], script: &str) -> Outcome {
+    let kernel = std::fs::read(image("pv-guest-kernel")).expect("guest image");
+    let mut files = vec![("pv-guest-kernel", kernel)];
+    let names: Vec<String> = cfgs.iter().map(|(n, _)| format!("guests/{n}.cfg")).collect();
+    for ((name, extra), path) in cfgs.iter().zip(&names) {
+        files.push((path.as_str(), cfg(name, extra)));
+    }
+    let archive = guest_archive(tag, &files);
+    boot.dom0_image("dom0").module(&archive, "").dom0_cmdline(&format!("xl=\"{script}\"")).icount().run()
+}
+
+fn guest_uses_the_store(boot: Boot, tag: &str) {
+    let out = run(
+        boot,
+        tag,
+        &[("xs", "workload=xenstore")],
+        "create xs; wait xs; xenstore-read /local/domain/1/data/t /local/domain/1/name; xenstore-ls -f /local/domain/1/console; destroy xs; xenstore-ls /local/domain",
+    );
+    out.assert_status(Status::PoweredOff);
+    let checks: Vec<&str> = out.guest_lines().into_iter().filter(|l| l.starts_with("[xs] check ")).collect();
+    assert!(checks.len() >= 25, "the guest ran its checks\n{}", out.tail(40));
+    assert!(checks.iter().all(|l| l.ends_with(" ok")), "every check passed: {checks:#?}");
+    out.assert_guest_line("[xs] Test result: SUCCESS");
+    let lines = out.guest_lines();
+    let after = |cmd: &str| lines.iter().skip_while(|l| !l.ends_with(cmd)).nth(1).copied().unwrap_or("");
+    assert_eq!(after("xenstore-read /local/domain/1/data/t /local/domain/1/name"), "committed", "Dom0 sees the guest's write");
+    assert!(lines.contains(&"xs"), "and the name the toolstack wrote\n{}", out.tail(30));
+    assert!(lines.contains(&"/local/domain/1/console/type = \"xenconsoled\""), "libxl's console nodes\n{}", out.tail(30));
+    let tail: Vec<&str> = lines.iter().skip_while(|l| !l.ends_with("xenstore-ls /local/domain")).copied().collect();
+    assert!(tail.contains(&"0 = \"\"") && !tail.contains(&"1 = \"\""), "the guest's nodes went with it: {tail:?}");
+}
+
+#[test]
+fn a_guest_uses_the_store_through_its_ring_on_xen_core() {
+    guest_uses_the_store(Boot::xen_core(), "xs-core");
+}
+
+#[test]
+fn a_guest_uses_the_store_through_its_ring_on_xen() {
+    guest_uses_the_store(Boot::xen(), "xs-xen");
+}
+
+#[test]
+fn hostile_rings_are_dropped_alone_and_the_store_serves_the_next_guest() {
+    let out = run(
+        Boot::xen_core(),
+        "xs-hostile",
+        &[("len", "workload=xenstore-hostile how=length"), ("idx", "workload=xenstore-hostile how=index"), ("xs", "workload=xenstore")],
+        "create len; wait len; create idx; wait idx; create xs; wait xs; xenstore-read /local/domain/3/data/t",
+    );
+    out.assert_status(Status::PoweredOff);
+    let text = out.guest_lines().join("\n");
+    assert!(text.contains("xenstored: domain 1: message longer than XENSTORE_PAYLOAD_MAX; ignoring its ring from now on"), "{text}");
+    assert!(text.contains("xenstored: domain 2: ring indices out of range; ignoring its ring from now on"), "{text}");
+    assert!(text.contains("[len] xenstore-hostile: a read afterwards: error timeout"), "{text}");
+    out.assert_guest_line("[xs] Test result: SUCCESS");
+}
