@@ -37,5 +37,9 @@ pub mod listing;
 #[cfg(not(test))]
 pub mod xl;
 #[cfg(not(test))]
+mod xl_console;
+#[cfg(not(test))]
+mod xl_shutdown;
+#[cfg(not(test))]
 mod xs_commands;
 pub mod xenstore;

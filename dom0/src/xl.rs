@@ -97,6 +97,8 @@ pub struct Toolstack {
     first_output: Option<(DomId, u64)>,
     /// The store daemon (Dom0 serves XenStore, see `xenstore`).
     xs: Xenstored,
+    /// `xl console`: the slot whose console has the terminal.
+    attached: Option<usize>,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
@@ -134,6 +136,7 @@ impl Toolstack {
             last_created: None,
             first_output: None,
             xs: Xenstored::new(STORE_VA, MAX_GUESTS),
+            attached: None,
         }
     }
 
@@ -280,6 +283,14 @@ impl Toolstack {
             // SAFETY: as above; the index is masked into the ring.
             let c = unsafe { ptr::read_volatile(ptr::addr_of!((*intf).out[mask_out_idx(cons)])) };
             cons = cons.wrapping_add(1);
+            if self.attached == Some(slot) {
+                // `xl console`: the guest's bytes as they come, but no
+                // control characters that could drive our terminal.
+                if c == b'\n' || c == b'\t' || c == 0x08 || (0x20..0x7f).contains(&c) || c >= 0x80 {
+                    pv_rt::console::write_bytes(&[c]);
+                }
+                continue;
+            }
             if c == b'\n' || g.line.is_full() {
                 if !self.printed && self.interactive && !self.busy {
                     pv_rt::console::write_bytes(b"\n");
@@ -323,6 +334,10 @@ impl Toolstack {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            if let Some(slot) = self.attached {
+                self.console_input(slot, &buf[..n]);
+                continue;
+            }
             if !self.interactive {
                 continue;
             }
@@ -441,6 +456,9 @@ impl Toolstack {
     /// connection and nodes.
     fn forget(&mut self, slot: usize) {
         if let Some(g) = self.guests[slot].take() {
+            if self.attached == Some(slot) {
+                self.attached = None;
+            }
             domain_tree::remove(&mut self.xs, g.domid);
             // SAFETY: nothing refers into the console page once the guest
             // is out of the table.
@@ -514,8 +532,7 @@ impl Toolstack {
             "destroy" => self.cmd_destroy(args),
             "pause" => self.with_domain(cmd, args, |_, d| hv::pausedomain(d)),
             "unpause" => self.with_domain(cmd, args, |_, d| hv::unpausedomain(d)),
-            "shutdown" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_poweroff)),
-            "reboot" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_reboot)),
+            "shutdown" | "reboot" => self.cmd_shutdown(cmd, args),
             "info" => self.cmd_info(),
             "dmesg" => self.cmd_dmesg(args),
             "sched-credit" => self.cmd_sched_credit(cmd, XEN_SCHEDULER_CREDIT, args),
@@ -529,6 +546,7 @@ impl Toolstack {
             "wait" => self.cmd_wait(args),
             "bench" => self.cmd_bench(args),
             "ls" => self.cmd_ls(),
+            "console" => self.cmd_console(args),
             c if c.starts_with("xenstore-") => self.cmd_xenstore(c, args),
             "poweroff" => {
                 self.poweroff = true;
@@ -540,7 +558,7 @@ impl Toolstack {
 
     /// The domain `arg` names: one of ours by name, `Domain-0`, or an id
     /// that exists.
-    fn resolve(&self, arg: &str) -> Result<DomId, ()> {
+    pub(crate) fn resolve(&self, arg: &str) -> Result<DomId, ()> {
         if arg == "Domain-0" {
             return Ok(0);
         }
@@ -1130,6 +1148,36 @@ impl Toolstack {
         Ok(())
     }
 
+    /// `xl console`: gives the terminal to domain `domid`'s console.
+    pub(crate) fn attach_console(&mut self, domid: DomId) -> bool {
+        self.attached = self.slot_of(domid);
+        self.attached.is_some()
+    }
+
+    pub(crate) fn console_attached(&self) -> bool {
+        self.attached.is_some()
+    }
+
+    /// Typed bytes while attached: into the guest's `in` ring, up to
+    /// Ctrl-], which detaches.
+    fn console_input(&mut self, slot: usize, bytes: &[u8]) {
+        let (data, detach) = match bytes.iter().position(|&b| b == crate::xl_console::DETACH) {
+            Some(i) => (&bytes[..i], true),
+            None => (bytes, false),
+        };
+        if let Some(g) = &self.guests[slot] {
+            // SAFETY: the console page stays mapped while the guest is in
+            // the table.
+            let n = unsafe { crate::xl_console::put_input(console_va(slot) as *mut XenconsInterface, data) };
+            if n > 0 {
+                let _ = hv::evtchn_send(g.port);
+            }
+        }
+        if detach {
+            self.attached = None;
+        }
+    }
+
     /// The store daemon, for Dom0's own store commands.
     pub(crate) fn xenstored(&mut self) -> &mut Xenstored {
         &mut self.xs
@@ -1196,11 +1244,12 @@ fn help() {
         ("create", "Create a domain from config file <filename>: create <ConfigFile> [key=value ...]"),
         ("list", "List information about all/some domains"),
         ("destroy", "Terminate a domain immediately"),
-        ("shutdown", "Issue a shutdown signal to a domain"),
-        ("reboot", "Issue a reboot signal to a domain"),
+        ("shutdown", "Issue a shutdown signal to a domain: [-F] [-T Seconds] <Domain> (control/shutdown; -F forces it after the timeout)"),
+        ("reboot", "Issue a reboot signal to a domain (same options)"),
         ("pause", "Pause execution of a domain"),
         ("unpause", "Unpause a paused domain"),
         ("info", "Get information about Xen host"),
+        ("console", "Attach to domain's console: console <Domain> (Ctrl-] detaches)"),
         ("dmesg", "Read and/or clear dmesg buffer"),
         ("sched-credit", "Get/set credit scheduler parameters: [-d <Domain> [-w <Weight>] [-c <Cap>]]"),
         ("sched-credit2", "Get/set credit2 scheduler parameters (same options)"),

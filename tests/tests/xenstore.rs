@@ -66,3 +66,66 @@ fn hostile_rings_are_dropped_alone_and_the_store_serves_the_next_guest() {
     assert!(text.contains("[len] xenstore-hostile: a read afterwards: error timeout"), "{text}");
     out.assert_guest_line("[xs] Test result: SUCCESS");
 }
+
+/// `xl reboot` and `xl shutdown` write `control/shutdown`; a guest that
+/// watches it (pv-rt's `xenbus::control`) takes the request and does it; a
+/// guest that does not answer is left alone after the timeout, unless `-F`
+/// forces it.
+fn shutdown_is_cooperative(boot: Boot, tag: &str) {
+    let idle = String::from_utf8(std::fs::read(tests::repo_root().join("guests/idle.cfg")).expect("idle.cfg")).unwrap();
+    let deaf = idle.lines().find_map(|l| l.strip_prefix("extra = \"")).map(|e| e.trim_end_matches('"').to_string()).unwrap();
+    let out = run(
+        boot,
+        tag,
+        &[("ctl", "workload=control"), ("deaf", &deaf)],
+        "create ctl; sleep 1; reboot ctl; sleep 1; shutdown ctl; create deaf; sleep 1; shutdown -T 1 deaf; shutdown -F -T 1 deaf; list",
+    );
+    out.assert_status(Status::PoweredOff);
+    let text = out.guest_lines().join("\n");
+    out.assert_guest_line("[ctl] control: shutdown request 'reboot': rebooting");
+    out.assert_guest_line("xl: domain ctl (1) has shut down, reason code 1 (reboot): action restart");
+    assert_eq!(text.matches("[ctl] control: listening on control/shutdown").count(), 2, "restarted once\n{text}");
+    out.assert_guest_line("[ctl] control: shutdown request 'poweroff': powering off");
+    out.assert_guest_line("xl: domain ctl (2) has shut down, reason code 0 (poweroff): action preserve");
+    out.assert_guest_line("xl: domain deaf did not shut down within the timeout; 'xl shutdown -F deaf' forces it");
+    out.assert_guest_line("xl: domain deaf did not answer: forcing the poweroff (SCHEDOP_remote_shutdown)");
+    out.assert_guest_line("xl: domain deaf (3) has shut down, reason code 0 (poweroff): action preserve");
+}
+
+#[test]
+fn xl_shutdown_and_reboot_go_through_the_guest_on_xen_core() {
+    shutdown_is_cooperative(Boot::xen_core(), "xs-control-core");
+}
+
+#[test]
+fn xl_shutdown_and_reboot_go_through_the_guest_on_xen() {
+    shutdown_is_cooperative(Boot::xen(), "xs-control-xen");
+}
+
+/// `xl console`: typed bytes reach the guest's `in` ring (the `echo`
+/// workload answers each line), its output shows as it comes, Ctrl-]
+/// detaches and the prompt's commands run again.
+fn console_carries_input(boot: Boot, tag: &str) {
+    let boot = boot
+        .input_after("xl: connected to echo's console", b"hello\r")
+        .input_after("echo: hello", b"quit\r")
+        .input_after("echo: bye", b"\x1d");
+    let out = run(boot, tag, &[("echo", "workload=echo")], "create echo; console echo; list");
+    out.assert_status(Status::PoweredOff);
+    out.assert_guest_line("echo: hello");
+    out.assert_guest_line("echo: bye");
+    out.assert_guest_line("xl: console of echo detached");
+    let lines = out.guest_lines();
+    let detached = lines.iter().position(|l| *l == "xl: console of echo detached").unwrap();
+    assert!(lines[detached..].iter().any(|l| l.starts_with("echo ")), "xl list ran after detaching\n{}", out.tail(20));
+}
+
+#[test]
+fn xl_console_carries_typed_lines_to_the_guest_and_ctrl_bracket_detaches() {
+    console_carries_input(Boot::xen_core(), "xs-console-core");
+}
+
+#[test]
+fn xl_console_carries_typed_lines_to_the_guest_on_xen() {
+    console_carries_input(Boot::xen(), "xs-console-xen");
+}

@@ -99,7 +99,7 @@ mod tests {
         for p in ["", "/a//b", "/a/", "/a b", "/a/\u{e9}", "@introduceDomain", "a/../b", "/x.y"] {
             assert_eq!(canonical(1, p), Err(Error::EINVAL), "{p:?}");
         }
-        let long = "/".repeat(1) + &"a".repeat(XENSTORE_ABS_PATH_MAX);
+        let long = alloc::format!("/{}", "a".repeat(XENSTORE_ABS_PATH_MAX));
         assert_eq!(canonical(1, &long), Err(Error::EINVAL));
         assert_eq!(canonical_watch(1, "@releaseDomain").unwrap(), "@releaseDomain");
         assert_eq!(canonical_watch(1, "@other"), Err(Error::EINVAL));

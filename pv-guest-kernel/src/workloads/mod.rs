@@ -4,6 +4,7 @@
 mod bench;
 mod bench_mmu;
 mod bench_grant; mod grant; mod grant_accept; mod grant_offer;
+mod echo;
 mod efault;
 mod enosys;
 mod events;
@@ -29,7 +30,8 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("vcpu", crate::vcpu::run),
     ("badstack", crate::vcpu::badstack::run),
     ("bench-vcpu", crate::vcpu::bench::run),
-    ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile),
+    ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile), ("control", xenstore::control),
+    ("echo", echo::run),
 ];
 
 pub fn find(name: &str) -> Option<Workload> {

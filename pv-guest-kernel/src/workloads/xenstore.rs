@@ -142,3 +142,38 @@ pub fn hostile(cmd: &str) {
     let after = xs.read(0, "domid");
     println!("xenstore-hostile: a read afterwards: {}", text(&after));
 }
+
+/// `workload=control`: a guest that answers the toolstack's shutdown
+/// requests (`xl shutdown`, `xl reboot`) through the store, as Linux does,
+/// and otherwise sleeps.
+pub fn control(_cmd: &str) {
+    use pv_rt::xenbus::control::{self, Request};
+    let Ok(_env) = Env::new() else { return };
+    let Some(mut xs) = Xenbus::new(start_info()) else {
+        println!("control: start_info names no store ring");
+        return;
+    };
+    if let Err(e) = control::listen(&mut xs) {
+        println!("control: cannot watch control/shutdown: {}", e.name());
+        return;
+    }
+    println!("control: listening on control/shutdown");
+    loop {
+        match control::wait(&mut xs, 0) {
+            Ok(Some(Request::Poweroff)) => {
+                println!("control: shutdown request 'poweroff': powering off");
+                pv_rt::poweroff();
+            }
+            Ok(Some(Request::Reboot)) => {
+                println!("control: shutdown request 'reboot': rebooting");
+                pv_rt::reboot();
+            }
+            Ok(Some(Request::Other(what))) => println!("control: shutdown request '{}' is not supported", what),
+            Ok(None) => {}
+            Err(e) => {
+                println!("control: store error {}", e.name());
+                return;
+            }
+        }
+    }
+}

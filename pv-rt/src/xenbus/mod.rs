@@ -4,7 +4,8 @@
 //! from `rsp`, watch events that arrive in between kept for
 //! [`Xenbus::wait_watch`]. One request at a time; the caller sleeps in
 //! `SCHEDOP_poll` on the store's port while it waits, so shared_info must
-//! be mapped first ([`crate::events::map_shared_info`]).
+//! be mapped first ([`crate::events::map_shared_info`]). [`control`]: the
+//! shutdown requests of the toolstack.
 
 use core::ptr::{self, addr_of, addr_of_mut};
 use core::sync::atomic::{fence, Ordering};
@@ -16,6 +17,8 @@ use hypercall_abi::EvtchnPort;
 use crate::events;
 use crate::mm::{self, VIRT_BASE};
 use crate::StartInfo;
+
+pub mod control;
 
 /// A reply's payload.
 pub type Payload = Vec<u8, XENSTORE_PAYLOAD_MAX>;
