@@ -22,6 +22,7 @@ extern crate alloc;
 
 #[cfg(not(test))]
 pub mod builder;
+pub mod blkback;
 pub mod cmdline;
 pub mod config;
 pub mod cpio;

@@ -22,6 +22,7 @@
 #![allow(non_upper_case_globals)]
 
 pub mod arch;
+pub mod blkif;
 pub mod callback;
 pub mod console;
 pub mod domctl;
