@@ -12,7 +12,7 @@
 
 use core::fmt;
 
-use heapless::String;
+use heapless::{String, Vec};
 
 pub const NAME_MAX: usize = 64;
 pub const PATH_MAX: usize = 128;
@@ -63,7 +63,13 @@ pub struct DomainConfig {
     pub on_poweroff: Action,
     pub on_reboot: Action,
     pub on_crash: Action,
+    /// `disk = [ 'spec', ... ]`: each disk as written (xl-disk-configuration;
+    /// `blkback::spec` reads them).
+    pub disks: Vec<String<DISK_SPEC_MAX>, MAX_DISKS>,
 }
+
+pub const DISK_SPEC_MAX: usize = 160;
+pub const MAX_DISKS: usize = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -105,7 +111,8 @@ enum Value<'a> {
     /// A bare word: a number, or a string written without quotes (which
     /// we accept on the command line, `name=g2`).
     Word(&'a str),
-    List,
+    /// `[ ... ]`, the text between the brackets.
+    List(&'a str),
 }
 
 struct Partial {
@@ -118,6 +125,26 @@ struct Partial {
     on_poweroff: Action,
     on_reboot: Action,
     on_crash: Action,
+    disks: Vec<String<DISK_SPEC_MAX>, MAX_DISKS>,
+}
+
+/// The quoted strings of a list's text, in order.
+fn list_strings(line: usize, key: &str, body: &str) -> Result<Vec<String<DISK_SPEC_MAX>, MAX_DISKS>, ConfigError> {
+    let mut out = Vec::new();
+    let mut rest = body.trim();
+    while !rest.is_empty() {
+        let q = rest.as_bytes()[0];
+        if q != b'"' && q != b'\'' {
+            return Err(bad(line, key, "expected a list of quoted strings"));
+        }
+        let end = rest[1..].find(q as char).ok_or(bad(line, key, "unterminated string"))? + 1;
+        let mut s = String::new();
+        s.push_str(&rest[1..end]).map_err(|_| bad(line, key, "an entry is too long"))?;
+        out.push(s).map_err(|_| bad(line, key, "too many entries"))?;
+        rest = rest[end + 1..].trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+    }
+    Ok(out)
 }
 
 /// Splits `text` into statements: `(line number, statement)`, comments and
@@ -218,7 +245,7 @@ fn parse_statement(line: usize, s: &str) -> Result<(&str, Value<'_>), ConfigErro
         if !value.ends_with(']') {
             return Err(ConfigError::Syntax { line, what: "unterminated list" });
         }
-        Value::List
+        Value::List(&value[1..value.len() - 1])
     } else if value.is_empty() {
         return Err(ConfigError::Syntax { line, what: "missing value" });
     } else if value.bytes().any(|c| c.is_ascii_whitespace()) {
@@ -242,7 +269,7 @@ fn bad(line: usize, key: &str, what: &'static str) -> ConfigError {
 fn string<const N: usize>(line: usize, key: &str, v: Value) -> Result<String<N>, ConfigError> {
     let s = match v {
         Value::Str(s) | Value::Word(s) => s,
-        Value::List => return Err(bad(line, key, "expected a string, not a list")),
+        Value::List(_) => return Err(bad(line, key, "expected a string, not a list")),
     };
     let mut out = String::new();
     out.push_str(s).map_err(|_| bad(line, key, "too long"))?;
@@ -252,7 +279,7 @@ fn string<const N: usize>(line: usize, key: &str, v: Value) -> Result<String<N>,
 fn number(line: usize, key: &str, v: Value) -> Result<u64, ConfigError> {
     match v {
         Value::Word(s) | Value::Str(s) => s.parse().map_err(|_| bad(line, key, "expected a number")),
-        Value::List => Err(bad(line, key, "expected a number, not a list")),
+        Value::List(_) => Err(bad(line, key, "expected a number, not a list")),
     }
 }
 
@@ -292,6 +319,10 @@ impl Partial {
                     _ => self.on_crash = a,
                 }
             }
+            "disk" => match v {
+                Value::List(body) => self.disks = list_strings(line, key, body)?,
+                _ => self.disks = list_strings(line, key, &alloc::format!("'{}'", string::<DISK_SPEC_MAX>(line, key, v)?))?,
+            },
             // Everything else xl knows does not concern a PV guest of ours.
             _ => {}
         }
@@ -311,6 +342,7 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
         on_poweroff: Action::Destroy,
         on_reboot: Action::Restart,
         on_crash: Action::Destroy,
+        disks: Vec::new(),
     };
     statements(text, |line, s| {
         let (k, v) = parse_statement(line, s)?;
@@ -340,6 +372,7 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
         on_poweroff: p.on_poweroff,
         on_reboot: p.on_reboot,
         on_crash: p.on_crash,
+        disks: p.disks,
     })
 }
 

@@ -4,6 +4,7 @@
 //! They outlive the guests that use them, until Dom0 powers off.
 
 use alloc::boxed::Box;
+use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -37,7 +38,7 @@ impl MemDisk {
     }
 
     fn in_range(&self, sector: u64, len: usize) -> bool {
-        len % 512 == 0 && sector.checked_add(len as u64 / 512).is_some_and(|end| end <= self.sectors)
+        len.is_multiple_of(512) && sector.checked_add(len as u64 / 512).is_some_and(|end| end <= self.sectors)
     }
 }
 
@@ -73,21 +74,22 @@ impl Disk for MemDisk {
         }
         let mut off = sector * 512;
         for chunk in data.chunks(512) {
-            let idx = off / PAGE;
-            if !self.pages.contains_key(&idx) {
-                if chunk.iter().all(|&b| b == 0) {
+            let page = match self.pages.entry(off / PAGE) {
+                Entry::Occupied(e) => e.into_mut(),
+                // A page never written reads as zeroes: zeroes need no page.
+                Entry::Vacant(_) if chunk.iter().all(|&b| b == 0) => {
                     off += 512;
                     continue;
                 }
-                if USED.fetch_add(PAGE as usize, Ordering::Relaxed) + PAGE as usize > MEMORY_LIMIT {
-                    USED.fetch_sub(PAGE as usize, Ordering::Relaxed);
-                    return Err(());
+                Entry::Vacant(e) => {
+                    if USED.fetch_add(PAGE as usize, Ordering::Relaxed) + PAGE as usize > MEMORY_LIMIT {
+                        USED.fetch_sub(PAGE as usize, Ordering::Relaxed);
+                        return Err(());
+                    }
+                    e.insert(Box::new([0; PAGE as usize]))
                 }
-                self.pages.insert(idx, Box::new([0; PAGE as usize]));
-            }
-            if let Some(p) = self.pages.get_mut(&idx) {
-                p[(off % PAGE) as usize..(off % PAGE) as usize + 512].copy_from_slice(chunk);
-            }
+            };
+            page[(off % PAGE) as usize..(off % PAGE) as usize + 512].copy_from_slice(chunk);
             off += 512;
         }
         Ok(())
