@@ -34,6 +34,8 @@ use crate::config::{self, Action, DomainConfig, PATH_MAX};
 use crate::cpio;
 use crate::listing::ListLine;
 use crate::hv;
+use crate::blkback::backend::Blkback;
+use crate::blkback::spec;
 use crate::domain_tree;
 use crate::xenstore::daemon::Xenstored;
 
@@ -46,6 +48,8 @@ const WINDOW_VA: u64 = VA_BASE + 0x1000;
 const CONSOLE_VA: u64 = VA_BASE + 0x10000;
 /// The store daemon's ring pages, one per slot.
 const STORE_VA: u64 = VA_BASE + 0x30000;
+/// blkback's ring pages (granted by the frontends), one per disk slot.
+const BLK_VA: u64 = VA_BASE + 0x50000;
 /// A guest's console line is printed when it ends or reaches this length.
 const LINE: usize = 200;
 const PROMPT: &str = "xl> ";
@@ -99,6 +103,8 @@ pub struct Toolstack {
     xs: Xenstored,
     /// `xl console`: the slot whose console has the terminal.
     attached: Option<usize>,
+    /// The block back end and its images.
+    blk: Blkback,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
@@ -137,6 +143,7 @@ impl Toolstack {
             first_output: None,
             xs: Xenstored::new(STORE_VA, MAX_GUESTS),
             attached: None,
+            blk: Blkback::new(BLK_VA, MAX_GUESTS),
         }
     }
 
@@ -205,14 +212,14 @@ impl Toolstack {
         word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
     }
 
-    fn ports(&self) -> Vec<EvtchnPort, { 2 * MAX_GUESTS + 2 }> {
+    fn ports(&self) -> Vec<EvtchnPort, { 3 * MAX_GUESTS + 2 }> {
         let mut p = Vec::new();
         let _ = p.push(self.virq_console);
         let _ = p.push(self.virq_dom_exc);
         for g in self.guests.iter().flatten() {
             let _ = p.push(g.port);
         }
-        for port in self.xs.ports() {
+        for port in self.xs.ports().into_iter().chain(self.blk.ports()) {
             let _ = p.push(port);
         }
         p
@@ -237,10 +244,12 @@ impl Toolstack {
                 self.drain(slot);
             }
         }
-        for port in self.xs.ports() {
+        for port in self.xs.ports().into_iter().chain(self.blk.ports()) {
             self.take_pending(port);
         }
         self.xs.serve();
+        self.blk.poll_states(&mut self.xs);
+        self.blk.serve();
         if input || self.interactive {
             self.read_input();
         }
@@ -459,6 +468,9 @@ impl Toolstack {
             if self.attached == Some(slot) {
                 self.attached = None;
             }
+            // Ring grants unmapped before the domain goes, else Xen could
+            // not free its pages.
+            self.blk.detach(&mut self.xs, g.domid, None);
             domain_tree::remove(&mut self.xs, g.domid);
             // SAFETY: nothing refers into the console page once the guest
             // is out of the table.
@@ -655,6 +667,15 @@ impl Toolstack {
             fail!("this toolstack runs at most {} guests", MAX_GUESTS)
         };
         let Some((_, image)) = self.find_file(&[kernel]) else { fail!("kernel '{}' not found", kernel) };
+        let mut disks: Vec<spec::DiskSpec, { config::MAX_DISKS }> = Vec::new();
+        for d in &cfg.disks {
+            match spec::parse(d) {
+                Ok(s) => {
+                    let _ = disks.push(s);
+                }
+                Err(why) => fail!("{}: disk '{}': {}", cfg.name, d, why),
+            }
+        }
         let want = self.choose_domid(&cfg)?;
         // The command line with `${domid:NAME}` expanded; the template stays
         // in the stored configuration for restarts.
@@ -709,6 +730,17 @@ impl Toolstack {
             let _ = hv::evtchn_close(port);
             let _ = hv::destroydomain(domid);
             fail!("cannot create domain '{}': writing its xenstore nodes failed: {}", cfg.name, e);
+        }
+        for d in &disks {
+            if let Err(why) = self.blk.attach(&mut self.xs, domid, d) {
+                self.blk.detach(&mut self.xs, domid, None);
+                domain_tree::remove(&mut self.xs, domid);
+                // SAFETY: the console page is referenced by nothing yet.
+                let _ = unsafe { hv::unmap(console_va(slot)) };
+                let _ = hv::evtchn_close(port);
+                let _ = hv::destroydomain(domid);
+                fail!("cannot create domain '{}': disk {}: {}", cfg.name, d.vdev, why);
+            }
         }
         let mut k = String::new();
         let _ = k.push_str(kernel);

@@ -28,6 +28,7 @@
 extern crate bare_rt;
 
 pub mod banner;
+pub mod blkfront;
 pub mod cmdline;
 pub mod console;
 pub mod events;

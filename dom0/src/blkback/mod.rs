@@ -9,6 +9,8 @@
 // Disk and grant failures carry no detail: each becomes BLKIF_RSP_ERROR.
 #![allow(clippy::result_unit_err)]
 
+#[cfg(not(test))]
+pub mod backend;
 pub mod disk;
 pub mod request;
 pub mod ring;

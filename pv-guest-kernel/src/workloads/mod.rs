@@ -2,6 +2,7 @@
 //! whole command line for its own options.
 
 mod bench;
+mod blk;
 mod bench_mmu;
 mod bench_grant; mod grant; mod grant_accept; mod grant_offer;
 mod echo;
@@ -32,6 +33,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("bench-vcpu", crate::vcpu::bench::run),
     ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile), ("control", xenstore::control),
     ("echo", echo::run),
+    ("blk-write", blk::write), ("blk-read", blk::read), ("blk-hostile", blk::hostile),
 ];
 
 pub fn find(name: &str) -> Option<Workload> {
