@@ -1,14 +1,16 @@
 //! Guest configurations in `xl.cfg` syntax (the subset a PV guest of ours
 //! needs): `key = value` statements, one a line or separated by `;`, `#`
 //! comments, values that are "double"- or 'single'-quoted strings, numbers,
-//! or `[ ... ]` lists (accepted and ignored). As with `xl create cfg k=v`,
+//! or `[ ... ]` lists. As with `xl create cfg k=v`,
 //! extra statements given on the command line are applied after the file.
 //!
 //! Keys understood: `name`, `kernel`, `memory` (MiB), `maxmem` (MiB),
 //! `vcpus`, `extra` (the guest's command line; `cmdline` is accepted as an
 //! alias; `${domid:NAME}` in it becomes the id of domain NAME, see
-//! [`expand`]), `on_poweroff`, `on_reboot`, `on_crash`. Other keys are ignored,
-//! as xl ignores keys that do not apply to a PV guest.
+//! [`expand`]), `on_poweroff`, `on_reboot`, `on_crash`, `disk` (a list of
+//! xl-disk-configuration strings). Other keys are ignored with a warning
+//! (`vif` says networking is not offered yet), so a mistyped key does not
+//! pass unnoticed; `type = "pv"` is accepted quietly.
 
 use core::fmt;
 
@@ -66,8 +68,12 @@ pub struct DomainConfig {
     /// `disk = [ 'spec', ... ]`: each disk as written (xl-disk-configuration;
     /// `blkback::spec` reads them).
     pub disks: Vec<String<DISK_SPEC_MAX>, MAX_DISKS>,
+    /// What the toolstack should say about the file (keys it ignored).
+    pub warnings: Vec<String<WARNING_MAX>, MAX_WARNINGS>,
 }
 
+pub const WARNING_MAX: usize = 96;
+pub const MAX_WARNINGS: usize = 8;
 pub const DISK_SPEC_MAX: usize = 160;
 pub const MAX_DISKS: usize = 4;
 
@@ -126,6 +132,7 @@ struct Partial {
     on_reboot: Action,
     on_crash: Action,
     disks: Vec<String<DISK_SPEC_MAX>, MAX_DISKS>,
+    warnings: Vec<String<WARNING_MAX>, MAX_WARNINGS>,
 }
 
 /// The quoted strings of a list's text, in order.
@@ -284,6 +291,15 @@ fn number(line: usize, key: &str, v: Value) -> Result<u64, ConfigError> {
 }
 
 impl Partial {
+    fn warn(&mut self, line: usize, what: fmt::Arguments) {
+        let mut w: String<WARNING_MAX> = String::new();
+        if line > 0 {
+            let _ = fmt::write(&mut w, format_args!("line {}: ", line));
+        }
+        let _ = fmt::write(&mut w, what);
+        let _ = self.warnings.push(w);
+    }
+
     fn apply(&mut self, line: usize, key: &str, v: Value) -> Result<(), ConfigError> {
         match key {
             "name" => {
@@ -323,8 +339,9 @@ impl Partial {
                 Value::List(body) => self.disks = list_strings(line, key, body)?,
                 _ => self.disks = list_strings(line, key, &alloc::format!("'{}'", string::<DISK_SPEC_MAX>(line, key, v)?))?,
             },
-            // Everything else xl knows does not concern a PV guest of ours.
-            _ => {}
+            "type" if matches!(v, Value::Str("pv") | Value::Word("pv")) => {}
+            "vif" => self.warn(line, format_args!("vif: networking is not offered yet; the guest gets no network interface")),
+            _ => self.warn(line, format_args!("unknown or unsupported key '{}' ignored", key)),
         }
         Ok(())
     }
@@ -343,6 +360,7 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
         on_reboot: Action::Restart,
         on_crash: Action::Destroy,
         disks: Vec::new(),
+        warnings: Vec::new(),
     };
     statements(text, |line, s| {
         let (k, v) = parse_statement(line, s)?;
@@ -373,6 +391,7 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
         on_reboot: p.on_reboot,
         on_crash: p.on_crash,
         disks: p.disks,
+        warnings: p.warnings,
     })
 }
 
@@ -433,6 +452,21 @@ mod tests {
         assert_eq!(c.on_crash, Action::Preserve);
         assert_eq!(c.on_poweroff, Action::Destroy);
         assert_eq!(c.on_reboot, Action::Restart);
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(c.warnings[0].as_str(), "line 7: vif: networking is not offered yet; the guest gets no network interface");
+    }
+
+    #[test]
+    fn disks_are_read_and_unknown_keys_warned_about() {
+        let c = parse(
+            "name='g'\nkernel='k'\ntype='pv'\ndisk = [ 'format=raw, vdev=xvda, access=rw, target=a',\n 'b,raw,xvdb,ro' ]\nmemmory = 16\n",
+            ["colour=blue"],
+        )
+        .unwrap();
+        assert_eq!(c.disks.iter().map(|d| d.as_str()).collect::<std::vec::Vec<_>>(), ["format=raw, vdev=xvda, access=rw, target=a", "b,raw,xvdb,ro"]);
+        let w: std::vec::Vec<&str> = c.warnings.iter().map(|w| w.as_str()).collect();
+        assert_eq!(w, ["line 6: unknown or unsupported key 'memmory' ignored", "unknown or unsupported key 'colour' ignored"]);
+        assert!(parse("name='g'\nkernel='k'\ndisk = [ target=a ]\n", []).is_err(), "unquoted list entries");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub mod listing;
 #[cfg(not(test))]
 pub mod xl;
 #[cfg(not(test))]
+mod xl_block;
+#[cfg(not(test))]
 mod xl_console;
 #[cfg(not(test))]
 mod xl_shutdown;

@@ -559,6 +559,7 @@ impl Toolstack {
             "bench" => self.cmd_bench(args),
             "ls" => self.cmd_ls(),
             "console" => self.cmd_console(args),
+            "block-attach" | "block-detach" | "block-list" => self.cmd_block(cmd, args),
             c if c.starts_with("xenstore-") => self.cmd_xenstore(c, args),
             "poweroff" => {
                 self.poweroff = true;
@@ -643,6 +644,9 @@ impl Toolstack {
             Ok(c) => c,
             Err(e) => fail!("{}: {}", cfg_path, e),
         };
+        for w in &cfg.warnings {
+            println!("{}: warning: {}", cfg_path, w);
+        }
         // The kernel as named, else next to the config file.
         let dir = cfg_path.rsplit_once('/').map_or("", |(d, _)| d);
         let mut beside: String<PATH_MAX> = String::new();
@@ -1210,6 +1214,16 @@ impl Toolstack {
         }
     }
 
+    /// The block back end, for `xl block-*`.
+    pub(crate) fn blkback(&mut self) -> (&mut Blkback, &mut Xenstored) {
+        (&mut self.blk, &mut self.xs)
+    }
+
+    /// Whether domain `domid` is one of this toolstack's guests.
+    pub(crate) fn is_ours(&self, domid: DomId) -> bool {
+        self.slot_of(domid).is_some()
+    }
+
     /// The store daemon, for Dom0's own store commands.
     pub(crate) fn xenstored(&mut self) -> &mut Xenstored {
         &mut self.xs
@@ -1282,6 +1296,9 @@ fn help() {
         ("unpause", "Unpause a paused domain"),
         ("info", "Get information about Xen host"),
         ("console", "Attach to domain's console: console <Domain> (Ctrl-] detaches)"),
+        ("block-attach", "Create a new virtual block device: block-attach <Domain> <disk-spec>"),
+        ("block-detach", "Destroy a domain's virtual block device: block-detach [-f] <Domain> <DevId|vdev>"),
+        ("block-list", "List virtual block devices for a domain: block-list <Domain>"),
         ("dmesg", "Read and/or clear dmesg buffer"),
         ("sched-credit", "Get/set credit scheduler parameters: [-d <Domain> [-w <Weight>] [-c <Cap>]]"),
         ("sched-credit2", "Get/set credit2 scheduler parameters (same options)"),

@@ -86,10 +86,22 @@ fn wait_state(xs: &mut Xenbus, p: &str, deadline: u64, ok: impl Fn(u64) -> bool)
 }
 
 impl Blkfront {
-    /// Connects to disk `vdev` (51712 for xvda).
+    /// Connects to disk `vdev` (51712 for xvda), waiting until `deadline`
+    /// for the toolstack to attach it if it is not there yet.
     pub fn connect(mm: &mut Mm, xs: &mut Xenbus, gt: &GrantTable, vdev: u32, l: &Layout, deadline: u64) -> Result<Blkfront, BlkError> {
         let mut dir: String<64> = String::new();
         let _ = core::fmt::write(&mut dir, format_args!("device/vbd/{}", vdev));
+        // A disk attached later (`xl block-attach`): wait for its nodes.
+        if xs.read(0, &path(&dir, "backend")).is_err() {
+            xs.watch("device", "blkfront-device")?;
+            while xs.read(0, &path(&dir, "backend")).is_err() {
+                if xs.wait_watch(deadline).is_none() && crate::time::system_time() >= deadline {
+                    let _ = xs.unwatch("device", "blkfront-device");
+                    return Err(BlkError::Backend("no such disk"));
+                }
+            }
+            let _ = xs.unwatch("device", "blkfront-device");
+        }
         let be = xs.read(0, &path(&dir, "backend"))?;
         let backend: String<128> = core::str::from_utf8(&be).ok().and_then(|s| String::try_from(s).ok()).ok_or(BlkError::Backend("bad backend path"))?;
         let backend_id = num(xs, &path(&dir, "backend-id"))? as DomId;

@@ -4,8 +4,15 @@
 
 use tests::{guest_archive, image, Boot, Outcome, Status};
 
+/// A config; `disk` empty: none, else a `disk=` entry, or whole extra
+/// lines when it starts with a newline.
 fn cfg(name: &str, extra: &str, disk: &str) -> Vec<u8> {
-    format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nextra=\"{extra}\"\ndisk = [ '{disk}' ]\n").into_bytes()
+    let disk = match disk {
+        "" => String::new(),
+        d if d.starts_with('\n') => d.to_string(),
+        d => format!("disk = [ '{d}' ]\n"),
+    };
+    format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nextra=\"{extra}\"\n{disk}").into_bytes()
 }
 
 fn run(boot: Boot, tag: &str, cfgs: &[(&str, &str, &str)], script: &str) -> Outcome {
@@ -85,4 +92,36 @@ fn an_image_in_use_read_write_is_refused_to_a_second_guest() {
     out.assert_guest_line("xl: cannot create domain 'b': disk xvda: image img1 is in use by domain 1");
     out.assert_guest_line("xl: cannot create domain 'c': disk xvda: image img1 is in use by domain 1 read-write");
     assert!(out.guest_lines().iter().any(|l| l.starts_with("d ")), "another image is fine\n{}", out.tail(20));
+}
+
+/// `xl block-attach` to a running guest (its frontend waits for the
+/// device), `block-list`, `block-detach` (refused while the frontend does
+/// not close, forced with `-f`); config keys that are not understood are
+/// warned about, `vif` says networking is not offered.
+#[test]
+fn xl_block_attach_list_detach_and_config_warnings() {
+    let idle = "workload=grant-offer peer=0 timeout=0";
+    let out = run(
+        Boot::xen_core(),
+        "blk-xl",
+        &[
+            ("w", "workload=blk-write pattern=5", ""),
+            ("idle", idle, "\nvif = [ 'bridge=xenbr0' ]\ncolour = \"blue\"\n"),
+            ("r", "workload=blk-read pattern=5", "vdev=xvda, target=img9"),
+        ],
+        "create w; block-attach w 'format=raw, vdev=xvda, access=rw, target=img9'; block-list w; wait w; \
+         create idle; block-attach idle vdev=xvdb access=ro target=img9; block-list idle; block-detach idle xvdb; \
+         block-detach -f idle xvdb; block-list idle; create r; wait r",
+    );
+    out.assert_status(Status::PoweredOff);
+    let lines = out.guest_lines();
+    out.assert_guest_line("[w] blk: wrote 64 sectors of pattern 5");
+    assert!(lines.iter().any(|l| l.starts_with("51712 0   51712 ")), "block-list shows xvda\n{}", out.tail(40));
+    out.assert_guest_line("guests/idle.cfg: warning: line 6: vif: networking is not offered yet; the guest gets no network interface");
+    out.assert_guest_line("guests/idle.cfg: warning: line 7: unknown or unsupported key 'colour' ignored");
+    assert!(lines.iter().any(|l| l.starts_with("51728 0   51728 ")), "block-list shows xvdb\n{}", out.tail(40));
+    out.assert_guest_line("xl: block-detach: the frontend of xvdb did not close within 5 s; 'xl block-detach -f' removes it anyway");
+    let last_list = lines.iter().rposition(|l| l.ends_with("block-list idle")).unwrap();
+    assert!(!lines[last_list..].iter().any(|l| l.starts_with("51728 ")), "detached\n{}", out.tail(40));
+    out.assert_guest_line("[r] blk: read 64 sectors of pattern 5: same");
 }
