@@ -72,7 +72,7 @@ fn a_hostile_frontend_gets_errors_and_others_keep_working() {
     );
     out.assert_status(Status::PoweredOff);
     let checks: Vec<&str> = out.guest_lines().into_iter().filter(|l| l.starts_with("[bad] check ")).collect();
-    assert_eq!(checks.len(), 8, "the hostile checks ran\n{}", out.tail(40));
+    assert_eq!(checks.len(), 9, "the hostile checks ran\n{}", out.tail(40));
     assert!(checks.iter().all(|l| l.ends_with(" ok")), "{checks:#?}");
     out.assert_guest_line("blkback: domain 1 vbd 51712: frontend's ring indices are bogus; halting it");
     out.assert_guest_line("[r] blk: read 64 sectors of pattern 3: same");

@@ -4,8 +4,8 @@
 //! - `blk-read pattern=N`: reads them back and compares;
 //! - `blk-hostile`: requests a back end must refuse (a grant never given,
 //!   sectors past the end, `first_sect > last_sect`, too many segments, an
-//!   unknown operation), a full ring at once, then a producer index far
-//!   past the ring. Each refused request must get an error response and the
+//!   unknown operation), a full ring at once, a flood of events, then a
+//!   producer index far past the ring. Each refused request must get an error response and the
 //!   back end must keep serving until the bogus index.
 
 use hypercall_abi::blkif::*;
@@ -126,6 +126,11 @@ pub fn hostile(_cmd: &str) {
         let answered = (0..BLKIF_RING_SIZE).filter(|_| b.response(deadline).is_some_and(|r| r.status == BLKIF_RSP_OKAY)).count();
         c.eq("blk a full ring answered", answered, BLKIF_RING_SIZE);
         c.eq("blk still serving", b.io(BLKIF_OP_READ, 0, &mut [0u8; 4096], deadline).unwrap_or(99), BLKIF_RSP_OKAY);
+        // A flood of notifications with nothing behind them.
+        for _ in 0..5000 {
+            let _ = pv_rt::events::send(b.port);
+        }
+        c.eq("blk serving after an event flood", b.io(BLKIF_OP_READ, 0, &mut [0u8; 4096], deadline).unwrap_or(99), BLKIF_RSP_OKAY);
         // More requests than slots: the back end stops serving this ring.
         let bogus = b.req_prod_pvt().wrapping_add(1000);
         b.push_raw(bogus);
