@@ -50,6 +50,9 @@ const CONSOLE_VA: u64 = VA_BASE + 0x10000;
 const STORE_VA: u64 = VA_BASE + 0x30000;
 /// blkback's ring pages (granted by the frontends), one per disk slot.
 const BLK_VA: u64 = VA_BASE + 0x50000;
+/// blkback's persistent grants: 16 pages per disk slot, to the end of the
+/// L1 table's 2 MiB.
+const PGRANT_VA: u64 = VA_BASE + 0x100000;
 /// A guest's console line is printed when it ends or reaches this length.
 const LINE: usize = 200;
 const PROMPT: &str = "xl> ";
@@ -143,7 +146,7 @@ impl Toolstack {
             first_output: None,
             xs: Xenstored::new(STORE_VA, MAX_GUESTS),
             attached: None,
-            blk: Blkback::new(BLK_VA, MAX_GUESTS),
+            blk: Blkback::new(BLK_VA, PGRANT_VA, MAX_GUESTS),
         }
     }
 

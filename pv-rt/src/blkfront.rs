@@ -40,6 +40,9 @@ pub struct Layout {
     pub data_va: u64,
     pub ring_gref: u32,
     pub data_gref: u32,
+    /// Offer `feature-persistent`: the data page's grant is never revoked,
+    /// so the back end may keep it mapped.
+    pub persistent: bool,
 }
 
 pub struct Blkfront {
@@ -50,6 +53,8 @@ pub struct Blkfront {
     pub data_gref: u32,
     pub sectors: u64,
     pub info: u32,
+    /// Both ends offered persistent grants.
+    pub persistent: bool,
     req_prod_pvt: u32,
     rsp_cons: u32,
     next_id: u64,
@@ -140,6 +145,7 @@ impl Blkfront {
             let _ = core::fmt::write(&mut n, format_args!("{}", port));
             xs.write(tx, &path(&dir, "event-channel"), n.as_bytes())?;
             xs.write(tx, &path(&dir, "protocol"), b"x86_64-abi")?;
+            xs.write(tx, &path(&dir, "feature-persistent"), if l.persistent { b"1" } else { b"0" })?;
             xs.write(tx, &path(&dir, "state"), b"3")?;
             match xs.transaction_end(tx, true) {
                 Ok(()) => break,
@@ -150,6 +156,7 @@ impl Blkfront {
         wait_state(xs, &path(&backend, "state"), deadline, |s| s == XenbusStateConnected as u64)?;
         let sectors = num(xs, &path(&backend, "sectors"))?;
         let info = num(xs, &path(&backend, "info")).unwrap_or(0) as u32;
+        let persistent = l.persistent && num(xs, &path(&backend, "feature-persistent")).unwrap_or(0) == 1;
         xs.write(0, &path(&dir, "state"), b"4")?;
         Ok(Blkfront {
             ring: l.ring_va as *mut u8,
@@ -159,6 +166,7 @@ impl Blkfront {
             data_gref: l.data_gref,
             sectors,
             info,
+            persistent,
             req_prod_pvt: 0,
             rsp_cons: 0,
             next_id: 1,

@@ -36,13 +36,15 @@ fn pattern_survives_the_guest(boot: Boot, tag: &str) {
         tag,
         &[
             ("w", "workload=blk-write pattern=7", IMG1),
-            ("r", "workload=blk-read pattern=7", IMG1),
+            ("r", "workload=blk-read pattern=7 persistent=0", IMG1),
             ("other", "workload=blk-read pattern=8", IMG1),
         ],
         "create w; wait w; create r; wait r; create other; wait other",
     );
     out.assert_status(Status::PoweredOff);
-    out.assert_guest_line("[w] blk: xvda connected: 16384 sectors, info 0");
+    out.assert_guest_line("[w] blk: xvda connected: 16384 sectors, info 0, persistent grants yes");
+    out.assert_guest_line("blkback: domain 1 vbd 51712 connected: image img1, 16384 sectors, read-write, persistent grants");
+    out.assert_guest_line("[r] blk: xvda connected: 16384 sectors, info 0, persistent grants no");
     out.assert_guest_line("[w] blk: wrote 64 sectors of pattern 7");
     out.assert_guest_line("[w] Test result: SUCCESS");
     out.assert_guest_line("[r] blk: read 64 sectors of pattern 7: same");

@@ -35,6 +35,8 @@ use crate::xenstore::perms::{Access, Perm};
 
 /// Size of an image made on first use.
 pub const IMAGE_SIZE: u64 = 8 << 20;
+/// Pages a device may keep mapped as persistent grants.
+pub const PGRANTS_PER_VBD: usize = 16;
 /// Requests served per device each time round (a flood waits its turn).
 const BATCH: usize = BLKIF_RING_SIZE;
 
@@ -50,6 +52,17 @@ struct Connected {
     ring: BackRing,
     port: EvtchnPort,
     handle: u32,
+    /// Both ends offered `feature-persistent`: the frontend's data pages
+    /// stay mapped in Dom0 once seen.
+    persistent: Option<Persistent>,
+}
+
+/// Persistent grants of one device: up to [`PGRANTS_PER_VBD`] pages
+/// mapped at `va_base + i * 4096`, kept until the device disconnects; past
+/// that, grant copies as without the feature.
+struct Persistent {
+    va_base: u64,
+    maps: Vec<(u32, u64, u32)>,
 }
 
 struct Vbd {
@@ -76,12 +89,32 @@ impl Vbd {
 struct Bounce([u8; 4096]);
 static mut BOUNCE: Bounce = Bounce([0; 4096]);
 
-struct Copier {
+struct Copier<'a> {
     domid: DomId,
     bounce_mfn: u64,
+    persistent: Option<&'a mut Persistent>,
 }
 
-impl Copier {
+impl Copier<'_> {
+    /// The page of `gref`, mapped persistently (mapped now if there is
+    /// room and the grant allows a writable mapping).
+    fn mapped(&mut self, gref: u32) -> Option<*mut u8> {
+        let p = self.persistent.as_mut()?;
+        if let Some(&(_, va, _)) = p.maps.iter().find(|m| m.0 == gref) {
+            return Some(va as *mut u8);
+        }
+        if p.maps.len() >= PGRANTS_PER_VBD {
+            return None;
+        }
+        let va = p.va_base + p.maps.len() as u64 * 4096;
+        // SAFETY: the page at `va` is this device's and unused.
+        let handle = unsafe { pv_rt::gnttab::map(self.domid, gref, va, false) }.ok()?;
+        p.maps.push((gref, va, handle));
+        Some(va as *mut u8)
+    }
+}
+
+impl Copier<'_> {
     fn copy(&self, gref: u32, offset: usize, len: usize, to_guest: bool) -> Result<(), ()> {
         if offset + len > 4096 {
             return Err(());
@@ -105,13 +138,34 @@ fn bounce() -> &'static mut [u8; 4096] {
     unsafe { &mut (*addr_of_mut!(BOUNCE)).0 }
 }
 
-impl Grants for Copier {
+impl Grants for Copier<'_> {
     fn copy_from(&mut self, gref: u32, offset: usize, buf: &mut [u8]) -> Result<(), ()> {
+        if offset + buf.len() > 4096 {
+            return Err(());
+        }
+        if let Some(page) = self.mapped(gref) {
+            for (i, b) in buf.iter_mut().enumerate() {
+                // SAFETY: the granted page stays mapped while the device is
+                // connected; the frontend may write it, so volatile.
+                *b = unsafe { core::ptr::read_volatile(page.add(offset + i)) };
+            }
+            return Ok(());
+        }
         self.copy(gref, offset, buf.len(), false)?;
         buf.copy_from_slice(&bounce()[..buf.len()]);
         Ok(())
     }
     fn copy_to(&mut self, gref: u32, offset: usize, data: &[u8]) -> Result<(), ()> {
+        if offset + data.len() > 4096 {
+            return Err(());
+        }
+        if let Some(page) = self.mapped(gref) {
+            for (i, &b) in data.iter().enumerate() {
+                // SAFETY: as in `copy_from`.
+                unsafe { core::ptr::write_volatile(page.add(offset + i), b) };
+            }
+            return Ok(());
+        }
         bounce()[..data.len()].copy_from_slice(data);
         self.copy(gref, offset, data.len(), true)
     }
@@ -122,12 +176,17 @@ pub struct Blkback {
     vbds: Vec<Vbd>,
     /// Ring pages are mapped at `va_base + slot * 4096`.
     va_base: u64,
+    /// Persistent grants at `pgrant_va + (slot * PGRANTS_PER_VBD + i) * 4096`.
+    pgrant_va: u64,
     slots: usize,
 }
 
 impl Blkback {
-    pub const fn new(va_base: u64, slots: usize) -> Blkback {
-        Blkback { images: Vec::new(), vbds: Vec::new(), va_base, slots }
+    /// Ring pages at `va_base`, persistent grants at `pgrant_va`
+    /// (`slots * PGRANTS_PER_VBD` pages), for up to `slots` devices; the L1
+    /// tables there must exist.
+    pub const fn new(va_base: u64, pgrant_va: u64, slots: usize) -> Blkback {
+        Blkback { images: Vec::new(), vbds: Vec::new(), va_base, pgrant_va, slots }
     }
 
     pub fn ports(&self) -> Vec<EvtchnPort> {
@@ -205,7 +264,7 @@ impl Blkback {
                 ("discard-alignment", "0"),
                 ("discard-secure", "0"),
                 ("feature-max-indirect-segments", &format!("{}", request::MAX_INDIRECT_SEGMENTS)),
-                ("feature-persistent", "0"),
+                ("feature-persistent", "1"),
                 ("state", &format!("{}", XenbusStateInitWait)),
             ] {
                 w(xs, &format!("{}/{}", b, k), v)?;
@@ -248,6 +307,10 @@ impl Blkback {
         let va = self.va_base + self.vbds[i].slot as u64 * 4096;
         if let Some(c) = self.vbds[i].conn.take() {
             let _ = hv::evtchn_close(c.port);
+            for (_, pva, h) in c.persistent.map(|p| p.maps).unwrap_or_default() {
+                // SAFETY: the device is gone; nothing refers to its pages.
+                let _ = unsafe { pv_rt::gnttab::unmap(pva, h) };
+            }
             // SAFETY: the ring is gone; nothing refers to the page.
             let _ = unsafe { pv_rt::gnttab::unmap(va, c.handle) };
         }
@@ -309,9 +372,23 @@ impl Blkback {
         };
         // SAFETY: the page stays mapped until `disconnect`.
         let ring = unsafe { BackRing::new(va as *mut u8) };
-        self.vbds[i].conn = Some(Connected { ring, port: local, handle });
+        let persistent = (read_u64(xs, &format!("{}/feature-persistent", f)) == Some(1)).then(|| Persistent {
+            va_base: self.pgrant_va + (self.vbds[i].slot * PGRANTS_PER_VBD) as u64 * 4096,
+            maps: Vec::new(),
+        });
         let v = &self.vbds[i];
         let sectors = self.images[v.image].disk_sectors();
+        println!(
+            "blkback: domain {} vbd {} connected: image {}, {} sectors, {}{}",
+            domid,
+            v.devid,
+            self.images[v.image].name,
+            sectors,
+            if v.readonly { "read-only" } else { "read-write" },
+            if persistent.is_some() { ", persistent grants" } else { "" }
+        );
+        self.vbds[i].conn = Some(Connected { ring, port: local, handle, persistent });
+        let v = &self.vbds[i];
         for (k, val) in [
             ("sectors", format!("{}", sectors)),
             ("info", format!("{}", if v.readonly { VDISK_READONLY } else { 0 })),
@@ -331,7 +408,7 @@ impl Blkback {
             let Some(c) = v.conn.as_mut() else { continue };
             let was_broken = c.ring.broken;
             let mut served = 0;
-            let mut copier = Copier { domid: v.domid, bounce_mfn };
+            let mut copier = Copier { domid: v.domid, bounce_mfn, persistent: c.persistent.as_mut() };
             while served < BATCH {
                 let Some(slot) = c.ring.next_request() else { break };
                 let img = &mut self.images[v.image];

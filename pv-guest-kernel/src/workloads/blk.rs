@@ -1,4 +1,5 @@
-//! Block workloads over pv-rt's blkfront, on `xvda`:
+//! Block workloads over pv-rt's blkfront, on `xvda` (`persistent=0`: do
+//! not offer persistent grants):
 //! - `blk-write pattern=N`: writes 64 sectors of a pattern made from N and
 //!   the sector number, flushes;
 //! - `blk-read pattern=N`: reads them back and compares;
@@ -20,7 +21,7 @@ use crate::check::Checks;
 const XVDA: u32 = 51712;
 const SECTORS: u64 = 64;
 
-fn connect(c: &mut Checks) -> Option<(Env, Blkfront)> {
+fn connect(c: &mut Checks, cmd: &str) -> Option<(Env, Blkfront)> {
     let mut env = match Env::new() {
         Ok(e) => e,
         Err(_) => {
@@ -37,11 +38,12 @@ fn connect(c: &mut Checks) -> Option<(Env, Blkfront)> {
         c.eq("blk grant table", false, true);
         return None;
     };
-    let l = Layout { ring_va: PAGE_A_VA, data_va: PAGE_B_VA, ring_gref: 8, data_gref: 9 };
+    let persistent = cmdline::get(cmd, "persistent") != Some("0");
+    let l = Layout { ring_va: PAGE_A_VA, data_va: PAGE_B_VA, ring_gref: 8, data_gref: 9, persistent };
     let deadline = env.now_ns() + 10_000_000_000;
     match Blkfront::connect(&mut env.mm, &mut xs, &gt, XVDA, &l, deadline) {
         Ok(b) => {
-            println!("blk: xvda connected: {} sectors, info {}", b.sectors, b.info);
+            println!("blk: xvda connected: {} sectors, info {}, persistent grants {}", b.sectors, b.info, if b.persistent { "yes" } else { "no" });
             Some((env, b))
         }
         Err(e) => {
@@ -59,7 +61,7 @@ fn byte(pattern: u64, sector: u64, i: usize) -> u8 {
 pub fn write(cmd: &str) {
     let mut c = Checks::default();
     let pattern = cmdline::get(cmd, "pattern").and_then(|p| p.parse().ok()).unwrap_or(1u64);
-    if let Some((env, mut b)) = connect(&mut c) {
+    if let Some((env, mut b)) = connect(&mut c, cmd) {
         let deadline = env.now_ns() + 10_000_000_000;
         let mut ok = true;
         for s in (0..SECTORS).step_by(8) {
@@ -79,7 +81,7 @@ pub fn write(cmd: &str) {
 pub fn read(cmd: &str) {
     let mut c = Checks::default();
     let pattern = cmdline::get(cmd, "pattern").and_then(|p| p.parse().ok()).unwrap_or(1u64);
-    if let Some((env, mut b)) = connect(&mut c) {
+    if let Some((env, mut b)) = connect(&mut c, cmd) {
         let deadline = env.now_ns() + 10_000_000_000;
         let mut same = true;
         for s in (0..SECTORS).step_by(8) {
@@ -93,9 +95,9 @@ pub fn read(cmd: &str) {
     c.verdict();
 }
 
-pub fn hostile(_cmd: &str) {
+pub fn hostile(cmd: &str) {
     let mut c = Checks::default();
-    if let Some((env, mut b)) = connect(&mut c) {
+    if let Some((env, mut b)) = connect(&mut c, cmd) {
         let deadline = env.now_ns() + 10_000_000_000;
         let seg = |gref, first, last| BlkifRequestSegment { gref, first_sect: first, last_sect: last, _pad: 0 };
         let one = |b: &mut Blkfront, r: BlkifRequest| {
