@@ -7,8 +7,9 @@
 //!    back as MFNs, which is the domain's P2M;
 //! 3. every page of the initial mapping written through a one-page window
 //!    onto the domain's frame (`update_va_mapping_otherdomain`): kernel
-//!    segments, the P2M list, start_info, the xenstore and console pages
-//!    (zeroed), the bootstrap page tables, the boot stack;
+//!    segments, the P2M list, start_info (naming the store's and the
+//!    console's pages and ports), the xenstore and console pages (zeroed),
+//!    the bootstrap page tables, the boot stack;
 //! 4. the window unmapped (a frame with a writable mapping cannot become a
 //!    page table), then `MMUEXT_PIN_L4_TABLE` on the domain's behalf, which
 //!    validates and types the whole tree;
@@ -109,6 +110,10 @@ pub struct Built {
     pub console_mfn: u64,
     /// The console's port in the guest (remote end for Dom0's bind).
     pub console_port: EvtchnPort,
+    /// The store page (zeroed) and the store's port in the guest, for
+    /// `XS_INTRODUCE`.
+    pub store_mfn: u64,
+    pub store_port: EvtchnPort,
     pub layout: Layout,
     pub entry: u64,
 }
@@ -188,14 +193,18 @@ fn construct(
     let info = hc("getdomaininfo", hv::getdomaininfo(domid))?;
     let console_port = hc("alloc_unbound (console)", hv::alloc_unbound(domid, 0))?;
     let console_mfn = p2m[l.console_pfn as usize];
+    // The store's port, as libxl's `alloc_evtchn(xenstore_domid)`: Dom0
+    // serves the store, so it is the remote end.
+    let store_port = hc("alloc_unbound (xenstore)", hv::alloc_unbound(domid, 0))?;
+    let store_mfn = p2m[l.xenstore_pfn as usize];
 
     let mut si = StartInfo::zeroed();
     si.set_magic(START_INFO_MAGIC);
     si.nr_pages = nr_pages;
     si.shared_info = info.shared_info_frame << 12;
     si.flags = 0;
-    si.store_mfn = p2m[l.xenstore_pfn as usize];
-    si.store_evtchn = 0;
+    si.store_mfn = store_mfn;
+    si.store_evtchn = store_port;
     si.console = StartInfoConsole::from_domu(console_mfn, console_port);
     si.pt_base = l.va(l.pt_pfn);
     si.nr_pt_frames = l.nr_pt_pages;
@@ -281,5 +290,5 @@ fn construct(
     ctxt.ctrlreg[3] = xen_pfn_to_cr3(l4_mfn);
     hc("setvcpucontext", hv::setvcpucontext(domid, 0, &ctxt))?;
 
-    Ok(Built { domid, nr_pages, console_mfn, console_port, layout: *l, entry: kernel.entry })
+    Ok(Built { domid, nr_pages, console_mfn, console_port, store_mfn, store_port, layout: *l, entry: kernel.entry })
 }

@@ -1,18 +1,20 @@
 //! Guest configurations in `xl.cfg` syntax (the subset a PV guest of ours
 //! needs): `key = value` statements, one a line or separated by `;`, `#`
 //! comments, values that are "double"- or 'single'-quoted strings, numbers,
-//! or `[ ... ]` lists (accepted and ignored). As with `xl create cfg k=v`,
+//! or `[ ... ]` lists. As with `xl create cfg k=v`,
 //! extra statements given on the command line are applied after the file.
 //!
 //! Keys understood: `name`, `kernel`, `memory` (MiB), `maxmem` (MiB),
 //! `vcpus`, `extra` (the guest's command line; `cmdline` is accepted as an
 //! alias; `${domid:NAME}` in it becomes the id of domain NAME, see
-//! [`expand`]), `on_poweroff`, `on_reboot`, `on_crash`. Other keys are ignored,
-//! as xl ignores keys that do not apply to a PV guest.
+//! [`expand`]), `on_poweroff`, `on_reboot`, `on_crash`, `disk` (a list of
+//! xl-disk-configuration strings). Other keys are ignored with a warning
+//! (`vif` says networking is not offered yet), so a mistyped key does not
+//! pass unnoticed; `type = "pv"` is accepted quietly.
 
 use core::fmt;
 
-use heapless::String;
+use heapless::{String, Vec};
 
 pub const NAME_MAX: usize = 64;
 pub const PATH_MAX: usize = 128;
@@ -63,7 +65,17 @@ pub struct DomainConfig {
     pub on_poweroff: Action,
     pub on_reboot: Action,
     pub on_crash: Action,
+    /// `disk = [ 'spec', ... ]`: each disk as written (xl-disk-configuration;
+    /// `blkback::spec` reads them).
+    pub disks: Vec<String<DISK_SPEC_MAX>, MAX_DISKS>,
+    /// What the toolstack should say about the file (keys it ignored).
+    pub warnings: Vec<String<WARNING_MAX>, MAX_WARNINGS>,
 }
+
+pub const WARNING_MAX: usize = 96;
+pub const MAX_WARNINGS: usize = 8;
+pub const DISK_SPEC_MAX: usize = 160;
+pub const MAX_DISKS: usize = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -105,7 +117,8 @@ enum Value<'a> {
     /// A bare word: a number, or a string written without quotes (which
     /// we accept on the command line, `name=g2`).
     Word(&'a str),
-    List,
+    /// `[ ... ]`, the text between the brackets.
+    List(&'a str),
 }
 
 struct Partial {
@@ -122,6 +135,27 @@ struct Partial {
     on_poweroff: Action,
     on_reboot: Action,
     on_crash: Action,
+    disks: Vec<String<DISK_SPEC_MAX>, MAX_DISKS>,
+    warnings: Vec<String<WARNING_MAX>, MAX_WARNINGS>,
+}
+
+/// The quoted strings of a list's text, in order.
+fn list_strings(line: usize, key: &str, body: &str) -> Result<Vec<String<DISK_SPEC_MAX>, MAX_DISKS>, ConfigError> {
+    let mut out = Vec::new();
+    let mut rest = body.trim();
+    while !rest.is_empty() {
+        let q = rest.as_bytes()[0];
+        if q != b'"' && q != b'\'' {
+            return Err(bad(line, key, "expected a list of quoted strings"));
+        }
+        let end = rest[1..].find(q as char).ok_or(bad(line, key, "unterminated string"))? + 1;
+        let mut s = String::new();
+        s.push_str(&rest[1..end]).map_err(|_| bad(line, key, "an entry is too long"))?;
+        out.push(s).map_err(|_| bad(line, key, "too many entries"))?;
+        rest = rest[end + 1..].trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+    }
+    Ok(out)
 }
 
 /// Splits `text` into statements: `(line number, statement)`, comments and
@@ -222,7 +256,7 @@ fn parse_statement(line: usize, s: &str) -> Result<(&str, Value<'_>), ConfigErro
         if !value.ends_with(']') {
             return Err(ConfigError::Syntax { line, what: "unterminated list" });
         }
-        Value::List
+        Value::List(&value[1..value.len() - 1])
     } else if value.is_empty() {
         return Err(ConfigError::Syntax { line, what: "missing value" });
     } else if value.bytes().any(|c| c.is_ascii_whitespace()) {
@@ -246,7 +280,7 @@ fn bad(line: usize, key: &str, what: &'static str) -> ConfigError {
 fn string<const N: usize>(line: usize, key: &str, v: Value) -> Result<String<N>, ConfigError> {
     let s = match v {
         Value::Str(s) | Value::Word(s) => s,
-        Value::List => return Err(bad(line, key, "expected a string, not a list")),
+        Value::List(_) => return Err(bad(line, key, "expected a string, not a list")),
     };
     let mut out = String::new();
     out.push_str(s).map_err(|_| bad(line, key, "too long"))?;
@@ -256,11 +290,20 @@ fn string<const N: usize>(line: usize, key: &str, v: Value) -> Result<String<N>,
 fn number(line: usize, key: &str, v: Value) -> Result<u64, ConfigError> {
     match v {
         Value::Word(s) | Value::Str(s) => s.parse().map_err(|_| bad(line, key, "expected a number")),
-        Value::List => Err(bad(line, key, "expected a number, not a list")),
+        Value::List(_) => Err(bad(line, key, "expected a number, not a list")),
     }
 }
 
 impl Partial {
+    fn warn(&mut self, line: usize, what: fmt::Arguments) {
+        let mut w: String<WARNING_MAX> = String::new();
+        if line > 0 {
+            let _ = fmt::write(&mut w, format_args!("line {}: ", line));
+        }
+        let _ = fmt::write(&mut w, what);
+        let _ = self.warnings.push(w);
+    }
+
     fn apply(&mut self, line: usize, key: &str, v: Value) -> Result<(), ConfigError> {
         match key {
             "name" => {
@@ -302,8 +345,13 @@ impl Partial {
                     _ => self.on_crash = a,
                 }
             }
-            // Everything else xl knows does not concern a PV guest of ours.
-            _ => {}
+            "disk" => match v {
+                Value::List(body) => self.disks = list_strings(line, key, body)?,
+                _ => self.disks = list_strings(line, key, &alloc::format!("'{}'", string::<DISK_SPEC_MAX>(line, key, v)?))?,
+            },
+            "type" if matches!(v, Value::Str("pv") | Value::Word("pv")) => {}
+            "vif" => self.warn(line, format_args!("vif: networking is not offered yet; the guest gets no network interface")),
+            _ => self.warn(line, format_args!("unknown or unsupported key '{}' ignored", key)),
         }
         Ok(())
     }
@@ -323,6 +371,8 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
         on_poweroff: Action::Destroy,
         on_reboot: Action::Restart,
         on_crash: Action::Destroy,
+        disks: Vec::new(),
+        warnings: Vec::new(),
     };
     statements(text, |line, s| {
         let (k, v) = parse_statement(line, s)?;
@@ -352,6 +402,8 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
         on_poweroff: p.on_poweroff,
         on_reboot: p.on_reboot,
         on_crash: p.on_crash,
+        disks: p.disks,
+        warnings: p.warnings,
     })
 }
 
@@ -412,6 +464,21 @@ mod tests {
         assert_eq!(c.on_crash, Action::Preserve);
         assert_eq!(c.on_poweroff, Action::Destroy);
         assert_eq!(c.on_reboot, Action::Restart);
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(c.warnings[0].as_str(), "line 7: vif: networking is not offered yet; the guest gets no network interface");
+    }
+
+    #[test]
+    fn disks_are_read_and_unknown_keys_warned_about() {
+        let c = parse(
+            "name='g'\nkernel='k'\ntype='pv'\ndisk = [ 'format=raw, vdev=xvda, access=rw, target=a',\n 'b,raw,xvdb,ro' ]\nmemmory = 16\n",
+            ["colour=blue"],
+        )
+        .unwrap();
+        assert_eq!(c.disks.iter().map(|d| d.as_str()).collect::<std::vec::Vec<_>>(), ["format=raw, vdev=xvda, access=rw, target=a", "b,raw,xvdb,ro"]);
+        let w: std::vec::Vec<&str> = c.warnings.iter().map(|w| w.as_str()).collect();
+        assert_eq!(w, ["line 6: unknown or unsupported key 'memmory' ignored", "unknown or unsupported key 'colour' ignored"]);
+        assert!(parse("name='g'\nkernel='k'\ndisk = [ target=a ]\n", []).is_err(), "unquoted list entries");
     }
 
     #[test]

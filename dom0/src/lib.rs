@@ -19,12 +19,19 @@
 // Xen's constant names (`SHUTDOWN_poweroff`) in match patterns.
 #![allow(non_upper_case_globals)]
 
+extern crate alloc;
+
 #[cfg(not(test))]
 pub mod builder;
+pub mod blkback;
 pub mod cmdline;
 pub mod config;
 pub mod cpio;
+#[cfg(not(test))]
+pub mod domain_tree;
 pub mod elf;
+#[cfg(not(test))]
+pub mod heap;
 #[cfg(not(test))]
 pub mod hv;
 pub mod layout;
@@ -32,3 +39,12 @@ pub mod lineedit;
 pub mod listing;
 #[cfg(not(test))]
 pub mod xl;
+#[cfg(not(test))]
+mod xl_block;
+#[cfg(not(test))]
+mod xl_console;
+#[cfg(not(test))]
+mod xl_shutdown;
+#[cfg(not(test))]
+mod xs_commands;
+pub mod xenstore;

@@ -20,6 +20,7 @@ static mut TOOLSTACK: Toolstack = Toolstack::new();
 
 fn main(si: &'static StartInfo) {
     pv_rt::banner::print(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), si);
+    dom0::heap::init();
     // SAFETY: `main` runs once, on one vCPU, and is the only code that
     // names TOOLSTACK, so this is the only reference ever made.
     let ts = unsafe { &mut *addr_of_mut!(TOOLSTACK) };

@@ -35,6 +35,10 @@ use crate::cpio;
 use crate::lineedit::{self, Editor, Event};
 use crate::listing::{ListLine, TopLine, TOP_HEADER};
 use crate::hv;
+use crate::blkback::backend::{Blkback, PGRANTS_PER_VBD};
+use crate::blkback::spec;
+use crate::domain_tree;
+use crate::xenstore::daemon::Xenstored;
 
 /// Guests the toolstack can hold: more than the memory of a machine here
 /// allows (each needs a MiB at least, and the hypervisor's own share). Their
@@ -53,6 +57,14 @@ const WINDOW_VA: u64 = VA_BASE + 0x1000;
 const CONSOLE_VA: u64 = VA_BASE + 0x10000;
 /// Keys typed while a command runs, kept for the prompt that follows it.
 const TYPEAHEAD: usize = 4096;
+/// The store daemon's ring pages, one per slot, after the console pages.
+const STORE_VA: u64 = CONSOLE_VA + MAX_GUESTS as u64 * 4096;
+/// blkback's ring pages (granted by the frontends), one per disk slot.
+const BLK_VA: u64 = STORE_VA + MAX_GUESTS as u64 * 4096;
+/// blkback's persistent grants: [`PGRANTS_PER_VBD`] pages per disk slot.
+const PGRANT_VA: u64 = BLK_VA + MAX_GUESTS as u64 * 4096;
+/// The end of Dom0's own mappings (L1 tables up to here are made at start).
+const VA_END: u64 = PGRANT_VA + (MAX_GUESTS * PGRANTS_PER_VBD) as u64 * 4096;
 /// A guest's console line is printed when it ends or reaches this length.
 const LINE: usize = 200;
 const PROMPT: &str = "xl> ";
@@ -120,6 +132,12 @@ pub struct Toolstack {
     /// list being filled for the next (kept here, not on the stack).
     top_prev: Vec<(DomId, u64), { MAX_GUESTS + 1 }>,
     top_next: Vec<(DomId, u64), { MAX_GUESTS + 1 }>,
+    /// The store daemon (Dom0 serves XenStore, see `xenstore`).
+    xs: Xenstored,
+    /// `xl console`: the slot whose console has the terminal.
+    attached: Option<usize>,
+    /// The block back end and its images.
+    blk: Blkback,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
@@ -161,13 +179,16 @@ impl Toolstack {
             first_output: None,
             top_prev: Vec::new(),
             top_next: Vec::new(),
+            xs: Xenstored::new(STORE_VA, MAX_GUESTS),
+            attached: None,
+            blk: Blkback::new(BLK_VA, PGRANT_VA, MAX_GUESTS),
         }
     }
 
     /// Maps shared_info and the windows, binds the VIRQs, finds the initrd.
     pub fn init(&mut self, si: &StartInfo, mm: &mut Mm) -> Result<(), Errno> {
         let mut va = VA_BASE;
-        while va < console_va(MAX_GUESTS) {
+        while va < VA_END {
             mm.ensure_l1(va)?;
             va += 2 << 20;
         }
@@ -180,6 +201,10 @@ impl Toolstack {
         unsafe { ptr::write_volatile((SHINFO_VA as *mut u8).add(1), 1) };
         self.virq_console = hv::bind_virq(VIRQ_CONSOLE)?;
         self.virq_dom_exc = hv::bind_virq(VIRQ_DOM_EXC)?;
+        self.xs.start();
+        if let Err(e) = domain_tree::init_dom0(&mut self.xs) {
+            println!("xenstored: writing Domain-0's nodes failed: {}", e);
+        }
         if si.mod_len > 0 {
             // SAFETY: without XEN_ELFNOTE_MOD_START_PFN the builder maps the
             // module at the virtual address `mod_start`, for good.
@@ -193,7 +218,7 @@ impl Toolstack {
     }
 
     /// Xen's system time in ns, from our vcpu_info's time record and the TSC.
-    fn now_ns(&self) -> u64 {
+    pub(crate) fn now_ns(&self) -> u64 {
         let si = self.shinfo();
         loop {
             // SAFETY: shared_info is mapped for good at SHINFO_VA; Xen updates
@@ -238,6 +263,9 @@ impl Toolstack {
         for g in self.guests.iter().flatten() {
             all &= p.push(g.port).is_ok();
         }
+        for port in self.xs.ports().into_iter().chain(self.blk.ports()) {
+            all &= p.push(port).is_ok();
+        }
         (p, all)
     }
 
@@ -261,6 +289,12 @@ impl Toolstack {
                 self.drain(slot);
             }
         }
+        for port in self.xs.ports().into_iter().chain(self.blk.ports()) {
+            self.take_pending(port);
+        }
+        self.xs.serve();
+        self.blk.poll_states(&mut self.xs);
+        self.blk.serve();
         if input || self.interactive {
             self.read_input();
         }
@@ -302,6 +336,14 @@ impl Toolstack {
             // SAFETY: as above; the index is masked into the ring.
             let c = unsafe { ptr::read_volatile(ptr::addr_of!((*intf).out[mask_out_idx(cons)])) };
             cons = cons.wrapping_add(1);
+            if self.attached == Some(slot) {
+                // `xl console`: the guest's bytes as they come, but no
+                // control characters that could drive our terminal.
+                if c == b'\n' || c == b'\t' || c == 0x08 || (0x20..0x7f).contains(&c) || c >= 0x80 {
+                    pv_rt::console::write_bytes(&[c]);
+                }
+                continue;
+            }
             if c == b'\n' || g.line.is_full() {
                 if !self.printed && self.interactive && !self.busy {
                     pv_rt::console::write_bytes(b"\n");
@@ -349,6 +391,10 @@ impl Toolstack {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            if let Some(slot) = self.attached {
+                self.console_input(slot, &buf[..n]);
+                continue;
+            }
             if !self.interactive {
                 continue;
             }
@@ -507,9 +553,17 @@ impl Toolstack {
         }
     }
 
-    /// Drops our side of guest `slot`: console mapping and port.
+    /// Drops our side of guest `slot`: console mapping and port, its store
+    /// connection and nodes.
     fn forget(&mut self, slot: usize) {
         if let Some(g) = self.guests[slot].take() {
+            if self.attached == Some(slot) {
+                self.attached = None;
+            }
+            // Ring grants unmapped before the domain goes, else Xen could
+            // not free its pages.
+            self.blk.detach(&mut self.xs, g.domid, None);
+            domain_tree::remove(&mut self.xs, g.domid);
             // SAFETY: nothing refers into the console page once the guest
             // is out of the table.
             let _ = unsafe { hv::unmap(console_va(slot)) };
@@ -600,8 +654,7 @@ impl Toolstack {
             "destroy" => self.cmd_destroy(args),
             "pause" => self.with_domain(cmd, args, |_, d| hv::pausedomain(d)),
             "unpause" => self.with_domain(cmd, args, |_, d| hv::unpausedomain(d)),
-            "shutdown" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_poweroff)),
-            "reboot" => self.with_domain(cmd, args, |_, d| hv::remote_shutdown(d, SHUTDOWN_reboot)),
+            "shutdown" | "reboot" => self.cmd_shutdown(cmd, args),
             "info" => self.cmd_info(args),
             "uptime" => self.cmd_uptime(args),
             "top" => self.cmd_top(args),
@@ -621,6 +674,9 @@ impl Toolstack {
             "wait" => self.cmd_wait(args),
             "bench" => self.cmd_bench(args),
             "ls" => self.cmd_ls(),
+            "console" => self.cmd_console(args),
+            "block-attach" | "block-detach" | "block-list" => self.cmd_block(cmd, args),
+            c if c.starts_with("xenstore-") => self.cmd_xenstore(c, args),
             "poweroff" => {
                 self.poweroff = true;
                 Ok(())
@@ -631,7 +687,7 @@ impl Toolstack {
 
     /// The domain `arg` names: one of ours by name, `Domain-0`, or an id
     /// that exists.
-    fn resolve(&self, arg: &str) -> Result<DomId, ()> {
+    pub(crate) fn resolve(&self, arg: &str) -> Result<DomId, ()> {
         if arg == "Domain-0" {
             return Ok(0);
         }
@@ -704,6 +760,9 @@ impl Toolstack {
             Ok(c) => c,
             Err(e) => fail!("{}: {}", cfg_path, e),
         };
+        for w in &cfg.warnings {
+            println!("{}: warning: {}", cfg_path, w);
+        }
         // The kernel as named, else next to the config file.
         let dir = cfg_path.rsplit_once('/').map_or("", |(d, _)| d);
         let mut beside: String<PATH_MAX> = String::new();
@@ -728,6 +787,15 @@ impl Toolstack {
             fail!("this toolstack runs at most {} guests", MAX_GUESTS)
         };
         let Some((_, image)) = self.find_file(&[kernel]) else { fail!("kernel '{}' not found", kernel) };
+        let mut disks: Vec<spec::DiskSpec, { config::MAX_DISKS }> = Vec::new();
+        for d in &cfg.disks {
+            match spec::parse(d) {
+                Ok(s) => {
+                    let _ = disks.push(s);
+                }
+                Err(why) => fail!("{}: disk '{}': {}", cfg.name, d, why),
+            }
+        }
         let want = self.choose_domid(&cfg)?;
         // The command line with `${domid:NAME}` expanded; the template stays
         // in the stored configuration for restarts.
@@ -766,6 +834,34 @@ impl Toolstack {
                 fail!("cannot create domain '{}': {} failed: {}", cfg.name, what, e);
             }
         };
+        let serial = pv_rt::tsc::rdtsc_fenced();
+        let new = domain_tree::NewDomain {
+            domid,
+            cfg: &cfg,
+            store_mfn: built.store_mfn,
+            store_port: built.store_port,
+            console_mfn: built.console_mfn,
+            console_port: built.console_port,
+        };
+        if let Err(e) = domain_tree::create(&mut self.xs, &new, serial) {
+            domain_tree::remove(&mut self.xs, domid);
+            // SAFETY: the console page is referenced by nothing yet.
+            let _ = unsafe { hv::unmap(console_va(slot)) };
+            let _ = hv::evtchn_close(port);
+            let _ = hv::destroydomain(domid);
+            fail!("cannot create domain '{}': writing its xenstore nodes failed: {}", cfg.name, e);
+        }
+        for d in &disks {
+            if let Err(why) = self.blk.attach(&mut self.xs, domid, d) {
+                self.blk.detach(&mut self.xs, domid, None);
+                domain_tree::remove(&mut self.xs, domid);
+                // SAFETY: the console page is referenced by nothing yet.
+                let _ = unsafe { hv::unmap(console_va(slot)) };
+                let _ = hv::evtchn_close(port);
+                let _ = hv::destroydomain(domid);
+                fail!("cannot create domain '{}': disk {}: {}", cfg.name, d.vdev, why);
+            }
+        }
         let mut k = String::new();
         let _ = k.push_str(kernel);
         say!(
@@ -1510,6 +1606,57 @@ impl Toolstack {
         Ok(())
     }
 
+    /// `xl console`: gives the terminal to domain `domid`'s console.
+    pub(crate) fn attach_console(&mut self, domid: DomId) -> bool {
+        self.attached = self.slot_of(domid);
+        self.attached.is_some()
+    }
+
+    pub(crate) fn console_attached(&self) -> bool {
+        self.attached.is_some()
+    }
+
+    /// Typed bytes while attached: into the guest's `in` ring, up to
+    /// Ctrl-], which detaches.
+    fn console_input(&mut self, slot: usize, bytes: &[u8]) {
+        let (data, detach) = match bytes.iter().position(|&b| b == crate::xl_console::DETACH) {
+            Some(i) => (&bytes[..i], true),
+            None => (bytes, false),
+        };
+        if let Some(g) = &self.guests[slot] {
+            // SAFETY: the console page stays mapped while the guest is in
+            // the table.
+            let n = unsafe { crate::xl_console::put_input(console_va(slot) as *mut XenconsInterface, data) };
+            if n > 0 {
+                let _ = hv::evtchn_send(g.port);
+            }
+        }
+        if detach {
+            self.attached = None;
+        }
+    }
+
+    /// The block back end, for `xl block-*`.
+    pub(crate) fn blkback(&mut self) -> (&mut Blkback, &mut Xenstored) {
+        (&mut self.blk, &mut self.xs)
+    }
+
+    /// Whether domain `domid` is one of this toolstack's guests.
+    pub(crate) fn is_ours(&self, domid: DomId) -> bool {
+        self.slot_of(domid).is_some()
+    }
+
+    /// The store daemon, for Dom0's own store commands.
+    pub(crate) fn xenstored(&mut self) -> &mut Xenstored {
+        &mut self.xs
+    }
+
+    /// Serves consoles, the store and input until `deadline` (system time)
+    /// or the next event.
+    pub(crate) fn serve_until(&mut self, deadline: u64) {
+        self.pump(deadline);
+    }
+
     pub fn powering_off(&self) -> bool {
         self.poweroff
     }
@@ -1562,13 +1709,17 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("create", "<ConfigFile> [key=value ...]", "Create a domain from config file <ConfigFile>; key=value pairs override the file's"),
     ("list", "[-l] [Domain ...]", "List information about all/some domains; -l: their configuration, as JSON"),
     ("destroy", "<Domain>", "Terminate a domain immediately"),
-    ("shutdown", "<Domain>", "Issue a shutdown signal to a domain"),
-    ("reboot", "<Domain>", "Issue a reboot signal to a domain"),
+    ("shutdown", "[-F] [-T <Seconds>] <Domain>", "Issue a shutdown signal to a domain (control/shutdown) and wait for it; -F: force it after the timeout (default 10 s)"),
+    ("reboot", "[-F] [-T <Seconds>] <Domain>", "Issue a reboot signal to a domain (same options)"),
     ("pause", "<Domain>", "Pause execution of a domain"),
     ("unpause", "<Domain>", "Unpause a paused domain"),
     ("info", "[field]", "Get information about Xen host; with a field name (xen_version, free_memory, ...), only its value"),
     ("uptime", "[Domain ...]", "Print uptime for all/some domains"),
     ("top", "[-d <Delay>] [-i <Iterations>] [-b]", "Monitor a host and the domains in real time, as xentop: refreshed every Delay seconds (default 3), Iterations times (default until ^C); -b: no screen clearing"),
+    ("console", "<Domain>", "Attach to domain's console (Ctrl-] detaches)"),
+    ("block-attach", "<Domain> <disk-spec>", "Create a new virtual block device"),
+    ("block-detach", "[-f] <Domain> <DevId|vdev>", "Destroy a domain's virtual block device"),
+    ("block-list", "<Domain>", "List virtual block devices for a domain"),
     ("dmesg", "[-c]", "Read and/or clear dmesg buffer; -c: clear it after reading"),
     ("sched-credit", "[-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit scheduler parameters; -s: the cpupool's (time slice, rate limit, migration delay)"),
     ("sched-credit2", "[-s] [-d <Domain> [-w <Weight>] [-c <Cap>]]", "Get/set credit2 scheduler parameters; -s: the cpupool's (rate limit)"),
@@ -1580,6 +1731,12 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("repeat", "[-q] <N> <command...>", "Dom0: run the command(s) N times ('cmd; cmd' quoted), stopping at the first that fails; -q: errors and progress only"),
     ("bench", "create|destroy <ConfigFile> [N] [key=value ...]", "Dom0: TSC per xl create (to the guest's first console byte) or per destroy of a running guest"),
     ("poweroff", "", "Dom0: destroy every guest and power off (^D on an empty line does the same)"),
+    ("", "", ""),
+    ("xenstore-ls", "[-f] [-p] [Path]", "The store's tree below Path (default /)"),
+    ("xenstore-read", "Path...", "The values"),
+    ("xenstore-write", "Path Value [Path Value...]", "Write the values"),
+    ("xenstore-rm", "Path...", "Remove the nodes and all below them"),
+    ("xenstore-watch", "[-n Count] [-T Seconds] Path", "Print the watch's events (default: 1 more than the first, 10 s)"),
 ];
 
 fn help() {

@@ -22,6 +22,7 @@
 #![allow(non_upper_case_globals)]
 
 pub mod arch;
+pub mod blkif;
 pub mod callback;
 pub mod console;
 pub mod domctl;
@@ -39,6 +40,7 @@ pub mod shared_info;
 pub mod start_info;
 pub mod vcpu;
 pub mod version;
+pub mod xs_wire;
 
 pub use errno::Errno;
 

@@ -28,6 +28,7 @@
 extern crate bare_rt;
 
 pub mod banner;
+pub mod blkfront;
 pub mod cmdline;
 pub mod console;
 pub mod events;
@@ -45,6 +46,7 @@ pub mod traps;
 pub mod time;
 pub mod tsc;
 pub mod xencons;
+pub mod xenbus;
 
 pub use hypercall_abi;
 pub use hypercall_abi::start_info::StartInfo;

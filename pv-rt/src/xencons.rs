@@ -6,12 +6,13 @@
 //! We are the producer of `out`: copy bytes in at `out_prod`, make them
 //! visible before the new index (wmb), publish the index, notify the back
 //! end. When the ring is full we notify and yield until the back end has
-//! consumed some. Input (`in`) is not read.
+//! consumed some. We are the consumer of `in` ([`console_read`]): what the
+//! back end (Dom0's `xl console`) types into it.
 
 use core::ptr;
 use core::sync::atomic::{fence, Ordering};
 
-use hypercall_abi::console::{mask_out_idx, XenconsInterface};
+use hypercall_abi::console::{mask_in_idx, mask_out_idx, XenconsInterface};
 use hypercall_abi::evtchn::{EvtchnSend, EVTCHNOP_send};
 use hypercall_abi::guest;
 use hypercall_abi::nr;
@@ -87,4 +88,49 @@ pub fn console_write(bytes: &[u8]) -> i64 {
         rest = &rest[n..];
     }
     0
+}
+
+/// The console's event channel, if this domain has a console ring (to
+/// sleep on while waiting for input).
+pub fn console_port() -> Option<u32> {
+    let si = crate::START_INFO.load(Ordering::Relaxed);
+    // SAFETY: as in `console_write`.
+    let si = unsafe { si.as_ref() }?;
+    ring(si).map(|(_, port)| port)
+}
+
+/// Reads what the back end put into the `in` ring, at most `buf.len()`
+/// bytes; 0 when there is nothing (never blocks). Dom0 reads its own input
+/// with `console_io` instead, so this returns 0 there.
+pub fn console_read(buf: &mut [u8]) -> usize {
+    let si = crate::START_INFO.load(Ordering::Relaxed);
+    // SAFETY: as in `console_write`.
+    let Some((intf, port)) = (unsafe { si.as_ref() }).and_then(ring) else { return 0 };
+    // SAFETY: the ring page stays mapped for the domain's life; the back
+    // end writes `in_prod` concurrently, so indices are read volatile and
+    // not trusted beyond the ring.
+    let (mut cons, prod) = unsafe {
+        (ptr::read_volatile(ptr::addr_of!((*intf).in_cons)), ptr::read_volatile(ptr::addr_of!((*intf).in_prod)))
+    };
+    // The indices before the data (rmb).
+    fence(Ordering::Acquire);
+    if prod.wrapping_sub(cons) > 1024 {
+        // A back end that scribbled on the indices: skip what cannot be real.
+        cons = prod.wrapping_sub(1024);
+    }
+    let mut n = 0;
+    while cons != prod && n < buf.len() {
+        // SAFETY: as above; the index is masked into the ring.
+        buf[n] = unsafe { ptr::read_volatile(ptr::addr_of!((*intf).r#in[mask_in_idx(cons)])) };
+        cons = cons.wrapping_add(1);
+        n += 1;
+    }
+    if n > 0 {
+        // Done with the data before handing the space back (mb).
+        fence(Ordering::Release);
+        // SAFETY: as above.
+        unsafe { ptr::write_volatile(ptr::addr_of_mut!((*intf).in_cons), cons) };
+        notify(port);
+    }
+    n
 }

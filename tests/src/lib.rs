@@ -270,6 +270,9 @@ pub struct Boot {
     icount: bool,
     timeout: Option<Duration>,
     qemu_extra: Vec<String>,
+    /// Bytes typed on the serial console once a line containing the text
+    /// has been seen, in order.
+    inputs: Vec<(String, Vec<u8>)>,
 }
 
 impl Boot {
@@ -296,7 +299,16 @@ impl Boot {
             icount: false,
             timeout: None,
             qemu_extra: Vec::new(),
+            inputs: Vec::new(),
         }
+    }
+
+    /// Types `bytes` on the serial console (QEMU's stdin) as soon as a
+    /// serial line containing `trigger` appears (after the previous input's
+    /// trigger, if any).
+    pub fn input_after(mut self, trigger: &str, bytes: &[u8]) -> Boot {
+        self.inputs.push((trigger.into(), bytes.to_vec()));
+        self
     }
 
     /// The Dom0 kernel (a path; relative paths are taken from the repository root).
@@ -422,13 +434,13 @@ impl Boot {
         let child = Command::new(&qemu)
             .args(&args)
             .current_dir(repo_root())
-            .stdin(Stdio::null())
+            .stdin(if self.inputs.is_empty() { Stdio::null() } else { Stdio::piped() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {qemu} (scripts/ensure-qemu.sh installs it): {e}"));
         let mut qemu_proc = KillOnDrop(child);
-        let (serial, status, stderr) = watch(&mut qemu_proc, self.hypervisor, start + timeout);
+        let (serial, status, stderr) = watch(&mut qemu_proc, self.hypervisor, start + timeout, self.inputs);
         let outcome = Outcome {
             hypervisor: self.hypervisor,
             status,
@@ -503,7 +515,9 @@ enum Event {
 
 /// Read the serial log until QEMU ends (xen-core), Xen prints its final line, or
 /// the deadline passes. Returns the log, the status, and QEMU's stderr.
-fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant) -> (String, Status, String) {
+fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant, inputs: Vec<(String, Vec<u8>)>) -> (String, Status, String) {
+    let mut stdin = qemu.0.stdin.take();
+    let mut inputs = inputs.into_iter().peekable();
     let stdout = qemu.0.stdout.take().expect("stdout is piped");
     let mut stderr = qemu.0.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
@@ -546,6 +560,12 @@ fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant) -> (S
                     if let Some(s) = Status::from_xen_line(&line) {
                         xen_status = Some(s);
                         end_by = end_by.min(Instant::now() + XEN_GRACE);
+                    }
+                }
+                if inputs.peek().is_some_and(|(t, _)| line.contains(t.as_str())) {
+                    if let (Some((_, bytes)), Some(w)) = (inputs.next(), stdin.as_mut()) {
+                        use std::io::Write as _;
+                        let _ = w.write_all(&bytes).and_then(|_| w.flush());
                     }
                 }
                 serial.push_str(&line);

@@ -2,8 +2,10 @@
 //! whole command line for its own options.
 
 mod bench;
+mod blk;
 mod bench_mmu;
 mod bench_grant; mod grant; mod grant_accept; mod grant_offer;
+mod echo;
 mod efault;
 mod enosys;
 mod events;
@@ -11,6 +13,7 @@ mod hostile;
 mod mmu;
 mod privop;
 mod shutdown;
+mod xenstore;
 
 pub type Workload = fn(cmdline: &str);
 
@@ -30,6 +33,9 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("vcpu", crate::vcpu::run),
     ("badstack", crate::vcpu::badstack::run),
     ("bench-vcpu", crate::vcpu::bench::run),
+    ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile), ("control", xenstore::control),
+    ("echo", echo::run),
+    ("blk-write", blk::write), ("blk-read", blk::read), ("blk-hostile", blk::hostile),
 ];
 
 pub fn find(name: &str) -> Option<Workload> {
