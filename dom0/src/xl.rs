@@ -89,9 +89,10 @@ struct Guest {
     started_ns: u64,
 }
 
-/// A guest whose action is `restart` but that shut down less than this
-/// long after it started is not restarted: one that crashes at once would
-/// otherwise be rebuilt for ever.
+/// A guest whose action is `restart` but that crashed (or died otherwise
+/// than by a poweroff or reboot it asked for) less than this long after it
+/// started is not restarted: one that crashes at once would otherwise be
+/// rebuilt for ever. A reboot the guest asked for is always honoured.
 const RESTART_MIN_UPTIME_NS: u64 = 10_000_000_000;
 
 pub struct Toolstack {
@@ -534,7 +535,7 @@ impl Toolstack {
             Action::Destroy => {
                 let _ = self.destroy_slot(slot);
             }
-            Action::Restart if now.saturating_sub(g.started_ns) < RESTART_MIN_UPTIME_NS => {
+            Action::Restart if reason != SHUTDOWN_reboot && now.saturating_sub(g.started_ns) < RESTART_MIN_UPTIME_NS => {
                 println!(
                     "xl: domain {} ({}) shut down {} s after it started: not restarting it (it would restart for ever); preserved, 'destroy {}' removes it",
                     g.cfg.name,
