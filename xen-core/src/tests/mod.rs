@@ -8,6 +8,7 @@ mod gnttab_props;
 mod hypercall_fuzz;
 mod invariants;
 mod lifecycle;
+mod machine_safety;
 mod mmu_props;
 mod mmu_regressions;
 mod vcpu_hostile;

@@ -34,6 +34,9 @@ static mut TSS: TaskStateSegment = TaskStateSegment::new();
 const IST_DOUBLE_FAULT: u8 = 1;
 const IST_NMI: u8 = 2;
 const IST_MACHINE_CHECK: u8 = 3;
+/// #DB may arrive in ring 0 before `syscall_entry` has left the guest's
+/// stack (`mov ss; syscall`, XSA-260), so it never trusts the current one.
+const IST_DEBUG: u8 = 4;
 
 #[repr(C, packed)]
 struct DescriptorPointer {
@@ -42,7 +45,7 @@ struct DescriptorPointer {
 }
 
 /// Load the GDT, TSS and IDT of the boot CPU. `rsp0` is where guest frames land.
-pub fn init(rsp0: u64, ist: [u64; 3], entry_stubs: u64, stub_size: u64) {
+pub fn init(rsp0: u64, ist: [u64; 4], entry_stubs: u64, stub_size: u64) {
     // SAFETY: called once at boot, before any other code uses these tables and
     // with interrupts off; the statics live as long as the hypervisor.
     unsafe {
@@ -76,6 +79,7 @@ pub fn init(rsp0: u64, ist: [u64; 3], entry_stubs: u64, stub_size: u64) {
         for vector in 0..256u64 {
             let handler = entry_stubs + vector * stub_size;
             let ist = match vector {
+                1 => IST_DEBUG,
                 2 => IST_NMI,
                 8 => IST_DOUBLE_FAULT,
                 18 => IST_MACHINE_CHECK,
