@@ -172,3 +172,17 @@ fn dr6_status_accumulates_as_on_hardware() {
     assert_eq!(a, DR6_DEFAULT | 1);
     assert_eq!(merge_dr6(a, DR6_DEFAULT | (1 << 14)), DR6_DEFAULT | 1 | (1 << 14));
 }
+
+#[test]
+fn a_sysenter_callback_is_accepted_as_on_xen() {
+    // XTF's start of day registers event, syscall, syscall32 and sysenter
+    // callbacks and panics if one is refused.
+    let mut w = World::new();
+    let mut b = [0u8; 16];
+    b[0..2].copy_from_slice(&hypercall_abi::callback::CALLBACKTYPE_sysenter.to_le_bytes());
+    b[8..16].copy_from_slice(&0x100100u64.to_le_bytes());
+    let s = w.scratch + 0x1000;
+    w.write(s, &b);
+    assert_eq!(w.hypercall(nr::CALLBACK_OP, [hypercall_abi::callback::CALLBACKOP_register as u64, s, 0, 0, 0]), 0);
+    assert_eq!(w.xen.domains[&DomId(0)].vcpus[0].callbacks.sysenter, 0x100100);
+}
