@@ -2,13 +2,17 @@
 //! line (`xl="cmd; cmd"`), guests from the cpio archive in Dom0's initrd,
 //! their console output relayed by Dom0 as `[name] line`.
 
-use tests::{guest_archive, image, Boot, Outcome, Status};
+use tests::{guest_archive, image, Boot, Hypervisor, Outcome, Status};
 
 fn guest_cfg(name: &str, extra: &str) -> Vec<u8> {
     format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nvcpus=1\nextra=\"{extra}\"\n").into_bytes()
 }
 
 fn xl(tag: &str, cfgs: &[(&str, &str)], script: &str) -> Outcome {
+    xl_on(Hypervisor::XenCore, tag, cfgs, script)
+}
+
+fn xl_on(hv: Hypervisor, tag: &str, cfgs: &[(&str, &str)], script: &str) -> Outcome {
     let kernel = std::fs::read(image("pv-guest-kernel")).expect("guest image");
     let mut files = vec![("pv-guest-kernel", kernel)];
     let names: Vec<String> = cfgs.iter().map(|(n, _)| format!("guests/{n}.cfg")).collect();
@@ -18,7 +22,7 @@ fn xl(tag: &str, cfgs: &[(&str, &str)], script: &str) -> Outcome {
     let archive = guest_archive(tag, &files);
     // -icount: Dom0's `sleep`s and the guests' progress are measured in the
     // same (instruction) time, whatever else the host is doing.
-    Boot::xen_core()
+    Boot::new(hv)
         .dom0_image("dom0")
         .module(&archive, "")
         .dom0_cmdline(&format!("xl=\"{script}\""))
@@ -104,4 +108,16 @@ fn two_guests_talk_over_a_granted_page_and_an_event_channel() {
     out.assert_guest_line("[accept] Test result: SUCCESS");
     let failed: Vec<&str> = out.guest_lines().into_iter().filter(|l| l.contains("check ") && l.ends_with(" FAIL")).collect();
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn an_unprivileged_guest_cannot_upset_the_processor_on_either_hypervisor() {
+    // workload=hostile-cpu as a DomU: breakpoints on the hypervisor, a data
+    // breakpoint under a hypercall's write, a global mapping, a syscall at
+    // the top of the lower half; Xen 4.17's answers on both.
+    for hv in [Hypervisor::XenCore, Hypervisor::Xen] {
+        let out = xl_on(hv, "hostile-cpu", &[("hc", "workload=hostile-cpu")], "create guests/hc.cfg on_poweroff=preserve; wait hc; destroy hc");
+        out.assert_status(Status::PoweredOff);
+        out.assert_guest_line("[hc] Test result: SUCCESS");
+    }
 }

@@ -26,6 +26,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("grant-offer", grant_offer::run), ("grant-accept", grant_accept::run), ("bench-grant", bench_grant::run),
     ("events", events::run), ("timer", events::timer::run), ("bench-events", events::bench::run),
     ("vcpu", crate::vcpu::run),
+    ("hostile-cpu", crate::vcpu::hostile_cpu::run),
     ("badstack", crate::vcpu::badstack::run),
     ("bench-vcpu", crate::vcpu::bench::run),
 ];
