@@ -15,6 +15,7 @@ pub mod log;
 pub mod build;
 pub mod cmdline;
 pub mod cpuid;
+pub mod debugreg;
 pub mod descriptor;
 pub mod domain;
 pub mod domctl;

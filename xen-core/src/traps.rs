@@ -58,6 +58,12 @@ impl<P: Platform> Xen<P> {
             // The machine's, not the guest's: see `machine_traps`.
             return self.machine_trap(regs);
         }
+        // `mov` to or from a debug register in the guest kernel: Xen emulates it.
+        if vector == TRAP_GP_FAULT && regs.error_code == 0 {
+            if let Some(next) = self.emulate_mov_dr(regs) {
+                return next;
+            }
+        }
         let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else { return Next::Idle };
         let kernel = vc.kernel_mode;
         let mut error_code = has_error_code(vector).then_some(regs.error_code);

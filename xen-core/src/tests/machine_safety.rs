@@ -186,3 +186,36 @@ fn a_sysenter_callback_is_accepted_as_on_xen() {
     assert_eq!(w.hypercall(nr::CALLBACK_OP, [hypercall_abi::callback::CALLBACKOP_register as u64, s, 0, 0, 0]), 0);
     assert_eq!(w.xen.domains[&DomId(0)].vcpus[0].callbacks.sysenter, 0x100100);
 }
+
+/// #GP(0) in the guest kernel at `bytes` (written at a scratch address).
+fn gp_at(w: &mut World, bytes: &[u8], rax: u64) -> (Next, GuestRegs) {
+    let at = w.scratch + 0x900;
+    w.write(at, bytes);
+    let mut regs = GuestRegs { entry_vector: 13, error_code: 0, rip: at, rax, cs: 0xe033, ss: 0xe02b, rsp: w.layout.vstack_end - 0x80, rflags: 0x202, ..GuestRegs::default() };
+    let next = w.xen.guest_exception(&mut regs, 0);
+    (next, regs)
+}
+
+#[test]
+fn mov_to_and_from_debug_registers_is_emulated_with_set_debugregs_checks() {
+    let mut w = World::new();
+    set_gp_handler(&mut w);
+    // mov %rax, %db0: DR0 = a guest address, as XTF's xsa-213 stashes %rsp.
+    let (next, regs) = gp_at(&mut w, &[0x0f, 0x23, 0xc0], 0x100000);
+    assert!(matches!(next, Next::Resume { .. }));
+    assert_eq!(regs.rip, w.scratch + 0x900 + 3, "stepped over");
+    assert_eq!(w.xen.domains[&DomId(0)].vcpus[0].debugreg[0], 0x100000);
+    assert_eq!(w.xen.platform.debugregs.get()[0], 0x100000, "live in the CPU");
+    // mov %db0, %rcx reads it back; mov %db4, %rdx is DR6.
+    let (_, regs) = gp_at(&mut w, &[0x0f, 0x21, 0xc1], 0);
+    assert_eq!(regs.rcx, 0x100000);
+    let (_, regs) = gp_at(&mut w, &[0x0f, 0x21, 0xe2], 0);
+    assert_eq!(regs.rdx, 0xffff_0ff0);
+    // A breakpoint on the hypervisor is refused: the #GP stands.
+    let (_, regs) = gp_at(&mut w, &[0x0f, 0x23, 0xc8], 0xffff_8300_0000_0000);
+    assert_eq!(regs.rip, GP_HANDLER, "#GP delivered");
+    assert_eq!(w.xen.domains[&DomId(0)].vcpus[0].debugreg[1], 0);
+    // Another #GP(0) instruction is not ours either.
+    let (_, regs) = gp_at(&mut w, &[0x0f, 0x20, 0xd8], 0);
+    assert_eq!(regs.rip, GP_HANDLER);
+}
