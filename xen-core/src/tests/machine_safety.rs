@@ -219,3 +219,25 @@ fn mov_to_and_from_debug_registers_is_emulated_with_set_debugregs_checks() {
     let (_, regs) = gp_at(&mut w, &[0x0f, 0x20, 0xd8], 0);
     assert_eq!(regs.rip, GP_HANDLER);
 }
+
+#[test]
+fn an_iret_in_a_multicall_ends_the_batch_there() {
+    // XSA-213: [iret, xen_version]: the iret runs on the live frame and the
+    // xen_version entry is never executed (its result stays 0).
+    let mut w = World::new();
+    let list = w.scratch + 0x400;
+    let mut b = [0u8; 128];
+    b[0..8].copy_from_slice(&nr::IRET.to_le_bytes());
+    b[64..72].copy_from_slice(&nr::XEN_VERSION.to_le_bytes());
+    w.write(list, &b);
+    // The iret context on the stack: rax, r11, rcx, flags, rip, cs, rflags, rsp, ss.
+    let sp = w.layout.vstack_end - 0x200;
+    let ctx = [0x213u64, 0, 0, 0, 0x100040, 0xe030, 0x202, sp + 0x100, 0xe02b];
+    let raw: alloc::vec::Vec<u8> = ctx.iter().flat_map(|x| x.to_le_bytes()).collect();
+    w.write(sp, &raw);
+    let mut regs = GuestRegs { rax: nr::MULTICALL, rdi: list, rsi: 2, rsp: sp, rip: 0x101000 + 32 * 13 + 9, cs: 0xe033, ss: 0xe02b, ..GuestRegs::default() };
+    let next = w.xen.hypercall(&mut regs);
+    assert!(matches!(next, Next::Resume { .. }), "{next:?}");
+    assert_eq!((regs.rip, regs.rax, regs.rsp), (0x100040, 0x213, sp + 0x100), "the iret was done");
+    assert_eq!(w.read_u64(list + 64 + 8), 0, "xen_version after the iret never ran");
+}
