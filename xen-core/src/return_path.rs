@@ -10,6 +10,11 @@
 //! instruction" returns there. So the frame is checked here, after the
 //! event upcall (which would replace RIP) and before the CPU sees it.
 //!
+//! Unloadable CS or SS selectors (a guest's `iret` to a selector its GDT
+//! does not hold, or a GDT changed under a loaded one) are the same story:
+//! the guest gets #GP with the selector as the error code, as Xen's `iretq`
+//! fault gives it.
+//!
 //! What the guest then gets is Xen's answer: Xen returns through `iretq`
 //! when RIP is not canonical, and the `iretq` fault's fixup turns it into a
 //! #GP (error code 0) for the guest, reported at the non-canonical RIP
@@ -50,6 +55,27 @@ impl<P: Platform> Xen<P> {
         crate::gdprintk!("d{}v{}: return to non-canonical rip {:#x}: #GP", d.0, v, frame.rip);
         frame.entry_vector = TRAP_GP_FAULT;
         frame.error_code = error_code;
+        Some(self.guest_exception(frame, 0))
+    }
+
+    /// The frame's CS and SS are looked up in the vCPU's GDT (which the
+    /// guest may have changed since it loaded them). One `iretq` would
+    /// refuse becomes the #GP Xen's `iretq` fixup gives the guest: error
+    /// code the selector with its RPL bits cleared, CS checked first (seen
+    /// on Xen 4.17: CS 0x1230 gives #GP(0x1230)). `None`: both load.
+    pub(crate) fn return_selector_fault(&mut self, frame: &mut GuestRegs) -> Option<Next> {
+        use crate::descriptor::SegKind;
+        let (d, v) = self.current?;
+        let bad = if !self.selector_ok_for(d, v, frame.cs as u16, SegKind::Code) {
+            frame.cs
+        } else if !self.selector_ok_for(d, v, frame.ss as u16, SegKind::Stack) {
+            frame.ss
+        } else {
+            return None;
+        };
+        crate::gdprintk!("d{}v{}: return to selectors {:#x}/{:#x}: #GP({:#x})", d.0, v, frame.cs, frame.ss, bad & 0xfffc);
+        frame.entry_vector = TRAP_GP_FAULT;
+        frame.error_code = bad & 0xfffc;
         Some(self.guest_exception(frame, 0))
     }
 

@@ -248,13 +248,8 @@ impl<P: Platform> Xen<P> {
         let flat_cs = frame.cs | 3 == hypercall_abi::arch::FLAT_RING3_CS64 as u64;
         let flat_ss = frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
         if !(flat_cs && flat_ss) {
-            use crate::descriptor::SegKind;
-            let ok = self.selector_ok_for(d, v, frame.cs as u16, SegKind::Code)
-                && self.selector_ok_for(d, v, frame.ss as u16, SegKind::Stack);
-            if !ok {
-                crate::error!("d{}v{}: cannot return to selectors {:#x}/{:#x}", d.0, v, frame.cs, frame.ss);
-                self.domain_crash(d);
-                return self.schedule(frame);
+            if let Some(next) = self.return_selector_fault(frame) {
+                return next;
             }
         }
         if !self.deliver_pending_upcall(frame) {

@@ -17,6 +17,8 @@
 //!   half returns to the non-canonical 0x0000800000000000: Xen (and
 //!   xen-core) give #GP(0) with that RIP in the frame, after the hypercall
 //!   has run (its result is in RAX).
+//! - An `iret` to a code selector the GDT does not hold: Xen's `iretq`
+//!   faults and the guest gets #GP naming the selector (0x1230).
 
 use hypercall_abi::guest;
 use hypercall_abi::mm::{PAGE_SIZE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL, _PAGE_PRESENT, _PAGE_RW};
@@ -47,6 +49,7 @@ pub fn run(_cmd: &str) {
     data_breakpoint_in_a_hypercall(&mut ctx);
     global_mapping(&mut ctx);
     syscall_at_the_top_of_the_lower_half(&mut ctx);
+    iret_to_a_bad_selector(&mut ctx);
     let p = trap_probe!("ud2");
     ctx.expect_trap("alive_ud2", &p, 6, None, false);
     ctx.checks.verdict();
@@ -150,4 +153,28 @@ fn syscall_at_the_top_of_the_lower_half(ctx: &mut Ctx) {
     ctx.eq("syscall_at_top_deliveries", p.count, 1);
     // SAFETY: the page is no longer used.
     let _ = unsafe { ctx.mm.unmap(TOP_PAGE) };
+}
+
+fn iret_to_a_bad_selector(ctx: &mut Ctx) {
+    // The iret context above the hypercall page's pushes (rcx, r11, rax):
+    // flags, rip, cs, rflags (IF clear: events stay masked), rsp, ss. It
+    // returns to label 2 on the current stack, but with CS 0x1230.
+    let p = trap_probe!(
+        "mov %rsp, %r11",
+        "pushq $0xe02b",
+        "push %r11",
+        "pushfq",
+        "andl $~0x200, (%rsp)",
+        "pushq $0x1230",
+        "lea 2f(%rip), %rax",
+        "push %rax",
+        "pushq $0",
+        "jmp hypercall_page + 23 * 32";
+        out("rax") _, out("r11") _, out("rcx") _,
+    );
+    let t = p.trap.unwrap_or_default();
+    ctx.eq("iret_bad_cs_vector", HexS(t.vector), HexS(13));
+    ctx.eq("iret_bad_cs_error_code", HexS(t.error_code), HexS(0x1230));
+    ctx.eq("iret_bad_cs_frame_cs", HexS(t.cs_sel() & 0xfffc), HexS(0x1230));
+    ctx.eq("iret_bad_cs_deliveries", p.count, 1);
 }

@@ -2,7 +2,6 @@
 //! back from its handlers.
 
 use super::{ret, Done, HcResult};
-use crate::descriptor::SegKind;
 use crate::platform::Platform;
 use crate::regs::*;
 use crate::xen::{Next, Xen};
@@ -59,14 +58,9 @@ impl<P: Platform> Xen<P> {
         let w = |i: usize| u64::from_le_bytes(raw[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
         let (rax, r11, rcx, flags, rip, cs, rflags, rsp, ss) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
         let to_user = cs & 3 == 3;
-        // A non-canonical RIP is not refused here: as on Xen, the return
-        // path gives the guest #GP at that RIP (`return_path`).
-        let ok = self.selector_ok_for(d, v, cs as u16, SegKind::Code)
-            && self.selector_ok_for(d, v, ss as u16, SegKind::Stack);
-        if !ok {
-            crate::error!("d{}v{}: iret to {:#x}:{:#x} (ss {:#x}) refused", d.0, v, cs, rip, ss);
-            return self.crash_domain_at(regs);
-        }
+        // Neither a non-canonical RIP nor an unloadable selector is refused
+        // here: as on Xen, where `iretq` itself faults, the return path
+        // gives the guest #GP for them (`return_path`).
         if to_user {
             let vc = &self.domains[&d].vcpus[v];
             if vc.user_cr3.is_none() {

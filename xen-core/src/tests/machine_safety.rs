@@ -241,3 +241,26 @@ fn an_iret_in_a_multicall_ends_the_batch_there() {
     assert_eq!((regs.rip, regs.rax, regs.rsp), (0x100040, 0x213, sp + 0x100), "the iret was done");
     assert_eq!(w.read_u64(list + 64 + 8), 0, "xen_version after the iret never ran");
 }
+
+#[test]
+fn iret_to_an_unloadable_selector_is_a_gp_naming_it_as_on_xen() {
+    // Seen on Xen 4.17: iret to CS 0x1230 gives #GP(0x1230), the frame
+    // showing where the iret was going.
+    for (cs, ss, code) in [(0x1230u64, 0xe02b, 0x1230), (0xe030, 0x1238, 0x1238), (0xe008, 0xe02b, 0xe008)] {
+        let mut w = World::new();
+        set_gp_handler(&mut w);
+        let sp = w.layout.vstack_end - 0x200;
+        // rax, r11, rcx, flags, rip, cs, rflags, rsp, ss: a kernel-mode return.
+        let ctx = [7u64, 0, 0, 0, 0x100040, cs & !3, 0x202, sp, ss];
+        let raw: alloc::vec::Vec<u8> = ctx.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let at = w.scratch;
+        w.write(at, &raw);
+        let mut regs = GuestRegs { rax: nr::IRET, rsp: at, rip: 0x101000 + 32 * 23 + 11, cs: 0xe033, ss: 0xe02b, ..GuestRegs::default() };
+        let next = w.xen.hypercall(&mut regs);
+        assert!(matches!(next, Next::Resume { .. }), "{cs:#x}/{ss:#x}: {next:?}");
+        assert_eq!(regs.rip, GP_HANDLER, "{cs:#x}/{ss:#x}");
+        let f: alloc::vec::Vec<u64> = (0..5).map(|i| w.read_u64(regs.rsp + 8 * i)).collect();
+        assert_eq!((f[2], f[3], f[4] & 0xfffc), (code, 0x100040, cs & 0xfffc), "{f:x?}");
+        assert_eq!(w.xen.domains[&DomId(0)].shutdown, None);
+    }
+}
