@@ -65,6 +65,13 @@ on_both_hypervisors! {
         assert_self_test_passed(&out);
     }
 
+    /// Debug registers on the hypervisor refused, a data breakpoint under a
+    /// hypercall's write survived, a global mapping accepted, a syscall at
+    /// the top of the lower half answered with #GP at the non-canonical RIP.
+    fn hostile_cpu_checks_pass(hv) {
+        assert_self_test_passed(&workload(hv, "workload=hostile-cpu"));
+    }
+
     /// Event channels, VIRQs, IPIs, masking, block and poll, hostile values;
     /// with two vCPUs also a ping-pong between them.
     fn events_self_test_passes(hv) {

@@ -55,4 +55,7 @@ pub trait Platform: MachineMemory {
     fn wallclock_at_boot(&self) -> (u64, u32);
     /// Console input waits (for VIRQ_CONSOLE).
     fn console_input_ready(&self) -> bool;
+    /// The processor's own `cpuid` (EAX, EBX, ECX, EDX), which
+    /// `cpuid::pv_cpuid` filters into what a PV guest sees.
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
 }

@@ -105,6 +105,14 @@ impl<M: MachineMemory> SharedInfoPage<'_, M> {
         }
     }
 
+    /// `arch.nmi_reason`: set `bits` (`_XEN_NMIREASON_*`) for the guest's
+    /// NMI callback to read.
+    pub fn raise_nmi_reason(&self, bits: u64) {
+        let at = offset_of!(SharedInfo, arch) + offset_of!(hypercall_abi::arch::ArchSharedInfo, nmi_reason);
+        let reason = self.read_u64_at(at) | bits;
+        self.page.write(self.mem, at, &reason.to_le_bytes());
+    }
+
     pub fn evtchn_pending(&self, w: usize) -> u64 {
         bitmap_word(offset_of!(SharedInfo, evtchn_pending), w).map_or(0, |o| self.read_u64_at(o))
     }

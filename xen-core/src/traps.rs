@@ -61,6 +61,16 @@ impl<P: Platform> Xen<P> {
     pub fn guest_exception(&mut self, regs: &mut GuestRegs, cr2: u64) -> Next {
         let Some((dom, v)) = self.current else { return Next::Idle };
         let vector = regs.entry_vector;
+        if matches!(vector, crate::machine_traps::TRAP_NMI | crate::machine_traps::TRAP_MACHINE_CHECK) {
+            // The machine's, not the guest's: see `machine_traps`.
+            return self.machine_trap(regs);
+        }
+        // `mov` to or from a debug register in the guest kernel: Xen emulates it.
+        if vector == TRAP_GP_FAULT && regs.error_code == 0 {
+            if let Some(next) = self.emulate_mov_dr(regs) {
+                return next;
+            }
+        }
         let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else { return Next::Idle };
         let kernel = vc.kernel_mode;
         let mut error_code = has_error_code(vector).then_some(regs.error_code);
@@ -78,6 +88,10 @@ impl<P: Platform> Xen<P> {
                 return self.deliver(regs, b);
             }
         }
+        if vector == TRAP_INVALID_OP && self.forced_emulation(regs) {
+            return self.schedule(regs);
+        }
+        let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else { return Next::Idle };
         match vector {
             TRAP_NO_DEVICE if !vc.fpu_ts => {
                 // Our own CR0.TS with no virtual TS behind it cannot happen;
@@ -92,7 +106,7 @@ impl<P: Platform> Xen<P> {
                 self.platform.set_guest_ts(false);
             }
             TRAP_DEBUG => {
-                vc.debugreg[6] = self.platform.take_dr6();
+                vc.debugreg[6] = crate::machine_traps::merge_dr6(vc.debugreg[6], self.platform.take_dr6());
             }
             TRAP_PAGE_FAULT => {
                 // The guest kernel reads the address from vcpu_info.arch.cr2,

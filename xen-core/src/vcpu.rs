@@ -48,6 +48,9 @@ pub struct Callbacks {
     pub syscall: u64,
     pub syscall32: u64,
     pub nmi: u64,
+    /// `CALLBACKTYPE_sysenter`: kept as Xen keeps it; 64-bit guests have
+    /// no `sysenter` path here (it faults and the guest gets #GP or #UD).
+    pub sysenter: u64,
     /// `CALLBACKF_mask_events` on the syscall callback (Xen's
     /// `VGCF_syscall_disables_events`).
     pub syscall_masks_events: bool,

@@ -17,8 +17,10 @@ pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
 /// What the architecture layer does after the core has handled an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
-    /// Return to the guest in the frame, on page table `cr3`.
-    Resume { cr3: Mfn },
+    /// Return to the guest in the frame, on page table `cr3`; with
+    /// `flush_global`, drop global TLB entries too (another vCPU's tables
+    /// ran last: see `return_path`).
+    Resume { cr3: Mfn, flush_global: bool },
     /// Nothing is runnable: wait for an interrupt.
     Idle,
     /// The machine stops: Dom0 has shut down or died.
@@ -59,6 +61,9 @@ pub struct Xen<P: Platform> {
     pub(crate) next_domid: u16,
     /// The last guest translation (see `guest_access::TranslationCache`).
     pub(crate) tcache: core::cell::Cell<crate::guest_access::TranslationCache>,
+    /// The vCPU whose page tables the CPU last ran (idle keeps them loaded,
+    /// as Xen's lazy context switch): another one needs a global flush.
+    pub(crate) tlb_vcpu: Option<(DomId, usize)>,
 }
 
 impl<P: Platform> Xen<P> {
@@ -77,6 +82,7 @@ impl<P: Platform> Xen<P> {
             time_scale,
             next_domid: 0,
             tcache: core::cell::Cell::new(crate::guest_access::TranslationCache::default()),
+            tlb_vcpu: None,
         }
     }
 
@@ -141,6 +147,7 @@ impl<P: Platform> Xen<P> {
         let v = d.vcpus.first()?;
         let out = (v.regs, v.active_cr3());
         self.current = Some((dom, 0));
+        self.tlb_vcpu = Some((dom, 0));
         self.load_vcpu_state(dom, 0);
         self.update_wallclock(dom);
         self.update_vcpu_time(dom, 0);
@@ -228,10 +235,12 @@ impl<P: Platform> Xen<P> {
                     vc.state == RunState::Runnable && !yielded && dd.pause_count == 0 && !(dd.cap > 0 && vc.credit < 0);
                 let flat = frame.cs | 3 == hypercall_abi::arch::FLAT_RING3_CS64 as u64
                     && frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
-                if runs && flat {
+                // A non-canonical RIP takes the slow path, which gives
+                // the guest #GP instead of faulting on `iretq`.
+                if runs && flat && crate::return_path::iret_fault(frame).is_none() {
                     if !dd.shared_info.shared_info(&self.platform).events_need_delivery(v) {
                         frame.sanitize_for_guest();
-                        return Next::Resume { cr3: vc.active_cr3() };
+                        return Next::Resume { cr3: vc.active_cr3(), flush_global: false };
                     }
                 }
                 if runs {
@@ -291,13 +300,8 @@ impl<P: Platform> Xen<P> {
         let flat_cs = frame.cs | 3 == hypercall_abi::arch::FLAT_RING3_CS64 as u64;
         let flat_ss = frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
         if !(flat_cs && flat_ss) {
-            use crate::descriptor::SegKind;
-            let ok = self.selector_ok_for(d, v, frame.cs as u16, SegKind::Code)
-                && self.selector_ok_for(d, v, frame.ss as u16, SegKind::Stack);
-            if !ok {
-                crate::error!("d{}v{}: cannot return to selectors {:#x}/{:#x}", d.0, v, frame.cs, frame.ss);
-                self.domain_crash(d);
-                return self.schedule(frame);
+            if let Some(next) = self.return_selector_fault(frame) {
+                return next;
             }
         }
         if !self.deliver_pending_upcall(frame) {
@@ -305,8 +309,12 @@ impl<P: Platform> Xen<P> {
             self.domain_crash(d);
             return self.schedule(frame);
         }
+        if let Some(next) = self.return_fault(frame) {
+            return next;
+        }
         frame.sanitize_for_guest();
-        Next::Resume { cr3: self.domains[&d].vcpus[v].active_cr3() }
+        let flush_global = self.switching_tlb_to(d, v);
+        Next::Resume { cr3: self.domains[&d].vcpus[v].active_cr3(), flush_global }
     }
 
     /// Move a vCPU to another run state, accounting the time spent in the

@@ -11,10 +11,6 @@
 //!   registration's error is ignored, the others take effect);
 //! - `set_segment_base(SEGBASE_GS_USER_SEL, 0x1234)`: 0 (the faulting
 //!   selector load is fixed up to a null selector);
-//! - `iret` with a non-canonical RIP or an unloadable CS: Xen's `iretq`
-//!   faults and the fault is delivered to the guest as if raised at the
-//!   target (seen: RIP 0x800000000000 gives #GP(0) with that RIP in the
-//!   frame; CS 0x1230 gives #GP(0x1230)); xen-core crashes the domain;
 //! - `vm_assist` of `writable_pagetables` and `m2p_strict`: 0;
 //! - call gates in a GDT (see `cpu_state`).
 

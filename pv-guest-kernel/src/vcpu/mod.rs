@@ -22,6 +22,7 @@ pub mod bench;
 mod cpu_state;
 pub mod exceptions;
 mod hostile;
+pub mod hostile_cpu;
 pub mod probe;
 mod smp;
 pub mod user;

@@ -158,6 +158,11 @@ pub fn handler(frame: &mut TrapFrame) -> Resume {
     let fixup = FIXUP.swap(0, Ordering::Relaxed);
     if fixup != 0 {
         frame.rip = fixup;
+        // The fixup is our own kernel code, on Xen's flat selectors even if
+        // the probe tried others (an `iret` to a bad CS): keep the saved
+        // event mask (bits 32-39), kernel-mode RPL 0.
+        frame.cs = (frame.cs & !0xffff) | 0xe030;
+        frame.ss = 0xe02b;
         return Resume::Iret;
     }
     match frame.vector {

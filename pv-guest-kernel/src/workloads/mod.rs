@@ -31,6 +31,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("events", events::run), ("timer", events::timer::run), ("bench-events", events::bench::run),
     ("hostile", hostile::run),
     ("vcpu", crate::vcpu::run),
+    ("hostile-cpu", crate::vcpu::hostile_cpu::run),
     ("badstack", crate::vcpu::badstack::run),
     ("bench-vcpu", crate::vcpu::bench::run),
     ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile), ("control", xenstore::control),

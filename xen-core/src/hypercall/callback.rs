@@ -34,6 +34,9 @@ impl<P: Platform> Xen<P> {
             }
             CALLBACKTYPE_syscall32 => cb.syscall32 = address,
             CALLBACKTYPE_nmi => cb.nmi = address,
+            // Accepted as Xen 4.17 accepts it from 64-bit guests (XTF's
+            // start of day registers one and stops if refused).
+            CALLBACKTYPE_sysenter => cb.sysenter = address,
             // Xen checks the address first, then the type (-ENOSYS).
             _ => return Err(Errno::ENOSYS),
         }

@@ -90,7 +90,7 @@ impl<P: Platform> Xen<P> {
     /// `set_debugreg(reg, value)`, with Xen's checks: breakpoint addresses in
     /// the guest's own range (`-EPERM` otherwise), no reserved bits, no
     /// general-detect, no I/O breakpoints.
-    pub(super) fn do_set_debugreg(&mut self, [reg, value, ..]: [u64; 5]) -> HcResult {
+    pub(crate) fn do_set_debugreg(&mut self, [reg, value, ..]: [u64; 5]) -> HcResult {
         let value = match reg {
             0..=3 => {
                 if !guest_range_ok(value, 8) {

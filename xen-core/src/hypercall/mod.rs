@@ -17,7 +17,7 @@ mod multicall;
 mod sched_op;
 mod traps;
 mod vcpu_op;
-mod xen_version;
+pub(crate) mod xen_version;
 
 use crate::platform::Platform;
 use crate::regs::GuestRegs;
@@ -33,6 +33,12 @@ pub enum Done {
     /// what remains, and the guest re-executes the `syscall` (Xen's
     /// hypercall continuation), so a long operation can be preempted.
     Continue([u64; 5]),
+    /// A multicall reached an `iret` entry: the batch ends there and the
+    /// `iret` runs on the live frame (its context is on the guest's stack,
+    /// as for a direct `iret`), as Xen 4.17's `arch_do_multicall_call`
+    /// does: after the switch to user mode nothing may run as if the guest
+    /// were still in kernel mode (XSA-213).
+    Iret,
 }
 
 pub type HcResult = Result<Done, Errno>;
@@ -76,6 +82,7 @@ impl<P: Platform> Xen<P> {
         }
         match result {
             Ok(Done::Ret(v)) => regs.rax = v as u64,
+            Ok(Done::Iret) => return self.do_iret(regs),
             Err(e) => regs.rax = e.to_ret() as u64,
             Ok(Done::Continue(a)) => {
                 [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8] = a;

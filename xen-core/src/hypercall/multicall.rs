@@ -24,6 +24,9 @@ impl<P: Platform> Xen<P> {
             let word = |k: usize| u64::from_le_bytes(raw[8 * k..8 * k + 8].try_into().unwrap_or([0; 8]));
             let op = word(0);
             let args = [word(2), word(3), word(4), word(5), word(6)];
+            if op == nr::IRET {
+                return Ok(Done::Iret);
+            }
             let result = if op == nr::MULTICALL {
                 // No nesting: Xen refuses it too.
                 Err(Errno::EINVAL)
@@ -34,6 +37,8 @@ impl<P: Platform> Xen<P> {
             match result {
                 Ok(Done::Ret(v)) => g.write_u64(entry.wrapping_add(8), v as u64)?,
                 Err(e) => g.write_u64(entry.wrapping_add(8), e.to_ret() as u64)?,
+                // Not from `dispatch`: only a multicall's own `iret` entry.
+                Ok(Done::Iret) => return Ok(Done::Iret),
                 Ok(Done::Continue(a)) => {
                     // The call was preempted: store its progress in the entry
                     // and resume the batch from this entry.

@@ -2,7 +2,6 @@
 //! back from its handlers.
 
 use super::{ret, Done, HcResult};
-use crate::descriptor::SegKind;
 use crate::platform::Platform;
 use crate::regs::*;
 use crate::xen::{Next, Xen};
@@ -46,8 +45,8 @@ impl<P: Platform> Xen<P> {
     /// `iret`: the guest left `struct iret_context` {rax, r11, rcx, flags,
     /// rip, cs, rflags, rsp, ss} on its stack and jumped to the hypercall
     /// page, which pushed rcx, r11 and rax on top. Everything in it is
-    /// checked before the CPU sees it: a non-canonical RIP or an unloadable
-    /// selector would make `iretq` fault in ring 0.
+    /// checked before the CPU sees it: an unloadable selector would make
+    /// `iretq` fault in ring 0 (a non-canonical RIP too: see `return_path`).
     pub(crate) fn do_iret(&mut self, regs: &mut GuestRegs) -> Next {
         let Some((d, v)) = self.current else { return Next::Idle };
         let mut raw = [0u8; 72];
@@ -59,13 +58,9 @@ impl<P: Platform> Xen<P> {
         let w = |i: usize| u64::from_le_bytes(raw[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
         let (rax, r11, rcx, flags, rip, cs, rflags, rsp, ss) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
         let to_user = cs & 3 == 3;
-        let ok = crate::mm::pte::is_canonical(rip)
-            && self.selector_ok_for(d, v, cs as u16, SegKind::Code)
-            && self.selector_ok_for(d, v, ss as u16, SegKind::Stack);
-        if !ok {
-            crate::error!("d{}v{}: iret to {:#x}:{:#x} (ss {:#x}) refused", d.0, v, cs, rip, ss);
-            return self.crash_domain_at(regs);
-        }
+        // Neither a non-canonical RIP nor an unloadable selector is refused
+        // here: as on Xen, where `iretq` itself faults, the return path
+        // gives the guest #GP for them (`return_path`).
         if to_user {
             let vc = &self.domains[&d].vcpus[v];
             if vc.user_cr3.is_none() {

@@ -137,7 +137,10 @@ impl<P: Platform> Xen<P> {
 
         let entry_ok = |a: u64| a == 0 || Self::entry_point_ok(a);
         let traps_ok = (0..256).all(|i| entry_ok(c.u64(offset_of!(VcpuGuestContext, trap_ctxt) + 16 * i + 8)));
+        // Xen's arch_set_info_guest: RIP and RSP canonical (an `iretq` to a
+        // non-canonical RIP would fault in ring 0).
         if !is_canonical(rip)
+            || !is_canonical(reg(offset_of!(CpuUserRegs, rsp)))
             || ![event, failsafe, syscall].into_iter().all(entry_ok)
             || !traps_ok
             || ![fs, gs_kernel, gs_user].into_iter().all(is_canonical)

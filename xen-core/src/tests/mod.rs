@@ -1,6 +1,7 @@
 //! Host tests that drive the whole core through its hypercall entry, as a
 //! guest would: a Dom0 built from a small ELF image over simulated memory.
 
+mod cpuid;
 mod domctl;
 mod events_props;
 mod gnttab_props;
@@ -8,6 +9,7 @@ mod hypercall_fuzz;
 mod invariants;
 mod isolation;
 mod lifecycle;
+mod machine_safety;
 mod mmu_props;
 mod mmu_regressions;
 mod vcpu_hostile;

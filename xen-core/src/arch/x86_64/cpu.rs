@@ -2,19 +2,30 @@
 
 use core::arch::x86_64::__cpuid_count;
 use x86_64::registers::control::{Cr4, Cr4Flags};
-use x86_64::registers::model_specific::Msr;
+use x86_64::registers::model_specific::{LStar, Msr, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::gdt::SegmentSelector;
+use x86_64::VirtAddr;
 
-use super::descriptors::{FLAT_RING3_CS32, HYPERVISOR_CS};
+use super::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS, HYPERVISOR_CS, HYPERVISOR_DS};
 
-const MSR_STAR: u32 = 0xC000_0081;
-const MSR_LSTAR: u32 = 0xC000_0082;
+/// The `syscall` entry for compatibility mode. The `x86_64` crate has no
+/// type for this AMD-defined MSR, so it stays a number.
 const MSR_CSTAR: u32 = 0xC000_0083;
-const MSR_SFMASK: u32 = 0xC000_0084;
 
 /// RFLAGS bits cleared on `syscall`: TF, IF, DF, IOPL, NT, AC. With IF
 /// clear the hypervisor runs with interrupts off, which is what lets the
 /// prebuilt `core` keep its red zone.
-const SFMASK: u64 = 0x0004_7700;
+const SFMASK: RFlags = RFlags::from_bits_truncate(
+    RFlags::TRAP_FLAG.bits()
+        | RFlags::INTERRUPT_FLAG.bits()
+        | RFlags::DIRECTION_FLAG.bits()
+        | RFlags::IOPL_LOW.bits()
+        | RFlags::IOPL_HIGH.bits()
+        | RFlags::NESTED_TASK.bits()
+        | RFlags::ALIGNMENT_CHECK.bits(),
+);
+const _: () = assert!(SFMASK.bits() == 0x0004_7700);
 
 pub struct Features {
     pub smep: bool,
@@ -38,12 +49,21 @@ pub fn init(syscall64: u64, syscall32: u64) -> Features {
     // user pages directly.
     unsafe {
         Cr4::write(cr4);
-        // STAR: syscall enters on 0xe008/0xe010; sysret would return to
-        // 0xe023+16 = 0xe033 (FLAT_RING3_CS64) and 0xe02b, Xen's selectors.
-        Msr::new(MSR_STAR).write(((FLAT_RING3_CS32 as u64) << 48) | ((HYPERVISOR_CS as u64) << 32));
-        Msr::new(MSR_LSTAR).write(syscall64);
         Msr::new(MSR_CSTAR).write(syscall32);
-        Msr::new(MSR_SFMASK).write(SFMASK);
     }
+    // STAR: syscall enters on 0xe008/0xe010; sysret would return to
+    // 0xe033 (FLAT_RING3_CS64) and 0xe02b, Xen's selectors. The crate checks
+    // the layout the instructions need (SS = CS + 8, sysret CS = base + 16).
+    let star = Star::write(
+        SegmentSelector(FLAT_RING3_CS64),
+        SegmentSelector(FLAT_RING3_DS),
+        SegmentSelector(HYPERVISOR_CS),
+        SegmentSelector(HYPERVISOR_DS),
+    );
+    if star.is_err() {
+        super::traps::fatal("GDT layout unusable for syscall/sysret");
+    }
+    LStar::write(VirtAddr::new_truncate(syscall64));
+    SFMask::write(SFMASK);
     f
 }

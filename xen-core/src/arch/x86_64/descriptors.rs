@@ -5,9 +5,25 @@
 //! selectors that 64-bit PV kernels hard-code (`FLAT_KERNEL_CS64` = 0xe033,
 //! `FLAT_KERNEL_SS64` = 0xe02b, from `arch-x86/xen-x86_64.h`) mean the same
 //! thing here as on Xen. Entries below 0xe000 are the guest's (set_gdt).
+//!
+//! The descriptors come from the `x86_64` crate (`DescriptorFlags`'s flat
+//! segments, `Descriptor::tss_segment`), and so do the instructions that
+//! load the tables. The tables themselves stay plain arrays:
+//! - the crate's `GlobalDescriptorTable` appends entries from index 1 and
+//!   keeps them to itself, while Xen's layout needs the hypervisor's at
+//!   0xe000 (index 7168) and the running vCPU's raw descriptors below,
+//!   rewritten at every switch (`load_guest_entries`);
+//! - its `InterruptDescriptorTable` sets a gate only from a handler of the
+//!   `x86-interrupt` ABI (`set_handler_addr` needs the nightly-only
+//!   `abi_x86_interrupt` feature), while ours are assembly stubs; so each
+//!   gate is encoded here, the layout being the SDM's 64-bit interrupt gate.
 
 use core::ptr::addr_of_mut;
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, FS, GS, SS};
+use x86_64::instructions::tables::{lgdt, lidt, load_tss};
+use x86_64::structures::gdt::{Descriptor, DescriptorFlags, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
+use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
 
 pub const HYPERVISOR_CS: u16 = 0xe008;
@@ -34,15 +50,28 @@ static mut TSS: TaskStateSegment = TaskStateSegment::new();
 const IST_DOUBLE_FAULT: u8 = 1;
 const IST_NMI: u8 = 2;
 const IST_MACHINE_CHECK: u8 = 3;
+/// #DB may arrive in ring 0 before `syscall_entry` has left the guest's
+/// stack (`mov ss; syscall`, XSA-260), so it never trusts the current one.
+const IST_DEBUG: u8 = 4;
 
-#[repr(C, packed)]
-struct DescriptorPointer {
-    limit: u16,
-    base: u64,
+/// A 64-bit interrupt gate (SDM vol. 3, 6.14.1): handler address split
+/// over both words, the hypervisor's code selector, an IST slot, type 0xe
+/// (interrupt gate: IF cleared on entry), a DPL, present.
+fn interrupt_gate(handler: u64, ist: u8, dpl: u64) -> [u64; 2] {
+    [
+        (handler & 0xffff)
+            | ((HYPERVISOR_CS as u64) << 16)
+            | ((ist as u64) << 32)
+            | (0xe << 40)
+            | (dpl << 45)
+            | (1 << 47)
+            | (((handler >> 16) & 0xffff) << 48),
+        handler >> 32,
+    ]
 }
 
 /// Load the GDT, TSS and IDT of the boot CPU. `rsp0` is where guest frames land.
-pub fn init(rsp0: u64, ist: [u64; 3], entry_stubs: u64, stub_size: u64) {
+pub fn init(rsp0: u64, ist: [u64; 4], entry_stubs: u64, stub_size: u64) {
     // SAFETY: called once at boot, before any other code uses these tables and
     // with interrupts off; the statics live as long as the hypervisor.
     unsafe {
@@ -51,12 +80,12 @@ pub fn init(rsp0: u64, ist: [u64; 3], entry_stubs: u64, stub_size: u64) {
         let idt = &mut *addr_of_mut!(IDT);
 
         let g = &mut gdt.0[FIRST_RESERVED..];
-        g[1] = 0x00af9a000000ffff; // 0xe008 ring 0 code, 64-bit
-        g[2] = 0x00cf92000000ffff; // 0xe010 ring 0 data
-        g[4] = 0x00cffa000000ffff; // 0xe023 ring 3 code, compatibility
-        g[5] = 0x00cff2000000ffff; // 0xe02b ring 3 data
-        g[6] = 0x00affa000000ffff; // 0xe033 ring 3 code, 64-bit
-        g[7] = 0x00cf9a000000ffff; // 0xe038 ring 0 code, compatibility
+        g[1] = DescriptorFlags::KERNEL_CODE64.bits(); // 0xe008
+        g[2] = DescriptorFlags::KERNEL_DATA.bits(); // 0xe010
+        g[4] = DescriptorFlags::USER_CODE32.bits(); // 0xe023
+        g[5] = DescriptorFlags::USER_DATA.bits(); // 0xe02b
+        g[6] = DescriptorFlags::USER_CODE64.bits(); // 0xe033
+        g[7] = DescriptorFlags::KERNEL_CODE32.bits(); // 0xe038
 
         tss.privilege_stack_table[0] = VirtAddr::new(rsp0);
         for (i, top) in ist.iter().enumerate() {
@@ -64,18 +93,14 @@ pub fn init(rsp0: u64, ist: [u64; 3], entry_stubs: u64, stub_size: u64) {
         }
         // No I/O bitmap: every port access from ring 3 faults.
         tss.iomap_base = core::mem::size_of::<TaskStateSegment>() as u16;
-        let base = tss as *const _ as u64;
-        let limit = core::mem::size_of::<TaskStateSegment>() as u64 - 1;
-        g[8] = (limit & 0xffff)
-            | ((base & 0xff_ffff) << 16)
-            | (0x89 << 40) // present, 64-bit TSS (available)
-            | (((limit >> 16) & 0xf) << 48)
-            | (((base >> 24) & 0xff) << 56);
-        g[9] = base >> 32;
+        if let Descriptor::SystemSegment(low, high) = Descriptor::tss_segment(&*core::ptr::addr_of!(TSS)) {
+            (g[8], g[9]) = (low, high); // 0xe040
+        }
 
         for vector in 0..256u64 {
             let handler = entry_stubs + vector * stub_size;
             let ist = match vector {
+                1 => IST_DEBUG,
                 2 => IST_NMI,
                 8 => IST_DOUBLE_FAULT,
                 18 => IST_MACHINE_CHECK,
@@ -84,41 +109,20 @@ pub fn init(rsp0: u64, ist: [u64; 3], entry_stubs: u64, stub_size: u64) {
             // int3, into and int $0x80 may be raised by the guest itself
             // (DPL 3), as on Xen.
             let dpl: u64 = if vector == 3 || vector == 4 || vector == 0x80 { 3 } else { 0 };
-            idt.0[2 * vector as usize] = (handler & 0xffff)
-                | ((HYPERVISOR_CS as u64) << 16)
-                | ((ist as u64) << 32)
-                | (0xe << 40) // interrupt gate: IF cleared on entry
-                | (dpl << 45)
-                | (1 << 47)
-                | (((handler >> 16) & 0xffff) << 48);
-            idt.0[2 * vector as usize + 1] = handler >> 32;
+            let v = 2 * vector as usize;
+            idt.0[v..v + 2].copy_from_slice(&interrupt_gate(handler, ist, dpl));
         }
 
-        let gdtr = DescriptorPointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: gdt.0.as_ptr() as u64 };
-        let idtr = DescriptorPointer { limit: (512 * 8 - 1) as u16, base: idt.0.as_ptr() as u64 };
-        core::arch::asm!(
-            "lgdt [{gdtr}]",
-            "push {cs}",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov {tmp:e}, {ds}",
-            "mov ss, {tmp:e}",
-            "xor {tmp:e}, {tmp:e}",
-            "mov ds, {tmp:e}",
-            "mov es, {tmp:e}",
-            "mov fs, {tmp:e}",
-            "mov gs, {tmp:e}",
-            "ltr {tss:x}",
-            "lidt [{idtr}]",
-            gdtr = in(reg) &gdtr,
-            idtr = in(reg) &idtr,
-            cs = const HYPERVISOR_CS as u64,
-            ds = const HYPERVISOR_DS as u32,
-            tss = in(reg) TSS_SELECTOR,
-            tmp = out(reg) _,
-        );
+        let gdtr = DescriptorTablePointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: VirtAddr::new(gdt.0.as_ptr() as u64) };
+        let idtr = DescriptorTablePointer { limit: (512 * 8 - 1) as u16, base: VirtAddr::new(idt.0.as_ptr() as u64) };
+        lgdt(&gdtr);
+        CS::set_reg(SegmentSelector(HYPERVISOR_CS));
+        SS::set_reg(SegmentSelector(HYPERVISOR_DS));
+        for null in [DS::set_reg, ES::set_reg, FS::set_reg, GS::set_reg] {
+            null(SegmentSelector(0));
+        }
+        load_tss(SegmentSelector(TSS_SELECTOR));
+        lidt(&idtr);
     }
 }
 

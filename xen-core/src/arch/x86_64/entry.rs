@@ -78,15 +78,30 @@ exception_common:
     pushfq
     andq $~0x40000, (%rsp)
     popfq
-    mov %rsp, %rdi
     testb $3, 18*8(%rsp)        /* the interrupted CS: ring 3 is a guest */
     jz 1f
+    /* From a guest on an IST stack (NMI, #DB, #MC): move the frame to where
+       every guest frame lives, right below cpu0_stack_top (empty while a
+       guest runs), as Xen's handle_ist_exception does, so the core may
+       switch vCPUs or sleep on it and a nested IST entry cannot clobber
+       it. The registers used were saved above. */
+    lea cpu0_stack_top(%rip), %rdi
+    sub ${frame_size}, %rdi
+    cmp %rdi, %rsp
+    je 2f
+    mov %rsp, %rsi
+    mov ${frame_words}, %ecx
+    rep movsq
+    lea cpu0_stack_top(%rip), %rsp
+    sub ${frame_size}, %rsp
+2:  mov %rsp, %rdi
     SAVE_GUEST_FPU
     call {guest_exception}
     jmp restore_all
     /* Ring 0 (a hypervisor fault, an NMI, an interrupt while idle): keep
        the interrupted code's vector registers too. */
-1:  fxsave64 hv_fpu_area(%rip)
+1:  mov %rsp, %rdi
+    fxsave64 hv_fpu_area(%rip)
     call {hypervisor_exception}
     fxrstor64 hv_fpu_area(%rip)
     jmp restore_regs

@@ -6,6 +6,7 @@ pub mod descriptors;
 pub mod entry;
 pub mod heap;
 pub mod machine;
+pub mod machine_check;
 pub mod multiboot;
 pub mod paging;
 pub mod platform;

@@ -72,3 +72,23 @@ pub fn map_m2p(pa: u64, len: u64, mut alloc_frame: impl FnMut() -> u64) -> u64 {
     unsafe { table(l3).write_volatile(l2 | ro_user) };
     l3 | ro_user
 }
+
+/// Load a vCPU's top-level table and drop every TLB entry, global ones
+/// included, as Xen's `switch_cr3_cr4` does when it changes address space:
+/// with CR4.PGE clear no entry is global, so the CR3 load flushes all, and
+/// setting PGE again starts from an empty TLB. Guests may set `_PAGE_GLOBAL`,
+/// and another vCPU (another domain's, above all) must not inherit them.
+pub fn switch_cr3_flush_global(l4_maddr: u64, flags: u16) {
+    use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
+    let cr4 = Cr4::read();
+    let frame = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(l4_maddr));
+    // SAFETY: the core hands over only validated guest L4s, which carry the
+    // hypervisor's slots (this code, its stack and data stay mapped);
+    // toggling PGE changes nothing but the TLB's contents. Interrupts are
+    // off, so nothing runs between the three writes.
+    unsafe {
+        Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+        Cr3::write_raw(frame, flags);
+        Cr4::write(cr4);
+    }
+}

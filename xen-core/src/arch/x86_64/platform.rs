@@ -5,7 +5,8 @@ use xen_core::mm::{MachineMemory, Mfn};
 use xen_core::platform::Platform;
 
 use x86_64::registers::control::{Cr4, Cr4Flags};
-use x86_64::registers::model_specific::Msr;
+use x86_64::registers::model_specific::{FsBase, GsBase, KernelGsBase};
+use x86_64::VirtAddr;
 
 use super::paging::phys_to_virt;
 
@@ -104,18 +105,15 @@ impl Platform for Machine {
     }
 
     fn load_segment_bases(&self, fs: u64, gs: u64, gs_shadow: u64) {
-        // SAFETY: the core checked each base is canonical, so wrmsr cannot
-        // fault; the hypervisor itself never uses FS or GS.
-        unsafe {
-            Msr::new(MSR_FS_BASE).write(fs);
-            Msr::new(MSR_GS_BASE).write(gs);
-            Msr::new(MSR_SHADOW_GS_BASE).write(gs_shadow);
-        }
+        // The core checked each base is canonical (`new_truncate` changes
+        // nothing then); the hypervisor itself never uses FS or GS.
+        FsBase::write(VirtAddr::new_truncate(fs));
+        GsBase::write(VirtAddr::new_truncate(gs));
+        KernelGsBase::write(VirtAddr::new_truncate(gs_shadow));
     }
 
     fn read_segment_bases(&self) -> (u64, u64, u64) {
-        // SAFETY: reading these MSRs has no side effects.
-        unsafe { (Msr::new(MSR_FS_BASE).read(), Msr::new(MSR_GS_BASE).read(), Msr::new(MSR_SHADOW_GS_BASE).read()) }
+        (FsBase::read().as_u64(), GsBase::read().as_u64(), KernelGsBase::read().as_u64())
     }
 
     fn swap_gs(&self) {
@@ -134,7 +132,7 @@ impl Platform for Machine {
         // nothing runs between the two swapgs.
         unsafe {
             core::arch::asm!("swapgs", "mov gs, {sel:x}", "swapgs", sel = in(reg) sel, options(nostack, preserves_flags));
-            base = Msr::new(MSR_SHADOW_GS_BASE).read();
+            base = KernelGsBase::read().as_u64();
         }
         base
     }
@@ -185,11 +183,14 @@ impl Platform for Machine {
     fn console_input_ready(&self) -> bool {
         super::serial::input_ready()
     }
+
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        // cpuid exists on every x86-64 processor and only fills registers.
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    }
 }
 
-const MSR_FS_BASE: u32 = 0xC000_0100;
-const MSR_GS_BASE: u32 = 0xC000_0101;
-const MSR_SHADOW_GS_BASE: u32 = 0xC000_0102;
 
 /// The log goes to COM1.
 pub struct SerialLog;

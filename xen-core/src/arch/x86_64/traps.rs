@@ -47,6 +47,9 @@ pub extern "C" fn guest_exception(regs: &mut GuestRegs) {
         xen_core::debug!("spurious interrupt {} while in a guest", regs.entry_vector);
         with_xen(|x| x.schedule(regs))
     } else {
+        if regs.entry_vector == 18 && !super::machine_check::report() {
+            fatal("machine check: the interrupted context cannot continue (MCG_STATUS.RIPV clear)");
+        }
         let cr2 = Cr2::read_raw();
         with_xen(|x| x.guest_exception(regs, cr2))
     };
@@ -57,9 +60,13 @@ pub extern "C" fn guest_exception(regs: &mut GuestRegs) {
 fn finish(regs: &mut GuestRegs, mut next: Next) {
     loop {
         match next {
-            Next::Resume { cr3 } => {
+            Next::Resume { cr3, flush_global } => {
                 let (cur, flags) = Cr3::read_raw();
-                if cur.start_address().as_u64() != cr3.maddr() {
+                if flush_global {
+                    // Another vCPU's tables ran last: Xen's switch_cr3_cr4
+                    // (PGE off, CR3, PGE on) drops its global entries too.
+                    super::paging::switch_cr3_flush_global(cr3.maddr(), flags);
+                } else if cur.start_address().as_u64() != cr3.maddr() {
                     let frame = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(cr3.maddr()));
                     // SAFETY: the core hands us only validated guest L4s,
                     // which carry the hypervisor's slots, so this code and
@@ -90,11 +97,29 @@ fn halt(h: Halt) -> ! {
     }
 }
 
-/// An exception in ring 0 is a hypervisor bug, except an NMI.
+/// An exception in ring 0 is a hypervisor bug, except the machine's own:
+/// an NMI, a recoverable machine check, and a #DB (which a guest can delay
+/// into ring 0: see `machine_check::hypervisor_debug`).
 pub extern "C" fn hypervisor_exception(regs: &mut GuestRegs) {
     let v = regs.entry_vector;
+    if v == 1 {
+        super::machine_check::hypervisor_debug(regs);
+        return;
+    }
     if v == 2 {
-        xen_core::warn!("NMI received; ignored");
+        // The core may be mid-update (ring 0 was interrupted): report to
+        // Dom0 only if nobody holds it.
+        match XEN.try_lock() {
+            Some(mut g) => {
+                if let Some(x) = g.as_mut() {
+                    x.nmi_to_dom0();
+                }
+            }
+            None => xen_core::warn!("NMI received for unknown reason"),
+        }
+        return;
+    }
+    if v == 18 && super::machine_check::report() {
         return;
     }
     if v >= 32 {
