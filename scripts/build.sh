@@ -3,9 +3,9 @@
 # installed stable toolchain and copy them to target/images/.
 #
 # The images are ordinary host-target (x86_64-unknown-linux-gnu) no_std binaries
-# linked freestanding by each crate's build.rs (see
-# shared/notes/bare-metal-on-stable.md). A separate --target-dir keeps these
-# RUSTFLAGS away from host tests and build scripts.
+# linked freestanding by each crate's build.rs (see docs/building.md). A
+# separate --target-dir keeps these RUSTFLAGS away from host tests and build
+# scripts.
 #
 #   PROFILE=dev scripts/build.sh      # unoptimised images (default: release)
 set -euo pipefail

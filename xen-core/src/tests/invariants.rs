@@ -1,4 +1,4 @@
-//! DESIGN.md's invariants, checked by recomputing every reference from
+//! The invariants of docs/architecture.md, checked by recomputing every reference from
 //! scratch and comparing with the frame table.
 
 use alloc::collections::BTreeMap;
