@@ -11,6 +11,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case "${1:-}" in
+    -h|--help)
+        cat <<'EOF'
+Usage: scripts/build.sh
+
+Build the three bare-metal images (xen-core, dom0, pv-guest-kernel) with the
+installed stable toolchain into target/images/. Takes no arguments;
+PROFILE=dev builds unoptimised images (default: release).
+
+  -h, --help   this text
+EOF
+        exit 0 ;;
+esac
+
 profile=${PROFILE:-release}
 out=target/images
 dir=$profile; [ "$profile" = dev ] && dir=debug

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Usage: scripts/test.sh [cargo test arguments]
+#
 # THE test command: everything CI runs.
 #   1. makes sure QEMU and Xen 4.17 (the differential oracle) are installed,
 #   2. builds the bare-metal images (scripts/build.sh),
@@ -12,6 +14,13 @@
 # Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+    -h|--help)
+        # The header above is the help.
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0 ;;
+esac
 
 start=$SECONDS
 step() { echo "==> [$((SECONDS - start))s] $*" >&2; }
