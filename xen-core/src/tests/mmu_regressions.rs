@@ -345,3 +345,24 @@ impl World {
         crate::mm::validate::Mm::new(&self.xen.platform, &mut self.xen.frames, slots)
     }
 }
+
+#[test]
+fn a_long_mmuext_batch_is_preempted_and_resumed_with_its_done_count() {
+    let mut w = World::new();
+    let s = w.scratch;
+    let n = 2500u64;
+    let mut ops = alloc::vec::Vec::new();
+    for _ in 0..n {
+        ops.extend_from_slice(&(hypercall_abi::mm::MMUEXT_TLB_FLUSH_LOCAL as u64).to_le_bytes());
+        ops.extend_from_slice(&[0u8; 16]);
+    }
+    let base = w.layout.vstack_end + 0x1000;
+    assert!(base + ops.len() as u64 <= s);
+    w.write(base, &ops);
+    // A bad command at the end: everything before it counts as done.
+    w.write(base + 24 * (n - 1), &99u64.to_le_bytes());
+    w.write(s + 0x400, &[0xff; 4]);
+    let rc = w.hypercall(nr::MMUEXT_OP, [base, n, s + 0x400, 0x7ff0, 0]);
+    assert_eq!(rc, Errno::ENOSYS.to_ret(), "the last command is unknown");
+    assert_eq!(w.xen.guest_mem().unwrap().read_u32(s + 0x400).unwrap(), (n - 1) as u32, "done across continuations");
+}
