@@ -79,7 +79,6 @@ pub const fn xen_cr3_to_pfn(cr3: u64) -> u64 {
 /// `iret` entry of its hypercall page, lowest address (top of stack) first.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct IretContext {
     pub rax: u64,
     pub r11: u64,
@@ -201,7 +200,6 @@ impl core::fmt::Display for SavedRegs {
 /// 64-bit registers here.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CpuUserRegs {
     pub r15: u64,
     pub r14: u64,
@@ -253,7 +251,6 @@ assert_layout!(CpuUserRegs, size = 200, r15 = 0, r12 = 24, rbp = 32, rbx = 40,
 /// ends at the first entry with `address == 0`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct TrapInfo {
     pub vector: u8,
     /// Bits 0-1: the lowest privilege level that may raise the vector with
