@@ -56,13 +56,7 @@ impl<P: Platform> Xen<P> {
     /// report their MFNs. Decrease: give back the named frames. Both return
     /// the number of extents done, as Xen does.
     fn reservation(&mut self, op: u32, start: u64, arg: u64) -> HcResult {
-        let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-        let mut raw = [0u8; 32];
-        g.copy_from_guest(arg, &mut raw)?;
-        let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
-        let (list, nr_extents) = (word(0), word(8));
-        let order = u32::from_le_bytes(raw[16..20].try_into().unwrap_or([0; 4]));
-        let domid = u16::from_le_bytes([raw[24], raw[25]]);
+        let (list, nr_extents, order, domid) = self.read_reservation(arg)?;
         let d = self.target_domain(domid)?;
         if order != 0 || start > nr_extents {
             // Only single pages: a PV guest's memory has no contiguity to offer.
@@ -88,13 +82,8 @@ impl<P: Platform> Xen<P> {
     /// new guest): the extent list holds guest frame numbers on the way in
     /// and the machine frames given for them on the way out.
     fn populate_physmap_op(&mut self, start: u64, arg: u64) -> HcResult {
-        let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-        let mut raw = [0u8; 32];
-        g.copy_from_guest(arg, &mut raw)?;
-        let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
-        let (list, nr_extents) = (word(0), word(8));
-        let order = u32::from_le_bytes(raw[16..20].try_into().unwrap_or([0; 4]));
-        let d = self.target_domain(u16::from_le_bytes([raw[24], raw[25]]))?;
+        let (list, nr_extents, order, domid) = self.read_reservation(arg)?;
+        let d = self.target_domain(domid)?;
         if order != 0 || start > nr_extents {
             return ret(start as i64);
         }
@@ -110,6 +99,17 @@ impl<P: Platform> Xen<P> {
             }
             wrote
         })
+    }
+
+    /// `struct xen_memory_reservation` at `arg`: the extent list, how many
+    /// extents, their order, the domain.
+    fn read_reservation(&self, arg: u64) -> Result<(u64, u64, u32, u16), Errno> {
+        let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+        let mut raw = [0u8; 32];
+        g.copy_from_guest(arg, &mut raw)?;
+        let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
+        let order = u32::from_le_bytes(raw[16..20].try_into().unwrap_or([0; 4]));
+        Ok((word(0), word(8), order, u16::from_le_bytes([raw[24], raw[25]])))
     }
 
     fn populate_one(&mut self, d: crate::domain::DomId, list: u64, i: u64) -> bool {

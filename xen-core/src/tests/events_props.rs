@@ -310,13 +310,8 @@ fn channels_consistent(w: &World) -> Result<(), alloc::string::String> {
     Ok(())
 }
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
-    ProptestConfig { cases, ..ProptestConfig::default() }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(super::prop_config())]
 
     #[test]
     fn props_hostile_event_channel_sequences_stay_consistent(ops in proptest::collection::vec(ev_op(), 1..50)) {

@@ -230,13 +230,8 @@ fn g_op() -> impl Strategy<Value = GOp> {
     ]
 }
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
-    ProptestConfig { cases, ..ProptestConfig::default() }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(super::prop_config())]
 
     /// A hostile granter (changing entries under mappings, ballooning the
     /// page out) and a hostile mapper (bad refs, double unmaps, overwriting
