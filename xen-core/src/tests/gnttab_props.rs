@@ -107,7 +107,8 @@ fn a_granted_page_is_mapped_used_and_unmapped() {
     check(&w.xen).unwrap();
     // Mapped, it cannot be freed or become a page table.
     w.switch_to(1);
-    assert!(w.mmuext(hypercall_abi::mm::MMUEXT_PIN_L1_TABLE, page.0, 0) < 0);
+    assert_eq!(w.mmuext(hypercall_abi::mm::MMUEXT_PIN_L1_TABLE, page.0, 0), hypercall_abi::errno::Errno::EINVAL.to_ret());
+    assert_eq!(w.xen.frames.get(page).unwrap().ty, PageType::Writable, "still a mapped data page");
     w.switch_to(2);
     assert_eq!(w.unmap_grant(va, h), GNTST_okay);
     assert_eq!(w.entry_flags(1, 5), GTF_permit_access);
@@ -137,7 +138,9 @@ fn grants_not_given_cannot_be_mapped_or_written() {
     assert_eq!(w.xen.guest_mem().unwrap().write_u64(va, 1), Err(hypercall_abi::errno::Errno::EFAULT), "read-only");
     // The grant PTE cannot be rewritten behind the hypervisor's back.
     let (_, l1e) = w.l1e_maddr(va);
-    assert!(w.mmu_update(l1e, page.maddr() | RW, 0x7ff0) < 0);
+    let before = w.xen.platform.read_u64(Mfn(l1e >> 12), ((l1e & 0xfff) / 8) as usize);
+    assert_eq!(w.mmu_update(l1e, page.maddr() | RW, 0x7ff0), hypercall_abi::errno::Errno::EINVAL.to_ret());
+    assert_eq!(w.xen.platform.read_u64(Mfn(l1e >> 12), ((l1e & 0xfff) / 8) as usize), before, "the grant PTE is untouched");
     assert_eq!(w.unmap_grant(va, h), GNTST_okay);
     check(&w.xen).unwrap();
 }
