@@ -11,6 +11,10 @@
 #   XEN_CORE_TEST_TIMEOUT=120 scripts/test.sh  # per-boot timeout (default 60 s)
 #   scripts/test.sh -p tests --test workloads  # arguments replace --workspace
 #   RUST_TEST_THREADS=1 scripts/test.sh      # one test (one QEMU) at a time
+#   PROPTEST_RELEASE_CASES=20000 scripts/test.sh  # the release run's cases
+#                                            # (default 5000 each, 0 skips it)
+# Without arguments it then runs the property tests of xen-core again, in
+# release mode with PROPTEST_RELEASE_CASES cases each (docs/testing.md).
 # Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +47,18 @@ set +e
 cargo test --no-fail-fast "$@"
 rc=$?
 set -e
+
+# The debug run above tries each property 48 times (PROPTEST_CASES); a
+# release build tries it thousands of times in a few minutes of CI.
+release_cases=${PROPTEST_RELEASE_CASES:-5000}
+if [ "$*" = --workspace ] && [ "$release_cases" -gt 0 ]; then
+    step "property tests in release mode, $release_cases cases each"
+    set +e
+    PROPTEST_CASES=$release_cases cargo test --release -p xen-core --lib props_
+    prc=$?
+    set -e
+    [ $prc -eq 0 ] || rc=$prc
+fi
 if [ $rc -eq 0 ]; then
     step "all tests passed"
 else
