@@ -280,9 +280,12 @@ fn every_script_prints_help_for_help_without_doing_work() {
         let name = rel(script);
         match run_help(script) {
             Ok(text) => {
-                let usage = text.lines().any(|l| l.to_lowercase().starts_with("usage:") && l.contains(&name));
+                // "Usage: scripts/run.sh ..." or "usage: run.sh ...": the line
+                // names the script.
+                let file = script.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+                let usage = text.lines().any(|l| l.trim_start().to_lowercase().starts_with("usage:") && l.contains(&file));
                 if !usage {
-                    bad.push(format!("{name} --help: no 'Usage: {name} ...' line:\n{text}"));
+                    bad.push(format!("{name} --help: no 'Usage: ...{file} ...' line:\n{text}"));
                 }
             }
             Err(e) => bad.push(format!("{name} --help: {e}")),
