@@ -10,7 +10,22 @@
 # then: scripts/run.sh --module target/images/dom0-initrd --dom0-cmdline 'xl="create g1; list"'
 set -euo pipefail
 export LC_ALL=C
-[ $# -ge 1 ] || { echo "usage: $0 OUT NAME=PATH..." >&2; exit 2; }
+usage() {
+    cat <<'EOF'
+Usage: dom0/mkinitrd.sh OUT NAME=PATH [NAME=PATH ...]
+
+Write the cpio "newc" archive OUT that Dom0 reads from its initrd: each
+PATH on the host is stored as NAME, the path xl commands use, e.g.
+  dom0/mkinitrd.sh target/images/dom0-initrd \
+      pv-guest-kernel=target/images/pv-guest-kernel guests/g1.cfg=guests/g1.cfg
+
+  -h, --help   this text
+EOF
+}
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+esac
+[ $# -ge 1 ] || { usage >&2; exit 2; }
 out=$1; shift
 : > "$out"
 

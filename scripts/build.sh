@@ -3,9 +3,9 @@
 # installed stable toolchain and copy them to target/images/.
 #
 # The images are ordinary host-target (x86_64-unknown-linux-gnu) no_std binaries
-# linked freestanding by each crate's build.rs (see
-# shared/notes/bare-metal-on-stable.md). A separate --target-dir keeps these
-# RUSTFLAGS away from host tests and build scripts.
+# linked freestanding by each crate's build.rs (see docs/building.md). A
+# separate --target-dir keeps these RUSTFLAGS away from host tests and build
+# scripts.
 #
 #   PROFILE=dev scripts/build.sh      # unoptimised images (default: release)
 set -euo pipefail
@@ -28,6 +28,20 @@ EOF
     *) echo "build: no options but --help (see --help)" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+    -h|--help)
+        cat <<'EOF'
+Usage: scripts/build.sh
+
+Build the three bare-metal images (xen-core, dom0, pv-guest-kernel) with the
+installed stable toolchain into target/images/. Takes no arguments;
+PROFILE=dev builds unoptimised images (default: release).
+
+  -h, --help   this text
+EOF
+        exit 0 ;;
+esac
 
 profile=${PROFILE:-release}
 out=target/images

@@ -5,6 +5,22 @@
 #   scripts/ensure-qemu.sh
 set -euo pipefail
 
+case "${1:-}" in
+    -h|--help)
+        cat <<'EOF'
+Usage: scripts/ensure-qemu.sh
+
+Make sure qemu-system-x86_64 is installed: when it is missing, install
+Debian's qemu-system-x86 with apt-get (as root or through sudo; apt-get
+update first if needed). Does nothing when QEMU is already there.
+
+  -h, --help   this text
+EOF
+        exit 0 ;;
+    "") ;;
+    *) echo "ensure-qemu: unknown argument $1 (see --help)" >&2; exit 2 ;;
+esac
+
 if command -v qemu-system-x86_64 >/dev/null 2>&1; then
     exit 0
 fi

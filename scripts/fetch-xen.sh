@@ -10,6 +10,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case "${1:-}" in
+    -h|--help)
+        cat <<'EOF'
+Usage: scripts/fetch-xen.sh
+
+Provide real Xen 4.17 (the differential oracle) at .cache/xen/xen.bin and
+print its path on stdout. Downloads Debian's xen-hypervisor-4.17-amd64 with
+apt-get download (apt-get update first if needed; as root or through sudo)
+and unpacks it; does nothing when .cache/xen/xen.bin is already there.
+
+  -h, --help   this text
+EOF
+        exit 0 ;;
+    "") ;;
+    *) echo "fetch-xen: unknown argument $1 (see --help)" >&2; exit 2 ;;
+esac
+
 pkg=xen-hypervisor-4.17-amd64
 cache=.cache/xen
 bin=$cache/xen.bin

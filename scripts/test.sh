@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Usage: scripts/test.sh [cargo test arguments]
+#
 # THE test command: everything CI runs.
 #   1. makes sure QEMU and Xen 4.17 (the differential oracle) are installed,
 #   2. builds the bare-metal images (scripts/build.sh),
@@ -10,6 +12,10 @@
 #   XEN_CORE_TEST_TIMEOUT=120 scripts/test.sh  # per-boot timeout (default 60 s)
 #   scripts/test.sh -p tests --test workloads  # arguments replace --workspace
 #   RUST_TEST_THREADS=1 scripts/test.sh      # one test (one QEMU) at a time
+#   PROPTEST_RELEASE_CASES=20000 scripts/test.sh  # the release run's cases
+#                                            # (default 5000 each, 0 skips it)
+# Without arguments it then runs the property tests of xen-core again, in
+# release mode with PROPTEST_RELEASE_CASES cases each (docs/testing.md).
 # Exits non-zero if anything fails.
 set -euo pipefail
 
@@ -30,6 +36,13 @@ EOF
         exit 0 ;;
 esac
 cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+    -h|--help)
+        # The header above is the help.
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0 ;;
+esac
 
 start=$SECONDS
 step() { echo "==> [$((SECONDS - start))s] $*" >&2; }
@@ -60,6 +73,18 @@ if [ "$*" = --workspace ]; then
     scripts/fuzz.sh host --seed 1 --count 20000 --out target/fuzz/smoke || rc=1
 fi
 set -e
+
+# The debug run above tries each property 48 times (PROPTEST_CASES); a
+# release build tries it thousands of times in a few minutes of CI.
+release_cases=${PROPTEST_RELEASE_CASES:-5000}
+if [ "$*" = --workspace ] && [ "$release_cases" -gt 0 ]; then
+    step "property tests in release mode, $release_cases cases each"
+    set +e
+    PROPTEST_CASES=$release_cases cargo test --release -p xen-core --lib props_
+    prc=$?
+    set -e
+    [ $prc -eq 0 ] || rc=$prc
+fi
 if [ $rc -eq 0 ]; then
     step "all tests passed"
 else

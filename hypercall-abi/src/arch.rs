@@ -79,7 +79,6 @@ pub const fn xen_cr3_to_pfn(cr3: u64) -> u64 {
 /// `iret` entry of its hypercall page, lowest address (top of stack) first.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct IretContext {
     pub rax: u64,
     pub r11: u64,
@@ -94,11 +93,113 @@ pub struct IretContext {
 assert_layout!(IretContext, size = 72, rax = 0, r11 = 8, rcx = 16, flags = 24,
                rip = 32, cs = 40, rflags = 48, rsp = 56, ss = 64);
 
+/// The registers an entry stub saves, lowest address first, in the order of
+/// Xen's `struct cpu_user_regs` (`r15` lowest), but with the vector and the
+/// error code as whole words, then the `iretq`-style frame from `rip` on, in
+/// place. One layout for both sides of the ABI:
+///
+/// - xen-core's entry assembly (`arch/x86_64/entry.rs`) leaves it for every
+///   entry into the hypervisor (`xen_core::regs::GuestRegs`): the hardware
+///   frame of an exception from ring 3, or one `syscall_entry` builds by hand;
+/// - pv-rt's trap and callback stubs (`pv_rt::traps::TrapFrame`) leave it on
+///   the guest kernel's stack around Xen's bounce frame, where `cs` carries
+///   the saved event mask in bits 32-39.
+///
+/// [`CpuUserRegs`] is the other layout, the one `vcpu_guest_context` carries
+/// across the hypercall ABI (32-bit vector and error code, 16-bit selectors).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SavedRegs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    /// The vector the entry stub recorded (exceptions 0-31, interrupts,
+    /// or a stub's own number for `syscall` and the PV callbacks).
+    pub entry_vector: u64,
+    /// The CPU's (or Xen's) error code; 0 where the vector has none.
+    pub error_code: u64,
+    pub rip: u64,
+    /// The selector in bits 0-15; in a PV bounce frame also the event mask
+    /// the vCPU had, in bits 32-39.
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+// The assembly of both sides relies on these offsets.
+assert_layout!(SavedRegs, size = 176, r15 = 0, rbp = 32, rbx = 40, r11 = 48, rax = 80, rcx = 88,
+               rdi = 112, entry_vector = 120, error_code = 128, rip = 136, cs = 144, rflags = 152,
+               rsp = 160, ss = 168);
+
+pub const RFLAGS_TF: u64 = 1 << 8;
+pub const RFLAGS_IF: u64 = 1 << 9;
+pub const RFLAGS_DF: u64 = 1 << 10;
+pub const RFLAGS_IOPL: u64 = 3 << 12;
+pub const RFLAGS_NT: u64 = 1 << 14;
+pub const RFLAGS_RF: u64 = 1 << 16;
+pub const RFLAGS_VM: u64 = 1 << 17;
+pub const RFLAGS_AC: u64 = 1 << 18;
+pub const RFLAGS_VIF: u64 = 1 << 19;
+pub const RFLAGS_VIP: u64 = 1 << 20;
+
+impl SavedRegs {
+    /// Make the frame safe to `iretq` to, whatever a guest put in it: ring 3
+    /// with interrupts on (a PV guest masks events through `vcpu_info`, never
+    /// through IF), no I/O privilege, no virtual-8086 or nested-task mode (an
+    /// `iretq` with NT set would fault in ring 0).
+    pub fn sanitize_for_guest(&mut self) {
+        self.rflags &= !(RFLAGS_IOPL | RFLAGS_NT | RFLAGS_VM | RFLAGS_VIF | RFLAGS_VIP);
+        self.rflags |= RFLAGS_IF | 0x2;
+        self.cs |= 3;
+        self.ss |= 3;
+    }
+
+    /// RPL 3 in the saved CS: the interrupted code ran in ring 3. In a PV
+    /// bounce frame that means guest user mode (Xen clears the RPL when the
+    /// guest kernel was interrupted).
+    pub fn from_ring3(&self) -> bool {
+        self.cs & 3 == 3
+    }
+
+    /// The event mask the vCPU had when a bounce frame was written (CS bits
+    /// 32-39).
+    pub fn saved_upcall_mask(&self) -> u8 {
+        (self.cs >> 32) as u8
+    }
+
+    /// The address just past the frame (for a bounce frame: where Xen began
+    /// writing it, 16-byte aligned).
+    pub fn frame_end(&self) -> u64 {
+        &self.ss as *const u64 as u64 + 8
+    }
+}
+
+impl core::fmt::Display for SavedRegs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "vector {:#x} error {:#x} rip {:#018x} cs {:#x} rflags {:#x} rsp {:#018x} ss {:#x}",
+            self.entry_vector, self.error_code, self.rip, self.cs, self.rflags, self.rsp, self.ss
+        )
+    }
+}
+
 /// `struct cpu_user_regs` (x86-64). The C header's `rax/eax` unions are plain
 /// 64-bit registers here.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CpuUserRegs {
     pub r15: u64,
     pub r14: u64,
@@ -150,7 +251,6 @@ assert_layout!(CpuUserRegs, size = 200, r15 = 0, r12 = 24, rbp = 32, rbx = 40,
 /// ends at the first entry with `address == 0`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct TrapInfo {
     pub vector: u8,
     /// Bits 0-1: the lowest privilege level that may raise the vector with

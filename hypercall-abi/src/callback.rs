@@ -24,7 +24,6 @@ pub const CALLBACKOP_unregister: u32 = 1;
 /// `struct callback_register`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CallbackRegister {
     pub r#type: u16,
     pub flags: u16,
@@ -37,7 +36,6 @@ assert_layout!(CallbackRegister, size = 16, r#type = 0, flags = 2, address = 8);
 /// `struct callback_unregister`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CallbackUnregister {
     pub r#type: u16,
     pub _unused: u16,

@@ -172,7 +172,6 @@ pub const XEN_X86_MSR_RELAXED: u32 = 1 << 0;
 /// `struct xen_arch_domainconfig` (x86).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenArchDomainconfig {
     /// `XEN_X86_EMU_*`.
     pub emulation_flags: u32,
@@ -187,7 +186,6 @@ assert_layout!(XenArchDomainconfig, size = 8, emulation_flags = 0, misc_flags = 
 /// starts paused (by the "controller"), with no memory and its vCPUs down.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlCreatedomain {
     /// IN: XSM label; 0 without XSM.
     pub ssidref: u32,
@@ -252,7 +250,6 @@ pub const XEN_INVALID_MAX_VCPU_ID: u32 = !0;
 /// 4.18 changed this to -ESRCH.)
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlGetdomaininfo {
     /// Also echoed in `XenDomctl::domain`.
     pub domain: u16,
@@ -308,7 +305,6 @@ impl XenDomctlGetdomaininfo {
 /// what the domain owns is allowed and only stops further growth.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlMaxMem {
     pub max_memkb: u64,
 }
@@ -325,7 +321,6 @@ assert_layout!(XenDomctlMaxMem, size = 8, max_memkb = 0);
 /// page-table that the builder pinned as an L4 (Xen takes a type reference).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlVcpucontext {
     pub vcpu: u32,
     pub _pad: u32,
@@ -340,7 +335,6 @@ assert_layout!(XenDomctlVcpucontext, size = 16, vcpu = 0, ctxt = 8);
 /// `struct xen_domctl_getvcpuinfo`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlGetvcpuinfo {
     /// IN.
     pub vcpu: u32,
@@ -361,7 +355,6 @@ assert_layout!(XenDomctlGetvcpuinfo, size = 24, vcpu = 0, online = 4, blocked = 
 /// `struct xen_domctl_max_vcpus`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlMaxVcpus {
     pub max: u32,
 }
@@ -393,7 +386,6 @@ pub const CSCHED_DEFAULT_WEIGHT: u16 = 256;
 /// `struct xen_domctl_sched_credit` (credit2 has the same shape).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlSchedCredit {
     pub weight: u16,
     pub cap: u16,
@@ -405,7 +397,6 @@ assert_layout!(XenDomctlSchedCredit, size = 4, weight = 0, cap = 2);
 /// words here, read and written through the accessors.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlSchedulerOp {
     /// `XEN_SCHEDULER_*`: must name the domain's scheduler, else -EINVAL.
     pub sched_id: u32,
@@ -433,7 +424,6 @@ impl XenDomctlSchedulerOp {
 /// domain owns, which Xen fills with the 64-bit PV hypercall stubs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlHypercallInit {
     pub gmfn: u64,
 }
@@ -442,7 +432,6 @@ assert_layout!(XenDomctlHypercallInit, size = 8, gmfn = 0);
 /// `struct xen_domctl_setdomainhandle`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlSetdomainhandle {
     pub handle: XenDomainHandle,
 }
@@ -452,7 +441,6 @@ assert_layout!(XenDomctlSetdomainhandle, size = 16, handle = 0);
 /// 64 for a 64-bit PV guest, the default.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenDomctlAddressSize {
     pub size: u32,
 }
@@ -672,7 +660,6 @@ pub const XEN_SYSCTL_scheduler_op: u32 = 19;
 /// (what `xl dmesg` prints).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenSysctlReadconsole {
     /// IN: non-zero clears the ring after reading.
     pub clear: u8,
@@ -706,7 +693,6 @@ pub const XEN_SYSCTL_PHYSCAP_gnttab_v2: u32 = 1 << 9;
 /// `struct xen_sysctl_physinfo` (all OUT): what `xl info` prints.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenSysctlPhysinfo {
     pub threads_per_core: u32,
     pub cores_per_socket: u32,
@@ -739,7 +725,6 @@ assert_layout!(XenSysctlPhysinfo, size = 112, threads_per_core = 0, cores_per_so
 /// `struct xen_sysctl_sched_id`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenSysctlSchedId {
     /// OUT: `XEN_SCHEDULER_*`.
     pub sched_id: u32,
@@ -757,7 +742,6 @@ pub const XEN_SYSCTL_SCHEDOP_getinfo: u32 = 1;
 /// `ratelimit_us` alone (as `params[0]`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenSysctlSchedulerOp {
     pub cpupool_id: u32,
     /// `XEN_SCHEDULER_*`: must be the pool's scheduler.
@@ -774,7 +758,6 @@ assert_layout!(XenSysctlSchedulerOp, size = 28, cpupool_id = 0, sched_id = 4, cm
 /// with id >= `first_domain`, in id order.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenSysctlGetdomaininfolist {
     /// IN.
     pub first_domain: u16,

@@ -5,7 +5,6 @@ use core::fmt;
 
 /// A Xen error code: the positive value of `XEN_E*`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Errno(pub i32);
 
 macro_rules! errnos {

@@ -76,7 +76,6 @@ macro_rules! op_struct {
         $(#[$doc])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        #[derive(serde::Serialize, serde::Deserialize)]
         pub struct $name {
             $(pub $field: $ty,)*
             $($(pub $pad: $pty,)*)?
@@ -88,7 +87,6 @@ macro_rules! op_struct {
 /// `struct evtchn_alloc_unbound`: a fresh port in `dom` that `remote_dom` may bind.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EvtchnAllocUnbound {
     pub dom: u16,
     pub remote_dom: u16,
@@ -100,7 +98,6 @@ assert_layout!(EvtchnAllocUnbound, size = 8, dom = 0, remote_dom = 2, port = 4);
 /// `struct evtchn_bind_interdomain`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EvtchnBindInterdomain {
     pub remote_dom: u16,
     pub _pad: u16,
@@ -150,7 +147,6 @@ op_struct!(
 /// the accessors by `status`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EvtchnStatus {
     pub dom: u16,
     pub _pad: u16,

@@ -5,7 +5,6 @@ use crate::assert_layout;
 /// `struct grant_entry_v1`: one entry of the table a domain shares with Xen.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GrantEntryV1 {
     /// `GTF_*`, written by guest and Xen.
     pub flags: u16,
@@ -19,7 +18,6 @@ assert_layout!(GrantEntryV1, size = 8, flags = 0, domid = 2, frame = 4);
 /// `struct grant_entry_header`: the prefix v1 and v2 entries share.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GrantEntryHeader {
     pub flags: u16,
     pub domid: u16,
@@ -30,7 +28,6 @@ assert_layout!(GrantEntryHeader, size = 4, flags = 0, domid = 2);
 /// pages; sub-page and transitive grants reuse the same 16 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GrantEntryV2 {
     pub hdr: GrantEntryHeader,
     pub pad0: u32,
@@ -126,7 +123,6 @@ pub const GNTTABOP_ERROR_MSGS: [&str; 14] = [
 /// `struct gnttab_map_grant_ref`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabMapGrantRef {
     pub host_addr: u64,
     /// `GNTMAP_*`.
@@ -146,7 +142,6 @@ assert_layout!(GnttabMapGrantRef, size = 32, host_addr = 0, flags = 8, r#ref = 1
 /// `struct gnttab_unmap_grant_ref`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabUnmapGrantRef {
     pub host_addr: u64,
     pub dev_bus_addr: u64,
@@ -161,7 +156,6 @@ assert_layout!(GnttabUnmapGrantRef, size = 24, host_addr = 0, dev_bus_addr = 8, 
 /// `struct gnttab_setup_table`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabSetupTable {
     pub dom: u16,
     pub _pad0: u16,
@@ -177,7 +171,6 @@ assert_layout!(GnttabSetupTable, size = 24, dom = 0, nr_frames = 4, status = 8, 
 /// `struct gnttab_dump_table`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabDumpTable {
     pub dom: u16,
     /// OUT.
@@ -188,7 +181,6 @@ assert_layout!(GnttabDumpTable, size = 4, dom = 0, status = 2);
 /// `struct gnttab_transfer`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabTransfer {
     pub mfn: u64,
     pub domid: u16,
@@ -203,7 +195,6 @@ assert_layout!(GnttabTransfer, size = 24, mfn = 0, domid = 8, r#ref = 12, status
 /// `struct gnttab_copy_ptr`: `u` is `ref` (with `GNTCOPY_*_gref`) or `gmfn`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabCopyPtr {
     pub u: u64,
     pub domid: u16,
@@ -225,7 +216,6 @@ impl GnttabCopyPtr {
 /// `struct gnttab_copy`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabCopy {
     pub source: GnttabCopyPtr,
     pub dest: GnttabCopyPtr,
@@ -241,7 +231,6 @@ assert_layout!(GnttabCopy, size = 40, source = 0, dest = 16, len = 32, flags = 3
 /// `struct gnttab_query_size`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabQuerySize {
     pub dom: u16,
     pub _pad0: u16,
@@ -258,7 +247,6 @@ assert_layout!(GnttabQuerySize, size = 16, dom = 0, nr_frames = 4, max_nr_frames
 /// `struct gnttab_unmap_and_replace`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabUnmapAndReplace {
     pub host_addr: u64,
     pub new_addr: u64,
@@ -273,7 +261,6 @@ assert_layout!(GnttabUnmapAndReplace, size = 24, host_addr = 0, new_addr = 8, ha
 /// `struct gnttab_set_version`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabSetVersion {
     /// IN/OUT: 1 or 2.
     pub version: u32,
@@ -283,7 +270,6 @@ assert_layout!(GnttabSetVersion, size = 4, version = 0);
 /// `struct gnttab_get_status_frames`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabGetStatusFrames {
     pub nr_frames: u32,
     pub dom: u16,
@@ -298,7 +284,6 @@ assert_layout!(GnttabGetStatusFrames, size = 16, nr_frames = 0, dom = 4, status 
 /// `struct gnttab_get_version`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabGetVersion {
     pub dom: u16,
     pub pad: u16,
@@ -310,7 +295,6 @@ assert_layout!(GnttabGetVersion, size = 8, dom = 0, pad = 2, version = 4);
 /// `struct gnttab_swap_grant_ref`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GnttabSwapGrantRef {
     pub ref_a: u32,
     pub ref_b: u32,

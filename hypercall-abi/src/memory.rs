@@ -72,7 +72,6 @@ pub const XENMAPSPACE_dev_mmio: u32 = 5;
 /// `struct xen_memory_reservation`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenMemoryReservation {
     /// Guest handle of a `xen_pfn_t` array (IN and/or OUT by sub-command).
     pub extent_start: u64,
@@ -90,7 +89,6 @@ assert_layout!(XenMemoryReservation, size = 32, extent_start = 0, nr_extents = 8
 /// `struct xen_memory_exchange`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenMemoryExchange {
     pub r#in: XenMemoryReservation,
     pub out: XenMemoryReservation,
@@ -102,7 +100,6 @@ assert_layout!(XenMemoryExchange, size = 72, r#in = 0, out = 32, nr_exchanged = 
 /// `struct xen_machphys_mfn_list`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenMachphysMfnList {
     pub max_extents: u32,
     pub _pad0: u32,
@@ -117,7 +114,6 @@ assert_layout!(XenMachphysMfnList, size = 24, max_extents = 0, extent_start = 8,
 /// `struct xen_machphys_mapping`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenMachphysMapping {
     pub v_start: u64,
     pub v_end: u64,
@@ -128,7 +124,6 @@ assert_layout!(XenMachphysMapping, size = 24, v_start = 0, v_end = 8, max_mfn = 
 /// `struct xen_add_to_physmap`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenAddToPhysmap {
     pub domid: u16,
     /// Pages for `XENMAPSPACE_gmfn_range`.
@@ -143,7 +138,6 @@ assert_layout!(XenAddToPhysmap, size = 24, domid = 0, size = 2, space = 4, idx =
 /// `struct xen_remove_from_physmap`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenRemoveFromPhysmap {
     pub domid: u16,
     pub _pad: [u16; 3],
@@ -154,7 +148,6 @@ assert_layout!(XenRemoveFromPhysmap, size = 16, domid = 0, gpfn = 8);
 /// `struct xen_memory_map`: E820-format entries.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenMemoryMap {
     /// IN: capacity of `buffer`; OUT: entries stored.
     pub nr_entries: u32,
@@ -167,7 +160,6 @@ assert_layout!(XenMemoryMap, size = 16, nr_entries = 0, buffer = 8);
 /// `struct xen_foreign_memory_map`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenForeignMemoryMap {
     pub domid: u16,
     pub _pad: [u16; 3],

@@ -19,7 +19,6 @@ pub const MMU_PT_UPDATE_NO_TRANSLATE: u64 = 3;
 /// `struct mmu_update`: one request of an `mmu_update` batch.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct MmuUpdate {
     /// Machine address of the PTE (or frame), command in bits 1:0.
     pub ptr: u64,
@@ -67,7 +66,6 @@ pub const MMUEXT_UNMARK_SUPER: u32 = 20;
 /// handle) or `src_mfn`, depending on `cmd`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct MmuextOp {
     pub cmd: u32,
     pub _pad: u32,
@@ -110,7 +108,6 @@ pub const UVMF_ALL: u64 = 1 << 2;
 /// `struct multicall_entry`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct MulticallEntry {
     pub op: u64,
     pub result: u64,

@@ -48,7 +48,6 @@ pub fn shutdown_reason_name(reason: u32) -> Option<&'static str> {
 /// `struct sched_shutdown`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SchedShutdown {
     /// `SHUTDOWN_*`.
     pub reason: u32,
@@ -58,7 +57,6 @@ assert_layout!(SchedShutdown, size = 4, reason = 0);
 /// `struct sched_poll`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SchedPoll {
     /// Guest handle: array of `evtchn_port_t`.
     pub ports: u64,
@@ -72,7 +70,6 @@ assert_layout!(SchedPoll, size = 24, ports = 0, nr_ports = 8, timeout = 16);
 /// `struct sched_remote_shutdown`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SchedRemoteShutdown {
     pub domain_id: u16,
     pub _pad: u16,
@@ -83,7 +80,6 @@ assert_layout!(SchedRemoteShutdown, size = 8, domain_id = 0, reason = 4);
 /// `struct sched_watchdog`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SchedWatchdog {
     pub id: u32,
     pub timeout: u32,
@@ -93,7 +89,6 @@ assert_layout!(SchedWatchdog, size = 8, id = 0, timeout = 4);
 /// `struct sched_pin_override`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SchedPinOverride {
     /// Negative undoes a previous override.
     pub pcpu: i32,

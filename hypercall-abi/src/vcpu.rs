@@ -39,7 +39,6 @@ pub const VCPU_SSHOTTMR_future: u32 = 1 << 0;
 /// `struct vcpu_runstate_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct VcpuRunstateInfo {
     /// `RUNSTATE_*`.
     pub state: i32,
@@ -55,7 +54,6 @@ assert_layout!(VcpuRunstateInfo, size = 48, state = 0, state_entry_time = 8, tim
 /// out `vcpu_register_time_memory_area`): a guest virtual address on x86.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct VcpuRegisterRunstateMemoryArea {
     pub addr: u64,
 }
@@ -64,7 +62,6 @@ assert_layout!(VcpuRegisterRunstateMemoryArea, size = 8, addr = 0);
 /// `struct vcpu_set_periodic_timer`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct VcpuSetPeriodicTimer {
     pub period_ns: u64,
 }
@@ -73,7 +70,6 @@ assert_layout!(VcpuSetPeriodicTimer, size = 8, period_ns = 0);
 /// `struct vcpu_set_singleshot_timer`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct VcpuSetSingleshotTimer {
     /// Absolute system time in ns.
     pub timeout_abs_ns: u64,
@@ -86,7 +82,6 @@ assert_layout!(VcpuSetSingleshotTimer, size = 16, timeout_abs_ns = 0, flags = 8)
 /// `struct vcpu_register_vcpu_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct VcpuRegisterVcpuInfo {
     pub mfn: u64,
     /// Offset in the page; the 64-byte `vcpu_info` must not cross it.

@@ -49,7 +49,6 @@ assert_layout!(XenCompileInfo, size = 144, compiler = 0, compile_by = 64,
 /// `struct xen_platform_parameters`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenPlatformParameters {
     /// Start of the hypervisor hole.
     pub virt_start: u64,
@@ -59,7 +58,6 @@ assert_layout!(XenPlatformParameters, size = 8, virt_start = 0);
 /// `struct xen_feature_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct XenFeatureInfo {
     /// IN: which 32-bit submap to return.
     pub submap_idx: u32,

@@ -40,7 +40,6 @@
 //! [`enter_user`].
 
 use core::arch::global_asm;
-use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hypercall_abi::arch::{TrapInfo, FLAT_KERNEL_CS, FLAT_KERNEL_SS, VGCF_in_syscall};
@@ -53,12 +52,12 @@ use hypercall_abi::Errno;
 
 use crate::mm::check;
 
-/// [`TrapFrame::vector`] of the syscall callback (guest user mode ran
+/// [`TrapFrame::entry_vector`] of the syscall callback (guest user mode ran
 /// `syscall`).
 pub const VECTOR_SYSCALL: u64 = 0x100;
-/// [`TrapFrame::vector`] of the failsafe callback.
+/// [`TrapFrame::entry_vector`] of the failsafe callback.
 pub const VECTOR_FAILSAFE: u64 = 0x101;
-/// [`TrapFrame::vector`] of the event upcall.
+/// [`TrapFrame::entry_vector`] of the event upcall.
 pub const VECTOR_EVENT: u64 = 0x102;
 
 /// `trap_info.flags`: the lowest privilege level allowed to raise the vector
@@ -68,69 +67,14 @@ pub const TI_DPL3: u8 = 3;
 /// interrupt gate clears IF.
 pub const TI_MASK_EVENTS: u8 = 4;
 
-/// What an entry stub saved, lowest address first: the general registers,
-/// then the vector and error code (0 for vectors without one), then Xen's
-/// bounce frame from RIP on, in place. `&frame.rip` is where Xen wrote RIP,
-/// and the frame Xen wrote ends right after `ss`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    pub vector: u64,
-    pub error_code: u64,
-    pub rip: u64,
-    /// Bits 0-15 the selector (RPL 0: the guest was in kernel mode), bits
-    /// 32-39 the event mask the vCPU had.
-    pub cs: u64,
-    /// IF is the inverse of the saved event mask.
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
-const _: () = assert!(core::mem::offset_of!(TrapFrame, error_code) == 16 * 8);
-
-impl TrapFrame {
-    /// The interrupted code was guest user mode (Xen leaves RPL 3 in the
-    /// saved CS then, and clears it for kernel mode).
-    pub fn from_user(&self) -> bool {
-        self.cs & 3 == 3
-    }
-
-    /// The event mask the vCPU had when the event arrived (CS bits 32-39).
-    pub fn saved_upcall_mask(&self) -> u8 {
-        (self.cs >> 32) as u8
-    }
-
-    /// The address just past the frame Xen wrote (16-byte aligned by Xen).
-    pub fn frame_end(&self) -> u64 {
-        &self.ss as *const u64 as u64 + 8
-    }
-}
-
-impl fmt::Display for TrapFrame {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "vector {:#x} error {:#x} rip {:#018x} cs {:#x} rflags {:#x} rsp {:#018x} ss {:#x}",
-            self.vector, self.error_code, self.rip, self.cs, self.rflags, self.rsp, self.ss
-        )
-    }
-}
+/// What an entry stub saved, lowest address first: the general registers
+/// (in Xen's `cpu_user_regs` order, the layout xen-core's own entry frame
+/// has too), then the vector and error code (0 for vectors without one),
+/// then Xen's bounce frame from RIP on, in place. `&frame.rip` is where Xen
+/// wrote RIP, and the frame Xen wrote ends at [`TrapFrame::frame_end`]. `cs`
+/// has RPL 0 if the guest kernel was interrupted and the event mask the
+/// vCPU had in bits 32-39; RFLAGS.IF is the inverse of that mask.
+pub use hypercall_abi::arch::SavedRegs as TrapFrame;
 
 /// How the handler wants the entry to end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,7 +90,7 @@ pub enum Resume {
 }
 
 /// The kernel's handler for every exception, software interrupt and
-/// callback; `frame.vector` says which.
+/// callback; `frame.entry_vector` says which.
 pub type Handler = fn(&mut TrapFrame) -> Resume;
 
 /// The installed [`Handler`], as an address (0: none yet).
@@ -254,17 +198,17 @@ global_asm!(
     .section .text.pv_rt_traps, "ax", @progbits
     .globl pv_rt_trap_common
 pv_rt_trap_common:
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
+    push %rdi                       # cpu_user_regs order: see TrapFrame
     push %rsi
-    push %rdi
-    push %rbp
+    push %rdx
+    push %rcx
+    push %rax
     push %r8
     push %r9
     push %r10
     push %r11
+    push %rbx
+    push %rbp
     push %r12
     push %r13
     push %r14
@@ -285,17 +229,17 @@ pv_rt_trap_common:
     pop %r14
     pop %r13
     pop %r12
+    pop %rbp
+    pop %rbx
     pop %r11
     pop %r10
     pop %r9
     pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
     pop %rax
+    pop %rcx
+    pop %rdx
+    pop %rsi
+    pop %rdi
     add $8, %rsp                    # drop the vector
     jmp hypercall_page + {iret_entry}
 
@@ -380,7 +324,7 @@ pv_rt_kernel_stack:
 pv_rt_kernel_stack_top:
     "#,
     dispatch = sym pv_rt_trap_dispatch,
-    error_slot = const 16 * 8,
+    error_slot = const core::mem::offset_of!(TrapFrame, error_code),
     iret_entry = const hypercall_abi::nr::IRET * 32,
     vector_syscall = const VECTOR_SYSCALL,
     vector_event = const VECTOR_EVENT,
@@ -405,7 +349,7 @@ extern "C" {
 /// Called by the common path with the saved frame; returns the iret flags
 /// word, or -1 to leave user mode.
 extern "C" fn pv_rt_trap_dispatch(frame: &mut TrapFrame) -> u64 {
-    if frame.vector == VECTOR_FAILSAFE {
+    if frame.entry_vector == VECTOR_FAILSAFE {
         // The frame holds DS, ES, FS, GS where RIP, CS, RFLAGS and RSP would
         // be: Xen failed to load one of them. We never load selectors that
         // could go stale, so this is a bug worth stopping for.
@@ -416,6 +360,12 @@ extern "C" fn pv_rt_trap_dispatch(frame: &mut TrapFrame) -> u64 {
         crate::crash();
     }
     let handler = HANDLER.load(Ordering::Acquire);
+    if handler == 0 && frame.entry_vector == VECTOR_EVENT {
+        // A kernel without a trap handler (only `events::upcall::register`)
+        // gets the event upcall itself.
+        crate::events::do_upcall(frame.cs, frame.rflags, frame.rip);
+        return 0;
+    }
     if handler == 0 {
         crate::println!("pv-rt: no trap handler installed: {}", frame);
         crate::crash();

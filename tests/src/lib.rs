@@ -27,7 +27,7 @@
 //!   QEMU itself.
 //!
 //! Every run has a timeout (default 60 s, `XEN_CORE_TEST_TIMEOUT=<secs>` changes
-//! the default) and QEMU is killed when the run ends, also when a test panics.
+//! the default and scales a test's own longer timeout alike) and QEMU is killed when the run ends, also when a test panics.
 //! `run` prints the command and the serial log on the test's stdout, which
 //! `cargo test` shows for every failing test.
 
@@ -428,7 +428,7 @@ impl Boot {
     pub fn run(self) -> Outcome {
         let args = self.qemu_args();
         let qemu = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
-        let timeout = self.timeout.unwrap_or_else(default_timeout);
+        let timeout = self.timeout.map_or_else(default_timeout, scaled_timeout);
         let command = format!("{qemu} {}", shell_words(&args));
         let start = Instant::now();
         let child = Command::new(&qemu)
@@ -452,6 +452,19 @@ impl Boot {
         // Captured by the test runner and shown when the test fails.
         println!("{outcome}");
         outcome
+    }
+}
+
+/// A test's own long timeout (a minute or more) grows with
+/// `XEN_CORE_TEST_TIMEOUT` as the default does (e.g. 240 gives four times
+/// as long): on a loaded machine a long `-icount` run needs more wall time
+/// too. Short ones (a test of the timeout itself) stay as they are.
+fn scaled_timeout(t: Duration) -> Duration {
+    let default = default_timeout();
+    if t >= Duration::from_secs(60) && default > Duration::from_secs(60) {
+        t.mul_f64(default.as_secs_f64() / 60.0)
+    } else {
+        t
     }
 }
 

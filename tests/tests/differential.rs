@@ -56,6 +56,8 @@ fn guest_banner_with_an_initrd_is_the_same_on_xen_core_and_xen() {
     };
     let (ours, xen) = (boot(Hypervisor::XenCore), boot(Hypervisor::Xen));
     assert_same("banner lines", comparable(ours.banner_lines()), comparable(xen.banner_lines()));
+    assert!(ours.banner_lines().iter().any(|l| l.starts_with("start_info: mod_start=")), "the initrd is reported");
+    assert_eq!(ours.status, xen.status, "the runs ended differently");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Domain lifecycle, for the control domain (Xen's `common/domain.c` and
 //! the portable half of `domctl`): create an empty domain, give it memory
 //! (`populate_physmap`), pause and unpause it, report on it, and destroy it
-//! returning every frame (DESIGN.md invariant 4).
+//! returning every frame (invariant 4 of docs/architecture.md).
 
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -260,6 +260,11 @@ impl<P: Platform> Xen<P> {
             if let Some((d, v)) = cur {
                 self.switch_out(frame, d, v);
                 self.current = None;
+                // No longer running: a parked (capped) vCPU is runnable, so
+                // its run-state time (and `xl list`'s Time) stops counting.
+                if let Some(state) = self.domains.get(&d).and_then(|dd| dd.vcpus.get(v)).map(|vc| vc.state) {
+                    self.set_runstate(d, v, state);
+                }
             }
             return Next::Idle;
         };

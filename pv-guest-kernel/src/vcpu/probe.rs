@@ -93,7 +93,7 @@ pub fn take() -> (Option<Trap>, u64) {
 
 fn record(frame: &TrapFrame) -> Trap {
     let mut t = Trap {
-        vector: frame.vector,
+        vector: frame.entry_vector,
         error_code: frame.error_code,
         rip: frame.rip,
         cs: frame.cs,
@@ -105,10 +105,10 @@ fn record(frame: &TrapFrame) -> Trap {
         rax: frame.rax,
         ..Trap::default()
     };
-    if frame.vector == 14 {
+    if frame.entry_vector == 14 {
         t.cr2 = shared::cr2(0);
     }
-    if frame.vector == 1 {
+    if frame.entry_vector == 1 {
         t.dr6 = guest::get_debugreg(6) as u64;
     }
     with_log(|log| {
@@ -120,7 +120,7 @@ fn record(frame: &TrapFrame) -> Trap {
 
 /// The kernel's [`pv_rt::traps::Handler`].
 pub fn handler(frame: &mut TrapFrame) -> Resume {
-    match frame.vector {
+    match frame.entry_vector {
         VECTOR_SYSCALL => return super::user::syscall(frame),
         VECTOR_EVENT => {
             // Nothing is bound, so this should not happen; acknowledge it so
@@ -132,10 +132,10 @@ pub fn handler(frame: &mut TrapFrame) -> Resume {
         _ => {}
     }
     record(frame);
-    if frame.from_user() {
+    if frame.from_ring3() {
         return super::user::fault(frame);
     }
-    match frame.vector {
+    match frame.entry_vector {
         1 => {
             // Single-step: stop stepping. Breakpoint: disarm, so the
             // instruction runs when we return to it. DR6 is sticky: clear it
@@ -165,7 +165,7 @@ pub fn handler(frame: &mut TrapFrame) -> Resume {
         frame.ss = 0xe02b;
         return Resume::Iret;
     }
-    match frame.vector {
+    match frame.entry_vector {
         // Traps: the frame's RIP is already past the instruction.
         1 | 3 | 4 | 0x80..=0xff => Resume::Iret,
         _ => {

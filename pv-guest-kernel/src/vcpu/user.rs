@@ -265,14 +265,14 @@ pub fn take_log() -> Vec<UserEvent, LOG_LEN> {
 
 fn event(frame: &TrapFrame) -> UserEvent {
     UserEvent {
-        vector: frame.vector,
+        vector: frame.entry_vector,
         error_code: frame.error_code,
         rip_off: frame.rip.wrapping_sub(USER_CODE_VA),
         cs: frame.cs,
         rflags: frame.rflags,
         rsp: frame.rsp,
         ss: frame.ss,
-        cr2: if frame.vector == 14 { shared::cr2(0) } else { 0 },
+        cr2: if frame.entry_vector == 14 { shared::cr2(0) } else { 0 },
         frame_end: frame.frame_end(),
         upcall_mask: shared::upcall_mask(0),
         args: [frame.rax, frame.rdi, frame.rsi, frame.rdx],
@@ -294,7 +294,7 @@ pub fn syscall(frame: &mut TrapFrame) -> Resume {
 /// An exception or software interrupt from user mode.
 pub fn fault(frame: &mut TrapFrame) -> Resume {
     log_push(event(frame));
-    match frame.vector {
+    match frame.entry_vector {
         // Traps: the task goes on after the instruction.
         3 => Resume::Iret,
         0x80 => {
@@ -308,7 +308,7 @@ pub fn fault(frame: &mut TrapFrame) -> Resume {
             frame.r15 = 0;
             Resume::Iret
         }
-        _ => Resume::ExitUser(0xdead_0000 | frame.vector),
+        _ => Resume::ExitUser(0xdead_0000 | frame.entry_vector),
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! - [`map_shared_info`] maps the shared_info page (start_info gives only its
 //!   machine address) at [`SHARED_INFO_VA`] with [`crate::shared`].
-//! - [`upcall`] is the event callback: an assembly entry that saves every
-//!   register, runs [`do_upcall`] and returns with the `iret` hypercall.
+//! - [`upcall`] is the event callback: the trap path's event entry, which
+//!   saves every register, runs [`do_upcall`] (unless the kernel installed a
+//!   trap handler of its own) and returns with the `iret` hypercall.
 //! - [`do_upcall`] clears `evtchn_upcall_pending`, swaps the selector
 //!   `evtchn_pending_sel` with 0, and for each selected word handles the
 //!   ports that are pending, not masked and bound to this vCPU, clearing each

@@ -6,7 +6,7 @@
 //! and a boot stack, all inside one region mapped 1:1 onto its first
 //! pseudo-physical pages (see [`Layout`]). Frame types and counts are set as
 //! if every mapping had been made through the checked paths, so the domain
-//! starts with DESIGN.md's invariants already holding.
+//! starts with the invariants of docs/architecture.md already holding.
 
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -1,6 +1,6 @@
 //! `memory_op`: reservations (ballooning) and the machine-to-phys table.
 
-use super::{ret, Done, HcResult};
+use super::{batch, ret, Done, HcResult};
 use crate::mm::pte::HYPERVISOR_VIRT_START;
 use crate::mm::{Mfn, Owner};
 use crate::platform::Platform;
@@ -56,64 +56,60 @@ impl<P: Platform> Xen<P> {
     /// report their MFNs. Decrease: give back the named frames. Both return
     /// the number of extents done, as Xen does.
     fn reservation(&mut self, op: u32, start: u64, arg: u64) -> HcResult {
-        let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-        let mut raw = [0u8; 32];
-        g.copy_from_guest(arg, &mut raw)?;
-        let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
-        let (list, nr_extents) = (word(0), word(8));
-        let order = u32::from_le_bytes(raw[16..20].try_into().unwrap_or([0; 4]));
-        let domid = u16::from_le_bytes([raw[24], raw[25]]);
+        let (list, nr_extents, order, domid) = self.read_reservation(arg)?;
         let d = self.target_domain(domid)?;
         if order != 0 || start > nr_extents {
             // Only single pages: a PV guest's memory has no contiguity to offer.
             return ret(start as i64);
         }
-        let mut i = start;
-        while i < nr_extents {
-            if i - start == BUDGET {
-                return Ok(Done::Continue([(op as u64) | (i << MEMOP_EXTENT_SHIFT), arg, 0, 0, 0]));
-            }
-            let ok = if op == XENMEM_increase_reservation { self.populate_one(d, list, i) } else { self.release_one(d, list, i) };
-            if !ok {
-                break;
-            }
-            i += 1;
+        self.extents(op, start, nr_extents, arg, |x, i| {
+            if op == XENMEM_increase_reservation { x.populate_one(d, list, i) } else { x.release_one(d, list, i) }
+        })
+    }
+
+    /// The extent loop of the reservation ops: `one(self, i)` handles
+    /// extent `i` (false: stop there). The result is the number of extents
+    /// done, as Xen's; a continuation carries the next extent in the
+    /// command's high bits (`MEMOP_EXTENT_SHIFT`).
+    fn extents(&mut self, op: u32, start: u64, nr_extents: u64, arg: u64, mut one: impl FnMut(&mut Self, u64) -> bool) -> HcResult {
+        match batch::run(start, nr_extents, BUDGET, |i| if one(self, i) { Ok(()) } else { Err(()) }) {
+            (i, batch::End::Preempted) => Ok(Done::Continue([(op as u64) | (i << MEMOP_EXTENT_SHIFT), arg, 0, 0, 0])),
+            (i, _) => ret(i as i64),
         }
-        ret(i as i64)
     }
 
     /// `XENMEM_populate_physmap` for a PV domain (the builder uses it for a
     /// new guest): the extent list holds guest frame numbers on the way in
     /// and the machine frames given for them on the way out.
     fn populate_physmap_op(&mut self, start: u64, arg: u64) -> HcResult {
+        let (list, nr_extents, order, domid) = self.read_reservation(arg)?;
+        let d = self.target_domain(domid)?;
+        if order != 0 || start > nr_extents {
+            return ret(start as i64);
+        }
+        self.extents(XENMEM_populate_physmap, start, nr_extents, arg, |x, i| {
+            let Some(gpfn) = x.guest_mem().and_then(|g| g.read_u64(list.wrapping_add(8 * i)).ok()) else { return false };
+            let Some(mfn) = x.populate_physmap(d, &[gpfn]).first().copied() else { return false };
+            let wrote = x.guest_mem().is_some_and(|g| g.write_u64(list.wrapping_add(8 * i), mfn.0).is_ok());
+            if !wrote {
+                x.frames.release(mfn);
+                if let Some(dom) = x.domains.get_mut(&d) {
+                    dom.tot_pages -= 1;
+                }
+            }
+            wrote
+        })
+    }
+
+    /// `struct xen_memory_reservation` at `arg`: the extent list, how many
+    /// extents, their order, the domain.
+    fn read_reservation(&self, arg: u64) -> Result<(u64, u64, u32, u16), Errno> {
         let g = self.guest_mem().ok_or(Errno::ESRCH)?;
         let mut raw = [0u8; 32];
         g.copy_from_guest(arg, &mut raw)?;
         let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
-        let (list, nr_extents) = (word(0), word(8));
         let order = u32::from_le_bytes(raw[16..20].try_into().unwrap_or([0; 4]));
-        let d = self.target_domain(u16::from_le_bytes([raw[24], raw[25]]))?;
-        if order != 0 || start > nr_extents {
-            return ret(start as i64);
-        }
-        let mut i = start;
-        while i < nr_extents {
-            if i - start == BUDGET {
-                return Ok(Done::Continue([(XENMEM_populate_physmap as u64) | (i << MEMOP_EXTENT_SHIFT), arg, 0, 0, 0]));
-            }
-            let Some(gpfn) = self.guest_mem().and_then(|g| g.read_u64(list.wrapping_add(8 * i)).ok()) else { break };
-            let Some(mfn) = self.populate_physmap(d, &[gpfn]).first().copied() else { break };
-            let wrote = self.guest_mem().is_some_and(|g| g.write_u64(list.wrapping_add(8 * i), mfn.0).is_ok());
-            if !wrote {
-                self.frames.release(mfn);
-                if let Some(dom) = self.domains.get_mut(&d) {
-                    dom.tot_pages -= 1;
-                }
-                break;
-            }
-            i += 1;
-        }
-        ret(i as i64)
+        Ok((word(0), word(8), order, u16::from_le_bytes([raw[24], raw[25]])))
     }
 
     fn populate_one(&mut self, d: crate::domain::DomId, list: u64, i: u64) -> bool {

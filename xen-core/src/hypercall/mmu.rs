@@ -2,7 +2,7 @@
 //! foreign form), `mmuext_op`. All page-table changes a guest makes come
 //! through here and through `mm::validate`.
 
-use super::{ret, Done, HcResult};
+use super::{ret, HcResult};
 use crate::domain::DomId;
 use crate::mm::pte::{entry_mfn, in_hypervisor_range, is_canonical, l1_index, l2_index, l3_index, l4_index, _PAGE_PRESENT};
 use crate::mm::validate::Mm;
@@ -19,9 +19,7 @@ use hypercall_abi::mm::{
     UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 
-/// Set in `count` when a batch was preempted (Xen's `MMU_UPDATE_PREEMPTED`):
-/// the done count so far is then read back from `pdone`.
-pub const MMU_UPDATE_PREEMPTED: u64 = 1 << 31;
+use super::batch::MMU_UPDATE_PREEMPTED;
 /// Entries handled per entry into the hypervisor before a continuation.
 const BATCH_BUDGET: u64 = 1024;
 /// Requests copied from the guest at once.
@@ -69,66 +67,33 @@ impl<P: Platform> Xen<P> {
     /// bits name the owner of the frames being mapped; its high 16 bits,
     /// when non-zero, name (plus one) the owner of the tables being written.
     pub(super) fn do_mmu_update(&mut self, [reqs, count, pdone, foreigndom, _]: [u64; 5]) -> HcResult {
-        let mut count = count & 0xffff_ffff;
-        let mut done = 0u64;
-        let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-        if count & MMU_UPDATE_PREEMPTED != 0 {
-            count &= !MMU_UPDATE_PREEMPTED;
-            if pdone != 0 {
-                done = g.read_u32(pdone)? as u64;
-            }
-        }
+        self.guest_mem().ok_or(Errno::ESRCH)?;
         let pg_owner = self.target_domain(foreigndom as u16)?;
         let pt_owner = match (foreigndom >> 16) & 0xffff {
             0 => self.current_id()?,
             d => self.target_domain((d - 1) as u16)?,
         };
-        let mut rc = Ok(());
-        let mut i = 0;
         // Requests are copied in a chunk at a time: one walk of the guest's
         // tables per chunk rather than two per request.
         let mut chunk = [0u8; 16 * CHUNK];
         let (mut have, mut at) = (0u64, 0u64);
-        while i < count {
-            if i == BATCH_BUDGET {
-                if pdone != 0 {
-                    self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
-                }
-                let rest = (count - i) | MMU_UPDATE_PREEMPTED;
-                return Ok(Done::Continue([reqs.wrapping_add(16 * i), rest, pdone, foreigndom, 0]));
-            }
+        let total = count & 0xffff_ffff & !MMU_UPDATE_PREEMPTED;
+        self.mmu_batch([reqs, count, pdone, foreigndom], 16, BATCH_BUDGET, |x, i| {
             if i == at + have {
                 at = i;
-                have = (count - i).min(CHUNK as u64);
-                let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+                have = total.saturating_sub(i).min(CHUNK as u64);
+                let g = x.guest_mem().ok_or(Errno::ESRCH)?;
                 if g.copy_from_guest(reqs.wrapping_add(16 * i), &mut chunk[..16 * have as usize]).is_err() {
-                    rc = Err(Errno::EFAULT);
-                    break;
+                    return Err(Errno::EFAULT);
                 }
             }
             let k = 16 * (i - at) as usize;
             let word = |o: usize| u64::from_le_bytes(chunk[o..o + 8].try_into().unwrap_or([0; 8]));
             let (ptr, val) = (word(k), word(k + 8));
-            let r = self.mmu_update_one(ptr, val, pt_owner, pg_owner);
-            if r == Err(Errno::ERESTART) {
-                // Validation ran out of budget: this request again, later.
-                if pdone != 0 {
-                    self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
-                }
-                let rest = (count - i) | MMU_UPDATE_PREEMPTED;
-                return Ok(Done::Continue([reqs.wrapping_add(16 * i), rest, pdone, foreigndom, 0]));
-            }
-            if let Err(e) = r {
+            x.mmu_update_one(ptr, val, pt_owner, pg_owner).inspect_err(|e| {
                 crate::gdprintk!("d{}: mmu_update {:#x} <- {:#x} failed: {}", pt_owner.0, ptr, val, e.name());
-                rc = Err(e);
-                break;
-            }
-            i += 1;
-        }
-        if pdone != 0 {
-            self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
-        }
-        rc.map(|_| Done::Ret(0))
+            })
+        })
     }
 
     fn mmu_update_one(&mut self, ptr: u64, val: u64, pt_owner: DomId, pg_owner: DomId) -> Result<(), Errno> {
@@ -224,51 +189,18 @@ impl<P: Platform> Xen<P> {
 
     /// `mmuext_op(ops, count, pdone, foreigndom)`.
     pub(super) fn do_mmuext_op(&mut self, [ops, count, pdone, foreigndom, _]: [u64; 5]) -> HcResult {
-        let mut count = count & 0xffff_ffff;
-        let mut done = 0u64;
-        if count & MMU_UPDATE_PREEMPTED != 0 {
-            count &= !MMU_UPDATE_PREEMPTED;
-            if pdone != 0 {
-                done = self.guest_mem().ok_or(Errno::ESRCH)?.read_u32(pdone)? as u64;
-            }
-        }
         let pg_owner = self.target_domain(foreigndom as u16)?;
-        let mut rc = Ok(());
-        let mut i = 0;
-        while i < count {
-            if i == BATCH_BUDGET {
-                if pdone != 0 {
-                    self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
-                }
-                return Ok(Done::Continue([ops.wrapping_add(24 * i), (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom, 0]));
-            }
-            let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+        self.mmu_batch([ops, count, pdone, foreigndom], 24, BATCH_BUDGET, |x, i| {
+            let g = x.guest_mem().ok_or(Errno::ESRCH)?;
             let base = ops.wrapping_add(24 * i);
             let op = match (g.read_u32(base), g.read_u64(base.wrapping_add(8)), g.read_u64(base.wrapping_add(16))) {
                 (Ok(c), Ok(a1), Ok(a2)) => (c, a1, a2),
-                _ => {
-                    rc = Err(Errno::EFAULT);
-                    break;
-                }
+                _ => return Err(Errno::EFAULT),
             };
-            let r = self.mmuext_one(op.0, op.1, op.2, pg_owner);
-            if r == Err(Errno::ERESTART) {
-                if pdone != 0 {
-                    self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
-                }
-                return Ok(Done::Continue([ops.wrapping_add(24 * i), (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom, 0]));
-            }
-            if let Err(e) = r {
-                crate::gdprintk!("{}: mmuext_op cmd {} ({:#x}, {:#x}) failed: {}", crate::log::VcpuName(self.current), op.0, op.1, op.2, e.name());
-                rc = Err(e);
-                break;
-            }
-            i += 1;
-        }
-        if pdone != 0 {
-            self.guest_mem().ok_or(Errno::ESRCH)?.write_u32(pdone, (done + i) as u32)?;
-        }
-        rc.map(|_| Done::Ret(0))
+            x.mmuext_one(op.0, op.1, op.2, pg_owner).inspect_err(|e| {
+                crate::gdprintk!("{}: mmuext_op cmd {} ({:#x}, {:#x}) failed: {}", crate::log::VcpuName(x.current), op.0, op.1, op.2, e.name());
+            })
+        })
     }
 
     fn mmuext_one(&mut self, cmd: u32, arg1: u64, arg2: u64, pg_owner: DomId) -> Result<(), Errno> {

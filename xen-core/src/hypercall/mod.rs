@@ -4,6 +4,7 @@
 //! Handlers take typed arguments and return `Result<_, Errno>`; this module
 //! alone turns that into `rax`. An unknown number is `-ENOSYS`, never success.
 
+mod batch;
 mod callback;
 mod console_io;
 mod descriptor_tables;

@@ -1,5 +1,5 @@
 //! The frame table: for every machine frame, who owns it, what it is used as
-//! (its type) and how many references hold it (DESIGN.md invariants 1 and 4).
+//! (its type) and how many references hold it (invariants 1 and 4 of docs/architecture.md).
 //!
 //! Xen's `struct page_info` in miniature. A frame has one type at a time; the
 //! type count says how many uses need that type (a writable mapping needs

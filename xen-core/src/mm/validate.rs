@@ -6,7 +6,7 @@
 //! present entry takes a general reference on the frame it names and, for a
 //! writable leaf, a `Writable` type reference, for an upper level the next
 //! level's type. Because a frame has one type at a time, a page-table frame
-//! can never also be writable (DESIGN.md invariant 2), and because references
+//! can never also be writable (invariant 2 of docs/architecture.md), and because references
 //! are only taken on frames of the right owner, a guest reaches nothing but
 //! its own memory (invariant 3). When the last type reference of a table
 //! goes, every reference its entries held is dropped again (invariant 4).

@@ -109,7 +109,8 @@ fn a_granted_page_is_mapped_used_and_unmapped() {
     check(&w.xen).unwrap();
     // Mapped, it cannot be freed or become a page table.
     w.switch_to(1);
-    assert!(w.mmuext(hypercall_abi::mm::MMUEXT_PIN_L1_TABLE, page.0, 0) < 0);
+    assert_eq!(w.mmuext(hypercall_abi::mm::MMUEXT_PIN_L1_TABLE, page.0, 0), hypercall_abi::errno::Errno::EINVAL.to_ret());
+    assert_eq!(w.xen.frames.get(page).unwrap().ty, PageType::Writable, "still a mapped data page");
     w.switch_to(2);
     assert_eq!(w.unmap_grant(va, h), GNTST_okay);
     assert_eq!(w.entry_flags(1, 5), GTF_permit_access);
@@ -139,7 +140,9 @@ fn grants_not_given_cannot_be_mapped_or_written() {
     assert_eq!(w.xen.guest_mem().unwrap().write_u64(va, 1), Err(hypercall_abi::errno::Errno::EFAULT), "read-only");
     // The grant PTE cannot be rewritten behind the hypervisor's back.
     let (_, l1e) = w.l1e_maddr(va);
-    assert!(w.mmu_update(l1e, page.maddr() | RW, 0x7ff0) < 0);
+    let before = w.xen.platform.read_u64(Mfn(l1e >> 12), ((l1e & 0xfff) / 8) as usize);
+    assert_eq!(w.mmu_update(l1e, page.maddr() | RW, 0x7ff0), hypercall_abi::errno::Errno::EINVAL.to_ret());
+    assert_eq!(w.xen.platform.read_u64(Mfn(l1e >> 12), ((l1e & 0xfff) / 8) as usize), before, "the grant PTE is untouched");
     assert_eq!(w.unmap_grant(va, h), GNTST_okay);
     check(&w.xen).unwrap();
 }
@@ -232,13 +235,8 @@ fn g_op() -> impl Strategy<Value = GOp> {
     ]
 }
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
-    ProptestConfig { cases, ..ProptestConfig::default() }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(super::prop_config())]
 
     /// A hostile granter (changing entries under mappings, ballooning the
     /// page out) and a hostile mapper (bad refs, double unmaps, overwriting

@@ -9,11 +9,6 @@ use super::invariants::check;
 use super::World;
 use crate::regs::GuestRegs;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
-    ProptestConfig { cases, ..ProptestConfig::default() }
-}
-
 /// An argument: small numbers, pointers into the guest's scratch area (whose
 /// contents are random), hostile addresses, or anything.
 fn arg() -> impl Strategy<Value = u64> {
@@ -28,7 +23,7 @@ fn arg() -> impl Strategy<Value = u64> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(super::prop_config())]
 
     #[test]
     fn props_random_hypercalls_never_panic_or_corrupt(
@@ -46,19 +41,7 @@ proptest! {
             if *nr == hypercall_abi::nr::SCHED_OP && args[0] == 2 {
                 continue;
             }
-            let mut regs = GuestRegs {
-                rax: *nr,
-                rdi: args[0],
-                rsi: args[1],
-                rdx: args[2],
-                r10: args[3],
-                r8: args[4],
-                rip: 0x101000 + 32 * nr + 9,
-                rsp: 0x3f_8000,
-                cs: 0xe033,
-                ss: 0xe02b,
-                ..GuestRegs::default()
-            };
+            let mut regs = GuestRegs { rsp: 0x3f_8000, ..super::hypercall_frame(*nr, *args) };
             let _ = w.xen.hypercall(&mut regs);
             if w.xen.current.is_none() || w.xen.domains[&crate::domain::DomId(0)].shutdown.is_some() {
                 break;

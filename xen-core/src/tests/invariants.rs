@@ -1,6 +1,6 @@
-//! DESIGN.md's invariants, checked by recomputing every reference from
-//! scratch and comparing with the frame table (the audit itself lives in
-//! `testing.rs`, shared with the hypercall fuzzer).
+//! The invariants of docs/architecture.md, checked by recomputing every
+//! reference from scratch and comparing with the frame table (the audit
+//! itself lives in `testing.rs`, shared with the hypercall fuzzer).
 
 use alloc::string::String;
 

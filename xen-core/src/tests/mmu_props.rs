@@ -284,14 +284,8 @@ impl World {
     }
 }
 
-/// 48 sequences by default (a few seconds); `PROPTEST_CASES` overrides.
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
-    ProptestConfig { cases, ..ProptestConfig::default() }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(super::prop_config())]
 
     #[test]
     fn props_hostile_mmu_sequences_keep_every_invariant(ops in proptest::collection::vec(op(), 1..60)) {

@@ -38,6 +38,31 @@ pub struct World {
     pub scratch: u64,
 }
 
+/// The frame of `syscall` from hypercall-page entry `nr` (page at 0x101000,
+/// `syscall` 7 bytes in), on Xen's flat ring-3 selectors.
+pub fn hypercall_frame(nr: u64, args: [u64; 5]) -> GuestRegs {
+    GuestRegs {
+        rax: nr,
+        rdi: args[0],
+        rsi: args[1],
+        rdx: args[2],
+        r10: args[3],
+        r8: args[4],
+        rip: 0x101000 + 32 * nr + 9,
+        cs: 0xe033,
+        ss: 0xe02b,
+        ..GuestRegs::default()
+    }
+}
+
+/// Cases per property test: 48 by default (a few seconds in a debug
+/// build); `PROPTEST_CASES` overrides (scripts/test.sh runs a release build
+/// with more, see docs/testing.md).
+pub fn prop_config() -> proptest::prelude::ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
+    proptest::prelude::ProptestConfig { cases, ..proptest::prelude::ProptestConfig::default() }
+}
+
 pub fn kernel_image() -> Vec<u8> {
     build(
         0x100000,
@@ -81,18 +106,7 @@ impl World {
     }
 
     pub fn hypercall(&mut self, nr: u64, args: [u64; 5]) -> i64 {
-        let mut regs = GuestRegs {
-            rax: nr,
-            rdi: args[0],
-            rsi: args[1],
-            rdx: args[2],
-            r10: args[3],
-            r8: args[4],
-            rip: 0x101000 + 32 * nr + 9,
-            cs: 0xe033,
-            ss: 0xe02b,
-            ..GuestRegs::default()
-        };
+        let mut regs = hypercall_frame(nr, args);
         loop {
             self.xen.hypercall(&mut regs);
             // A continuation rewinds rip over the syscall: run it again, as

@@ -181,7 +181,7 @@ fn descriptors_granting_ring_0_never_reach_the_gdt() {
     assert_eq!(w.xen.platform.gdt.borrow()[3], 0x00cffa000000ffff, "the live GDT follows");
     // The GDT frame can no longer be mapped writable.
     let (_, l1e) = w.l1e_maddr(w.scratch + 0x3000);
-    assert!(w.mmu_update(l1e, page.maddr() | RW, 0x7ff0) < 0);
+    assert_eq!(w.mmu_update(l1e, page.maddr() | RW, 0x7ff0), Errno::EBUSY.to_ret(), "a descriptor page is never writable");
     ok(&w);
 }
 
@@ -326,7 +326,7 @@ fn a_bad_vcpu_context_is_refused_whole() {
         let mut c = context(&w, 0x100080);
         c[off..off + 8].copy_from_slice(&bad.to_le_bytes());
         w.write(s, &c);
-        assert!(w.hypercall(nr::VCPU_OP, [0, 1, s, 0, 0]) < 0, "offset {off}");
+        assert_eq!(w.hypercall(nr::VCPU_OP, [0, 1, s, 0, 0]), EINVAL, "offset {off}");
         assert!(!w.xen.domains[&DomId(0)].vcpus[1].initialised);
     }
     assert_eq!(w.xen.frames.iter().filter(|(_, p)| p.type_count > 0).count(), free, "no reference left behind");

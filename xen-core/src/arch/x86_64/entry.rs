@@ -1,11 +1,13 @@
 //! Ways into the hypervisor and the one way back to a guest.
 //!
-//! Every entry leaves a [`GuestRegs`] frame (Xen's `cpu_user_regs` in spirit)
-//! at a fixed place: right below `cpu0_stack_top`, which is TSS.RSP0 for
-//! exceptions from ring 3 and where `syscall_entry` builds the same frame by
-//! hand. The Rust handler gets `&mut GuestRegs`, may rewrite it (a result in
-//! `rax`, another vCPU's registers after a switch), and `restore_all` returns
-//! with `iretq`, so whatever the frame says, the CPU does.
+//! Every entry leaves a [`GuestRegs`] frame (Xen's `cpu_user_regs` in spirit):
+//! right below `cpu0_stack_top`, which is TSS.RSP0 for exceptions from ring 3
+//! and where `syscall_entry` builds the same frame by hand; NMI, #DF and #MC
+//! use IST stacks, so theirs lies at the top of their own stack. The Rust
+//! handler gets the frame's address as `&mut GuestRegs`, may rewrite it (a
+//! result in `rax`, another vCPU's registers after a switch), and
+//! `restore_all` returns from it with `iretq`, so whatever the frame says,
+//! the CPU does.
 //!
 //! [`GuestRegs`]: xen_core::regs::GuestRegs
 
