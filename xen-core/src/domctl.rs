@@ -75,6 +75,7 @@ impl<P: Platform> Xen<P> {
             // Created paused, as Xen does: the builder unpauses it.
             pause_count: 1,
             created_ns: self.platform.now_ns(),
+            io: Default::default(),
         };
         self.domains.insert(id, d);
         self.update_wallclock(id);

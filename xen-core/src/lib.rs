@@ -17,6 +17,7 @@ pub mod cmdline;
 pub mod descriptor;
 pub mod domain;
 pub mod domctl;
+pub mod emulate;
 pub mod events;
 pub mod evtchn;
 pub mod gnttab;

@@ -55,4 +55,8 @@ pub trait Platform: MachineMemory {
     fn wallclock_at_boot(&self) -> (u64, u32);
     /// Console input waits (for VIRQ_CONSOLE).
     fn console_input_ready(&self) -> bool;
+    /// Port I/O of `bytes` (1, 2 or 4) on Dom0's behalf; the core has
+    /// checked the port against the hypervisor's own (`emulate::io`).
+    fn ioport_read(&self, port: u16, bytes: u8) -> u32;
+    fn ioport_write(&self, port: u16, bytes: u8, value: u32);
 }

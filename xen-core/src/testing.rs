@@ -50,6 +50,8 @@ pub struct HostPlatform {
     pub gdt: RefCell<Vec<u64>>,
     pub debugregs: core::cell::Cell<[u64; 8]>,
     pub clock: core::cell::Cell<u64>,
+    /// Every port access the core made: ('r' or 'w', port, bytes, value).
+    pub io_log: RefCell<Vec<(char, u16, u8, u32)>>,
 }
 
 impl HostPlatform {
@@ -70,6 +72,7 @@ impl HostPlatform {
             gdt: RefCell::new(Vec::new()),
             debugregs: core::cell::Cell::new([0; 8]),
             clock: core::cell::Cell::new(0),
+            io_log: RefCell::new(Vec::new()),
         }
     }
 }
@@ -177,9 +180,29 @@ impl Platform for HostPlatform {
     fn console_input_ready(&self) -> bool {
         !self.console_in.borrow().is_empty()
     }
+
+    fn ioport_read(&self, port: u16, bytes: u8) -> u32 {
+        let v = HostPlatform::port_value(port, bytes);
+        self.io_log.borrow_mut().push(('r', port, bytes, v));
+        v
+    }
+
+    fn ioport_write(&self, port: u16, bytes: u8, value: u32) {
+        self.io_log.borrow_mut().push(('w', port, bytes, value));
+    }
 }
 
 impl HostPlatform {
+    /// What a simulated device port reads as: recognisable, never all-ones.
+    pub fn port_value(port: u16, bytes: u8) -> u32 {
+        let v = 0x1234_0000 | port as u32;
+        match bytes {
+            1 => v & 0xff,
+            2 => v & 0xffff,
+            _ => v,
+        }
+    }
+
     /// Let simulated time pass.
     pub fn advance(&self, ns: u64) {
         self.clock.set(self.clock.get() + ns);

@@ -54,6 +54,13 @@ impl<P: Platform> Xen<P> {
     pub fn guest_exception(&mut self, regs: &mut GuestRegs, cr2: u64) -> Next {
         let Some((dom, v)) = self.current else { return Next::Idle };
         let vector = regs.entry_vector;
+        // Privileged instructions (port I/O, MSRs, control registers) fault
+        // with #GP(0) in ring 3: emulate those Xen emulates.
+        if vector == TRAP_GP_FAULT && regs.error_code == 0 {
+            if let Some(next) = self.emulate_privileged_op(regs) {
+                return next;
+            }
+        }
         let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else { return Next::Idle };
         let kernel = vc.kernel_mode;
         let mut error_code = has_error_code(vector).then_some(regs.error_code);

@@ -103,6 +103,8 @@ pub struct Vcpu {
     pub poll_deadline: Option<u64>,
     /// Credit scheduler: what this vCPU may still run for (ns; negative: over).
     pub credit: i64,
+    /// Virtual IOPL and I/O bitmap (`physdev_op`), for port I/O emulation.
+    pub io: crate::emulate::io::VcpuIo,
 }
 
 impl Vcpu {
@@ -132,6 +134,7 @@ impl Vcpu {
             periodic: None,
             poll_deadline: None,
             credit: 0,
+            io: Default::default(),
         }
     }
 

@@ -241,6 +241,7 @@ fn construct<P: Platform>(
         cap: 0,
         pause_count: 0,
         created_ns: 0,
+        io: Default::default(),
     };
     Ok(Built { domain, layout: *l, entry: plan.entry })
 }

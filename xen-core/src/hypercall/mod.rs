@@ -14,6 +14,7 @@ mod memory_op;
 mod misc;
 mod mmu;
 mod multicall;
+mod physdev_op;
 mod sched_op;
 mod traps;
 mod vcpu_op;
@@ -123,6 +124,7 @@ impl<P: Platform> Xen<P> {
             nr::GRANT_TABLE_OP => self.do_grant_table_op(args),
             nr::DOMCTL => self.do_domctl(args),
             nr::SYSCTL => self.do_sysctl(args),
+            nr::PHYSDEV_OP => self.do_physdev_op(args),
             nr::SET_TIMER_OP => {
                 let (d, v) = self.current.ok_or(Errno::ESRCH)?;
                 self.set_vcpu_timer(d, v, args[0]);

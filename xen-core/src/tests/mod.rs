@@ -2,6 +2,7 @@
 //! guest would: a Dom0 built from a small ELF image over simulated memory.
 
 mod domctl;
+mod emul_priv_op;
 mod events_props;
 mod gnttab_props;
 mod hypercall_fuzz;

@@ -185,6 +185,33 @@ impl Platform for Machine {
     fn console_input_ready(&self) -> bool {
         super::serial::input_ready()
     }
+
+    fn ioport_read(&self, port: u16, bytes: u8) -> u32 {
+        use x86_64::instructions::port::Port;
+        // SAFETY: the core lets only Dom0 reach a port, never one the
+        // hypervisor drives (`emulate::io::HYPERVISOR_PORTS`); port I/O
+        // touches no memory (Dom0 is trusted with DMA-capable devices, as
+        // under Xen without an IOMMU).
+        unsafe {
+            match bytes {
+                1 => Port::<u8>::new(port).read() as u32,
+                2 => Port::<u16>::new(port).read() as u32,
+                _ => Port::<u32>::new(port).read(),
+            }
+        }
+    }
+
+    fn ioport_write(&self, port: u16, bytes: u8, value: u32) {
+        use x86_64::instructions::port::Port;
+        // SAFETY: as for `ioport_read`.
+        unsafe {
+            match bytes {
+                1 => Port::<u8>::new(port).write(value as u8),
+                2 => Port::<u16>::new(port).write(value as u16),
+                _ => Port::<u32>::new(port).write(value),
+            }
+        }
+    }
 }
 
 const MSR_FS_BASE: u32 = 0xC000_0100;

@@ -1,0 +1,512 @@
+//! Privileged-instruction emulation on #GP (Xen's `emul-priv-op.c`): what a
+//! guest kernel's `in`/`out` reaches, through the exception entry as the CPU
+//! delivers it, with hostile instruction bytes and hypercall values.
+
+use alloc::vec::Vec;
+
+use super::World;
+use crate::domain::DomId;
+use crate::regs::GuestRegs;
+use crate::testing::HostPlatform;
+use crate::traps::TRAP_GP_FAULT;
+use crate::xen::Next;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::nr;
+use hypercall_abi::physdev::*;
+
+/// The guest's #GP handler: reaching it means "not emulated".
+const GP_HANDLER: u64 = 0x100200;
+
+fn world(dom: DomId, privileged: bool, iopl: u32) -> World {
+    let mut w = World::with_domain(dom, privileged);
+    let mut b = Vec::new();
+    b.extend_from_slice(&[13u8, 0]);
+    b.extend_from_slice(&0xe033u16.to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&GP_HANDLER.to_le_bytes());
+    b.extend_from_slice(&[0; 16]);
+    let s = w.scratch + 0x2000;
+    w.write(s, &b);
+    assert_eq!(w.hypercall(nr::SET_TRAP_TABLE, [s, 0, 0, 0, 0]), 0);
+    if iopl != 0 {
+        assert_eq!(set_iopl(&mut w, iopl), 0);
+    }
+    w.xen.platform.io_log.borrow_mut().clear();
+    w
+}
+
+fn set_iopl(w: &mut World, iopl: u32) -> i64 {
+    let s = w.scratch + 0x100;
+    w.write(s, &iopl.to_le_bytes());
+    w.hypercall(nr::PHYSDEV_OP, [PHYSDEVOP_set_iopl as u64, s, 0, 0, 0])
+}
+
+fn set_iobitmap(w: &mut World, bitmap: u64, nr_ports: u32) -> i64 {
+    let s = w.scratch + 0x100;
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&bitmap.to_le_bytes());
+    b[8..12].copy_from_slice(&nr_ports.to_le_bytes());
+    w.write(s, &b);
+    w.hypercall(nr::PHYSDEV_OP, [PHYSDEVOP_set_iobitmap as u64, s, 0, 0, 0])
+}
+
+/// Run `code` as the guest kernel: it faults with #GP(0) at its first byte,
+/// as a ring-3 `in`/`out` does.
+fn exec(w: &mut World, code: &[u8], init: GuestRegs) -> (Next, GuestRegs) {
+    let at = w.scratch + 0x3000;
+    w.write(at, code);
+    let mut regs = GuestRegs {
+        entry_vector: TRAP_GP_FAULT,
+        error_code: 0,
+        rip: at,
+        cs: 0xe033,
+        ss: 0xe02b,
+        rsp: w.layout.vstack_end - 0x100,
+        rflags: 0x202,
+        ..init
+    };
+    let next = w.xen.guest_exception(&mut regs, 0);
+    (next, regs)
+}
+
+fn emulated(w: &World, regs: &GuestRegs, len: u64) -> bool {
+    let _ = w;
+    regs.rip != GP_HANDLER && regs.rip == w.scratch + 0x3000 + len
+}
+
+fn log(w: &World) -> Vec<(char, u16, u8, u32)> {
+    w.xen.platform.io_log.borrow().clone()
+}
+
+const IN_AL_DX: &[u8] = &[0xec];
+const IN_EAX_DX: &[u8] = &[0xed];
+const IN_AX_DX: &[u8] = &[0x66, 0xed];
+const OUT_DX_AL: &[u8] = &[0xee];
+const OUT_DX_EAX: &[u8] = &[0xef];
+
+#[test]
+fn without_virtual_iopl_port_io_is_the_guests_gp() {
+    let mut w = world(DomId(0), true, 0);
+    let (next, regs) = exec(
+        &mut w,
+        IN_AL_DX,
+        GuestRegs {
+            rdx: 0x2f8,
+            ..Default::default()
+        },
+    );
+    assert!(matches!(next, Next::Resume { .. }));
+    assert_eq!(regs.rip, GP_HANDLER, "delivered to the guest's #GP handler");
+    assert!(log(&w).is_empty(), "no port touched");
+}
+
+#[test]
+fn dom0_reaches_device_ports_with_every_instruction_form() {
+    let mut w = world(DomId(0), true, 1);
+    let (_, regs) = exec(
+        &mut w,
+        IN_AL_DX,
+        GuestRegs {
+            rdx: 0x2f8,
+            rax: 0xffff_ffff_ffff_ff00,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 1));
+    assert_eq!(
+        regs.rax,
+        0xffff_ffff_ffff_ff00 | HostPlatform::port_value(0x2f8, 1) as u64,
+        "only AL changes"
+    );
+    let (_, regs) = exec(
+        &mut w,
+        IN_AX_DX,
+        GuestRegs {
+            rdx: 0x1f0,
+            rax: 0xaaaa_aaaa_aaaa_aaaa,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 2));
+    assert_eq!(
+        regs.rax,
+        0xaaaa_aaaa_aaaa_0000 | HostPlatform::port_value(0x1f0, 2) as u64
+    );
+    let (_, regs) = exec(
+        &mut w,
+        IN_EAX_DX,
+        GuestRegs {
+            rdx: 0xc000,
+            rax: u64::MAX,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 1));
+    assert_eq!(
+        regs.rax,
+        HostPlatform::port_value(0xc000, 4) as u64,
+        "a dword read zero-extends"
+    );
+    // in al, 0x80 / out 0x80, al (immediate port).
+    let (_, regs) = exec(&mut w, &[0xe4, 0x80], GuestRegs::default());
+    assert!(emulated(&w, &regs, 2));
+    let (_, regs) = exec(
+        &mut w,
+        &[0xe6, 0x80],
+        GuestRegs {
+            rax: 0x1234_5678,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 2));
+    let (_, regs) = exec(
+        &mut w,
+        OUT_DX_EAX,
+        GuestRegs {
+            rdx: 0xc004,
+            rax: 0xdead_beef_0bad_f00d,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 1));
+    assert_eq!(
+        log(&w),
+        [
+            ('r', 0x2f8, 1, 0xf8),
+            ('r', 0x1f0, 2, 0x01f0),
+            ('r', 0xc000, 4, 0x1234_c000),
+            ('r', 0x80, 1, 0x80),
+            ('w', 0x80, 1, 0x78),
+            ('w', 0xc004, 4, 0x0bad_f00d)
+        ]
+    );
+}
+
+#[test]
+fn the_hypervisors_own_ports_read_all_ones_and_ignore_writes() {
+    let mut w = world(DomId(0), true, 1);
+    for port in [0x3f8u16, 0x3fd, 0x20, 0x21, 0xa0, 0x40, 0x43, 0x61, 0xf4] {
+        let (_, regs) = exec(
+            &mut w,
+            IN_AL_DX,
+            GuestRegs {
+                rdx: port as u64,
+                ..Default::default()
+            },
+        );
+        assert!(emulated(&w, &regs, 1), "port {port:#x}");
+        assert_eq!(regs.rax & 0xff, 0xff, "port {port:#x}");
+        let (_, regs) = exec(
+            &mut w,
+            OUT_DX_AL,
+            GuestRegs {
+                rdx: port as u64,
+                rax: 0,
+                ..Default::default()
+            },
+        );
+        assert!(emulated(&w, &regs, 1));
+    }
+    // A dword straddling into COM1 is refused whole.
+    let (_, regs) = exec(
+        &mut w,
+        IN_EAX_DX,
+        GuestRegs {
+            rdx: 0x3f6,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rax, 0xffff_ffff);
+    assert!(
+        log(&w).is_empty(),
+        "not one access reached the machine: {:?}",
+        log(&w)
+    );
+}
+
+#[test]
+fn a_domu_with_iopl_reads_all_ones_and_reaches_no_port() {
+    let mut w = world(DomId(3), false, 1);
+    for port in [0x2f8u64, 0x80, 0xcfc, 0x71, 0xc000] {
+        let (_, regs) = exec(
+            &mut w,
+            IN_EAX_DX,
+            GuestRegs {
+                rdx: port,
+                ..Default::default()
+            },
+        );
+        assert!(emulated(&w, &regs, 1));
+        assert_eq!(regs.rax, 0xffff_ffff, "port {port:#x}");
+        let (_, regs) = exec(
+            &mut w,
+            OUT_DX_AL,
+            GuestRegs {
+                rdx: port,
+                rax: 7,
+                ..Default::default()
+            },
+        );
+        assert!(emulated(&w, &regs, 1));
+    }
+    assert!(log(&w).is_empty(), "{:?}", log(&w));
+}
+
+#[test]
+fn pci_config_space_goes_through_the_cf8_latch() {
+    let mut w = world(DomId(0), true, 1);
+    let (_, regs) = exec(
+        &mut w,
+        OUT_DX_EAX,
+        GuestRegs {
+            rdx: 0xcf8,
+            rax: 0x8000_0808,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 1));
+    assert!(log(&w).is_empty(), "the address is latched, not written");
+    let (_, regs) = exec(
+        &mut w,
+        IN_EAX_DX,
+        GuestRegs {
+            rdx: 0xcf8,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rax, 0x8000_0808, "the latch reads back");
+    let (_, regs) = exec(
+        &mut w,
+        IN_AX_DX,
+        GuestRegs {
+            rdx: 0xcfe,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rax & 0xffff, HostPlatform::port_value(0xcfe, 2) as u64);
+    assert_eq!(
+        log(&w),
+        [
+            ('w', 0xcf8, 4, 0x8000_0808),
+            ('r', 0xcfe, 2, HostPlatform::port_value(0xcfe, 2))
+        ]
+    );
+    // A byte at 0xcf8 is not the latch: an ordinary port.
+    let (_, regs) = exec(
+        &mut w,
+        IN_AL_DX,
+        GuestRegs {
+            rdx: 0xcf9,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 1));
+}
+
+#[test]
+fn an_io_bitmap_allows_exactly_its_clear_bits_in_kernel_mode() {
+    let mut w = world(DomId(0), true, 0);
+    let bm = w.scratch + 0x4000;
+    let mut bits = alloc::vec![0xffu8; 8192];
+    bits[0x60 / 8] = !(1 << (0x60 % 8)); // only port 0x60
+    w.write(bm, &bits[..0x100]);
+    assert_eq!(set_iobitmap(&mut w, bm, 0x400), 0);
+    let (_, regs) = exec(
+        &mut w,
+        IN_AL_DX,
+        GuestRegs {
+            rdx: 0x60,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 1));
+    let (_, regs) = exec(
+        &mut w,
+        IN_AX_DX,
+        GuestRegs {
+            rdx: 0x60,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rip, GP_HANDLER, "0x61 is not in the bitmap");
+    let (_, regs) = exec(
+        &mut w,
+        IN_AL_DX,
+        GuestRegs {
+            rdx: 0x64,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rip, GP_HANDLER);
+    // Past the limit: refused whatever the bits say.
+    assert_eq!(set_iobitmap(&mut w, bm, 0x60), 0);
+    let (_, regs) = exec(
+        &mut w,
+        IN_AL_DX,
+        GuestRegs {
+            rdx: 0x60,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rip, GP_HANDLER);
+}
+
+#[test]
+fn string_io_moves_guest_memory_and_counts_down() {
+    let mut w = world(DomId(0), true, 1);
+    let buf = w.scratch + 0x5000;
+    w.write(buf, b"hello");
+    // rep outsb: 5 bytes from rsi to port 0x2f8.
+    let (_, regs) = exec(
+        &mut w,
+        &[0xf3, 0x6e],
+        GuestRegs {
+            rdx: 0x2f8,
+            rsi: buf,
+            rcx: 5,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 2));
+    assert_eq!((regs.rcx, regs.rsi), (0, buf + 5));
+    let written: Vec<u8> = log(&w)
+        .iter()
+        .map(|&(k, p, _, v)| {
+            assert_eq!((k, p), ('w', 0x2f8));
+            v as u8
+        })
+        .collect();
+    assert_eq!(written, b"hello");
+    // rep insw: 3 words into memory.
+    let (_, regs) = exec(
+        &mut w,
+        &[0x66, 0xf3, 0x6d],
+        GuestRegs {
+            rdx: 0x1f0,
+            rdi: buf,
+            rcx: 3,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 3));
+    assert_eq!((regs.rcx, regs.rdi), (0, buf + 6));
+    assert_eq!(w.read_u64(buf) & 0xffff_ffff_ffff, 0x01f0_01f0_01f0);
+    // Into memory the guest cannot write: the instruction is refused.
+    let (_, regs) = exec(
+        &mut w,
+        &[0xf3, 0x6c],
+        GuestRegs {
+            rdx: 0x1f0,
+            rdi: 0xffff_8300_0000_0000,
+            rcx: 2,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rip, GP_HANDLER);
+}
+
+#[test]
+fn a_long_rep_is_resumed_not_done_in_one_go() {
+    let mut w = world(DomId(3), false, 1);
+    let buf = w.scratch + 0x5000;
+    let (_, regs) = exec(
+        &mut w,
+        &[0xf3, 0x6e],
+        GuestRegs {
+            rdx: 0x80,
+            rsi: buf,
+            rcx: 3000,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rip, w.scratch + 0x3000, "re-executed");
+    assert!(regs.rcx < 3000 && regs.rcx > 0);
+}
+
+#[test]
+fn set_iopl_and_set_iobitmap_refuse_hostile_values() {
+    let mut w = world(DomId(0), true, 0);
+    for bad in [4u32, 0xffff_ffff, 0x8000_0001] {
+        assert_eq!(set_iopl(&mut w, bad), Errno::EINVAL.to_ret());
+    }
+    assert_eq!(w.xen.domains[&DomId(0)].vcpus[0].io.iopl, 0);
+    assert_eq!(
+        w.hypercall(
+            nr::PHYSDEV_OP,
+            [PHYSDEVOP_set_iopl as u64, 0xffff_8300_0000_0000, 0, 0, 0]
+        ),
+        Errno::EFAULT.to_ret()
+    );
+    assert_eq!(
+        set_iobitmap(&mut w, 0xffff_8300_0000_0000, 16),
+        Errno::EINVAL.to_ret()
+    );
+    assert_eq!(
+        set_iobitmap(&mut w, 0x0000_7fff_ffff_f000, 16),
+        Errno::EINVAL.to_ret(),
+        "8 KiB must fit below the hole"
+    );
+    let s = w.scratch;
+    assert_eq!(set_iobitmap(&mut w, s, 65537), Errno::EINVAL.to_ret());
+    assert_eq!(set_iobitmap(&mut w, s, 65536), 0);
+    assert_eq!(
+        w.hypercall(nr::PHYSDEV_OP, [0xdead, w.scratch, 0, 0, 0]),
+        Errno::ENOSYS.to_ret()
+    );
+}
+
+#[test]
+fn garbage_and_truncated_instructions_are_the_guests_gp() {
+    let mut w = world(DomId(0), true, 3);
+    // Not privileged instructions, invalid encodings, and a prefix run.
+    for code in [
+        &[0x90u8][..],
+        &[0x0f, 0xff],
+        &[0x66; 15],
+        &[0xf0, 0xec],
+        &[0x0f, 0x0b],
+    ] {
+        let (next, regs) = exec(&mut w, code, GuestRegs::default());
+        assert!(matches!(next, Next::Resume { .. }));
+        assert_eq!(regs.rip, GP_HANDLER, "{code:02x?}");
+    }
+    // An instruction cut by an unmapped page: its first byte is the last
+    // mapped one.
+    let edge = w.layout.v_end - 1;
+    w.write(edge, &[0x66]);
+    let mut regs = GuestRegs {
+        entry_vector: TRAP_GP_FAULT,
+        rip: edge,
+        cs: 0xe033,
+        ss: 0xe02b,
+        rsp: w.layout.vstack_end - 0x100,
+        ..Default::default()
+    };
+    w.xen.guest_exception(&mut regs, 0);
+    assert_eq!(regs.rip, GP_HANDLER);
+    // From a rip in the hypervisor's range.
+    let mut regs = GuestRegs {
+        entry_vector: TRAP_GP_FAULT,
+        rip: 0xffff_8300_0000_0000,
+        cs: 0xe033,
+        ss: 0xe02b,
+        rsp: w.layout.vstack_end - 0x100,
+        ..Default::default()
+    };
+    w.xen.guest_exception(&mut regs, 0);
+    assert_eq!(regs.rip, GP_HANDLER);
+    assert!(log(&w).is_empty());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    /// Any 15 bytes at rip, any registers: the hypervisor neither panics nor
+    /// lets a DomU reach a port.
+    #[test]
+    fn random_instructions_never_reach_a_port_from_a_domu(code in proptest::collection::vec(proptest::prelude::any::<u8>(), 15), rdx: u64, rcx in 0u64..5000, rsi: u64, rdi: u64, df: bool) {
+        let mut w = world(DomId(4), false, 3);
+        let init = GuestRegs { rdx, rcx, rsi, rdi, rflags: if df { 0x602 } else { 0x202 }, ..Default::default() };
+        let _ = exec(&mut w, &code, init);
+        proptest::prop_assert!(log(&w).is_empty());
+    }
+}
