@@ -56,6 +56,8 @@ pub struct VcpuIo {
     /// Guest-virtual address of its I/O bitmap, and how many ports it covers.
     pub iobmp: u64,
     pub iobmp_limit: u32,
+    /// The CR4 bits the guest chose (`mov %cr4`); see `priv_op`.
+    pub cr4: u64,
 }
 
 /// A domain's latched I/O state (Xen's `arch.pci_cf8`, `arch.cmos_idx`).

@@ -11,6 +11,8 @@
 //! or length is hand-decoded here.
 
 pub mod io;
+pub mod msr;
+mod priv_op;
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, OpKind, Register};
 
@@ -27,7 +29,7 @@ const MAX_INSN_LEN: usize = 15;
 const REP_CHUNK: u64 = 1024;
 
 /// What one emulation achieved.
-enum Emul {
+pub(crate) enum Emul {
     /// Done: continue after the instruction.
     Done,
     /// Partly done (a long `rep`): run the instruction again.
@@ -74,7 +76,7 @@ impl<P: Platform> Xen<P> {
     fn emulate(&mut self, regs: &mut GuestRegs, insn: &Instruction) -> Emul {
         match io_form(insn) {
             Some(f) => self.emulate_io(regs, insn, f),
-            None => Emul::Refused,
+            None => self.emulate_priv_op(regs, insn),
         }
     }
 

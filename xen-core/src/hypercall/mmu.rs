@@ -335,7 +335,7 @@ impl<P: Platform> Xen<P> {
     /// Switch the current vCPU's kernel (or user) top-level table (Xen's
     /// `new_guest_cr3`): the new L4 is validated and referenced before the
     /// old one is let go.
-    fn new_guest_cr3(&mut self, mfn: Mfn, user: bool) -> Result<(), Errno> {
+    pub(crate) fn new_guest_cr3(&mut self, mfn: Mfn, user: bool) -> Result<(), Errno> {
         let (d, v) = self.current.ok_or(Errno::ESRCH)?;
         if user && mfn.0 == 0 {
             let old = self.domains.get_mut(&d).and_then(|d| d.vcpus.get_mut(v)).and_then(|vc| vc.user_cr3.take());

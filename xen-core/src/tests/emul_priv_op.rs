@@ -510,3 +510,93 @@ proptest::proptest! {
         proptest::prop_assert!(log(&w).is_empty());
     }
 }
+
+const RDMSR: &[u8] = &[0x0f, 0x32];
+const WRMSR: &[u8] = &[0x0f, 0x30];
+
+#[test]
+fn wrmsr_of_the_segment_bases_reaches_the_cpu_and_refuses_non_canonical_bases() {
+    let mut w = world(DomId(0), true, 0);
+    let base = 0xffff_8880_1234_5000u64;
+    let (_, regs) = exec(&mut w, WRMSR, GuestRegs { rcx: 0xc000_0101, rax: base & 0xffff_ffff, rdx: base >> 32, ..Default::default() });
+    assert!(emulated(&w, &regs, 2));
+    assert_eq!(w.xen.platform.segs.get().1, base);
+    assert_eq!(w.xen.domains[&DomId(0)].vcpus[0].segs.gs_kernel, base);
+    let (_, regs) = exec(&mut w, RDMSR, GuestRegs { rcx: 0xc000_0101, ..Default::default() });
+    assert_eq!((regs.rdx << 32) | regs.rax, base);
+    let (_, regs) = exec(&mut w, WRMSR, GuestRegs { rcx: 0xc000_0100, rax: 0, rdx: 0x8000, ..Default::default() });
+    assert_eq!(regs.rip, GP_HANDLER, "non-canonical FS base");
+    assert_eq!(w.xen.platform.segs.get().0, 0);
+}
+
+#[test]
+fn msrs_outside_xens_pv_policy_are_the_guests_gp() {
+    let mut w = world(DomId(0), true, 3);
+    for msr in [0x3au64, 0x48, 0x10a, 0xc000_0081, 0xc000_0082, 0x4000_0000, 0xffff_ffff] {
+        let (_, regs) = exec(&mut w, RDMSR, GuestRegs { rcx: msr, ..Default::default() });
+        assert_eq!(regs.rip, GP_HANDLER, "rdmsr {msr:#x}");
+        let (_, regs) = exec(&mut w, WRMSR, GuestRegs { rcx: msr, ..Default::default() });
+        assert_eq!(regs.rip, GP_HANDLER, "wrmsr {msr:#x}");
+    }
+    let (_, regs) = exec(&mut w, RDMSR, GuestRegs { rcx: 0xc000_0080, ..Default::default() });
+    assert_eq!((regs.rdx, regs.rax), (0, 0xd01), "EFER: SCE LME LMA NXE");
+    let (_, regs) = exec(&mut w, RDMSR, GuestRegs { rcx: 0x179, ..Default::default() });
+    assert!(emulated(&w, &regs, 2), "MCG_CAP is readable");
+    // From guest user mode, nothing but I/O under IOPL 3.
+    w.xen.domains.get_mut(&DomId(0)).unwrap().vcpus[0].kernel_mode = false;
+    let (_, regs) = exec(&mut w, RDMSR, GuestRegs { rcx: 0xc000_0080, ..Default::default() });
+    assert_ne!(regs.rip, w.scratch + 0x3002, "user-mode rdmsr is not emulated");
+}
+
+#[test]
+fn control_registers_read_as_xen_shows_them_and_cr3_writes_are_validated() {
+    let mut w = world(DomId(0), true, 0);
+    let cr3 = w.xen.domains[&DomId(0)].vcpus[0].cr3;
+    // mov rbx, cr3 / mov rcx, cr0 / mov rdx, cr4
+    let (_, regs) = exec(&mut w, &[0x0f, 0x20, 0xdb], GuestRegs::default());
+    assert!(emulated(&w, &regs, 3));
+    assert_eq!(regs.rbx, cr3.0 << 12);
+    let (_, regs) = exec(&mut w, &[0x0f, 0x20, 0xc1], GuestRegs::default());
+    assert_eq!(regs.rcx, 0x8005_0033);
+    let (_, regs) = exec(&mut w, &[0x0f, 0x20, 0xe2], GuestRegs::default());
+    assert_eq!(regs.rdx & (1 << 5), 1 << 5, "PAE shows");
+    // mov cr3, rax with a frame mapped writable: refused, the table stays.
+    let (l1, at) = w.l1e_maddr(w.scratch);
+    let data = crate::mm::Mfn(crate::mm::pte::entry_mfn(crate::mm::MachineMemory::read_u64(&w.xen.platform, l1, ((at & 0xfff) / 8) as usize)));
+    let (_, regs) = exec(&mut w, &[0x0f, 0x22, 0xd8], GuestRegs { rax: data.0 << 12, ..Default::default() });
+    assert_eq!(regs.rip, GP_HANDLER);
+    assert_eq!(w.xen.domains[&DomId(0)].vcpus[0].cr3, cr3);
+    // The same table again is fine.
+    let (_, regs) = exec(&mut w, &[0x0f, 0x22, 0xd8], GuestRegs { rax: cr3.0 << 12, ..Default::default() });
+    assert!(emulated(&w, &regs, 3));
+    // mov cr0, rax turning paging off: refused; setting TS: the virtual TS.
+    let (_, regs) = exec(&mut w, &[0x0f, 0x22, 0xc0], GuestRegs { rax: 0x33, ..Default::default() });
+    assert_eq!(regs.rip, GP_HANDLER);
+    let (_, regs) = exec(&mut w, &[0x0f, 0x22, 0xc0], GuestRegs { rax: 0x8005_003b, ..Default::default() });
+    assert!(emulated(&w, &regs, 3));
+    assert!(w.xen.domains[&DomId(0)].vcpus[0].fpu_ts && w.xen.platform.ts.get());
+    let (_, regs) = exec(&mut w, &[0x0f, 0x06], GuestRegs::default());
+    assert!(emulated(&w, &regs, 2), "clts");
+    assert!(!w.xen.domains[&DomId(0)].vcpus[0].fpu_ts);
+}
+
+#[test]
+fn cli_and_sti_are_the_event_mask_under_virtual_iopl_only() {
+    let mut w = world(DomId(0), true, 0);
+    let si = w.xen.domains[&DomId(0)].shared_info;
+    let mask = |w: &World| {
+        let mut b = [0u8];
+        crate::mm::MachineMemory::read(&w.xen.platform, si, 1, &mut b);
+        b[0]
+    };
+    let (_, regs) = exec(&mut w, &[0xfa], GuestRegs::default());
+    assert_eq!(regs.rip, GP_HANDLER, "IOPL 0: cli faults");
+    assert_eq!(set_iopl(&mut w, 1), 0);
+    let before = mask(&w);
+    let (_, regs) = exec(&mut w, &[0xfa], GuestRegs::default());
+    assert!(emulated(&w, &regs, 1));
+    assert_eq!((before, mask(&w)), (before, 1));
+    let (_, regs) = exec(&mut w, &[0xfb], GuestRegs::default());
+    assert!(emulated(&w, &regs, 1));
+    assert_eq!(mask(&w), 0);
+}
