@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem::offset_of;
 
-use super::elf::{self, ElfError, KernelImage};
+use pv_image::elf::{self, ElfError, KernelImage};
 use super::layout::Layout;
 use crate::domain::{DomId, Domain, RunState, Vcpu};
 use crate::mm::pte::*;
@@ -355,7 +355,7 @@ fn log_arrangement(req: &BuildRequest, l: &Layout, entry: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::elf::test_image::{build, Note};
+    use pv_image::elf::test_image::{build, Note};
     use crate::guest_access::GuestMem;
     use crate::mm::MachineMemory;
     use crate::testing::HostPlatform;

@@ -14,7 +14,7 @@ mod vcpu_hostile;
 
 use alloc::vec::Vec;
 
-use crate::build::elf::test_image::{build, Note};
+use pv_image::elf::test_image::{build, Note};
 use crate::build::layout::Layout;
 use crate::build::{build_pv_domain, BuildRequest};
 use crate::domain::DomId;
