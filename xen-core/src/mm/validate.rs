@@ -141,10 +141,14 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
             if is_hypervisor_slot(level, i) {
                 continue;
             }
-            let e = self.mem.read_u64(table, i);
+            let raw = self.mem.read_u64(table, i);
+            // Xen's adjust_guest_lNe on validation too, not only in
+            // mod_entry: a kernel that builds its own tables and pins them
+            // runs in ring 3, so every present entry is a user entry.
+            let e = if raw & _PAGE_PRESENT != 0 { raw | _PAGE_USER } else { raw };
             let checked = self.get_entry_ref(e, level, owner);
             if let Ok(adjusted) = checked {
-                if adjusted != e {
+                if adjusted != raw {
                     self.mem.write_u64(table, i, adjusted);
                 }
             }
