@@ -170,6 +170,7 @@ impl<P: Platform> Xen<P> {
         let Some((dom, v)) = self.current else { return Next::Idle };
         crate::error!("Domain {} (vcpu#{}) crashed on cpu#0:", dom.0, v);
         dump_guest_regs(regs);
+        self.dump_guest_stack(regs.rsp);
         self.domain_crash(dom);
         self.schedule(regs)
     }
@@ -252,6 +253,20 @@ impl<P: Platform> Xen<P> {
         regs.cs = FLAT_KERNEL_CS64 as u64;
         regs.rip = b.rip;
         true
+    }
+}
+
+impl<P: Platform> Xen<P> {
+    /// The words at the top of the guest's stack, as Xen's
+    /// `show_guest_stack` prints them (return addresses show the caller).
+    fn dump_guest_stack(&self, rsp: u64) {
+        let Some(g) = self.guest_mem() else { return };
+        crate::error!("Guest stack trace from rsp={:016x}:", rsp);
+        let words: alloc::vec::Vec<u64> = (0..12).map_while(|i| g.read_u64(rsp.wrapping_add(8 * i)).ok()).collect();
+        for row in words.chunks(4) {
+            let line: alloc::vec::Vec<alloc::string::String> = row.iter().map(|w| alloc::format!("{w:016x}")).collect();
+            crate::error!("   {}", line.join(" "));
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod events_props;
 mod gnttab_props;
 mod hypercall_fuzz;
 mod invariants;
+mod linux_abi;
 mod lifecycle;
 mod mmu_props;
 mod mmu_regressions;

@@ -1,0 +1,44 @@
+//! The pieces of the PV ABI Debian's Linux 6.1 asks for at boot, in the
+//! order it asks, each with hostile values.
+
+use super::World;
+use crate::domain::DomId;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::nr;
+use hypercall_abi::version::*;
+
+fn features(w: &mut World, idx: u32) -> (i64, u32) {
+    let s = w.scratch + 0x100;
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&idx.to_le_bytes());
+    b[4..].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+    w.write(s, &b);
+    let r = w.hypercall(nr::XEN_VERSION, [XENVER_get_features as u64, s, 0, 0, 0]);
+    (r, (w.read_u64(s) >> 32) as u32)
+}
+
+#[test]
+fn get_features_reports_what_xen_4_17_reports_to_pv_guests() {
+    let mut w = World::new();
+    let (r, map) = features(&mut w, 0);
+    assert_eq!(r, 0);
+    for f in [
+        XENFEAT_pae_pgdir_above_4gb,
+        XENFEAT_mmu_pt_update_preserve_ad,
+        XENFEAT_highmem_assist,
+        XENFEAT_gnttab_map_avail_bits,
+        XENFEAT_memory_op_vnode_supported,
+        XENFEAT_dom0,
+    ] {
+        assert_ne!(map & (1 << f), 0, "feature {f}");
+    }
+    // Never features of translated (HVM/PVH) guests.
+    for f in [XENFEAT_writable_page_tables, XENFEAT_auto_translated_physmap, XENFEAT_supervisor_mode_kernel, XENFEAT_hvm_callback_vector] {
+        assert_eq!(map & (1 << f), 0, "feature {f}");
+    }
+    assert_eq!(features(&mut w, 1).0, Errno::EINVAL.to_ret());
+    assert_eq!(features(&mut w, u32::MAX).0, Errno::EINVAL.to_ret());
+    assert_eq!(w.hypercall(nr::XEN_VERSION, [XENVER_get_features as u64, u64::MAX - 2, 0, 0, 0]), Errno::EFAULT.to_ret());
+    let mut du = World::with_domain(DomId(2), false);
+    assert_eq!(features(&mut du, 0).1 & (1 << XENFEAT_dom0), 0, "only Dom0 is dom0");
+}
