@@ -14,6 +14,7 @@ pub mod log;
 
 pub mod build;
 pub mod cmdline;
+pub mod cpuid;
 pub mod descriptor;
 pub mod domain;
 pub mod domctl;

@@ -59,4 +59,8 @@ pub trait Platform: MachineMemory {
     /// checked the port against the hypervisor's own (`emulate::io`).
     fn ioport_read(&self, port: u16, bytes: u8) -> u32;
     fn ioport_write(&self, port: u16, bytes: u8, value: u32);
+
+    /// The processor's own `cpuid` (EAX, EBX, ECX, EDX), which
+    /// `cpuid::pv_cpuid` filters into what a PV guest sees.
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
 }

@@ -190,6 +190,42 @@ impl Platform for HostPlatform {
     fn ioport_write(&self, port: u16, bytes: u8, value: u32) {
         self.io_log.borrow_mut().push(('w', port, bytes, value));
     }
+
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        qemu_max_cpuid(leaf, subleaf)
+    }
+}
+
+/// What QEMU 7.2's `-cpu max` (TCG) answers to `cpuid` natively, as XTF's
+/// `test-pv64-cpuid` printed it on Xen 4.17 (leaf, subleaf or !0 for "any",
+/// EAX, EBX, ECX, EDX). The host platform answers with it, so the policy
+/// can be checked against what Xen 4.17 made of the same processor.
+pub const QEMU_MAX_CPUID: &[(u32, u32, [u32; 4])] = &[
+    (0x0, !0, [0x0000000d, 0x68747541, 0x444d4163, 0x69746e65]),
+    (0x1, !0, [0x00060fb1, 0x00000800, 0xfed8320b, 0x0fcbfbfd]),
+    (0x5, !0, [0x00000000, 0x00000000, 0x00000003, 0x00000000]),
+    (0x6, !0, [0x00000004, 0x00000000, 0x00000000, 0x00000000]),
+    (0x7, 0, [0x00000000, 0x01d843a9, 0x8001020c, 0x00000000]),
+    (0xb, !0, [0x00000000, 0x00000000, 0x000000ff, 0x00000000]),
+    (0xd, 0, [0x0000021f, 0x00000240, 0x00000a88, 0x00000000]),
+    (0xd, 1, [0x00000005, 0x000003c8, 0x00000000, 0x00000000]),
+    (0xd, 2, [0x00000100, 0x00000240, 0x00000000, 0x00000000]),
+    (0xd, 3, [0x00000040, 0x000003c0, 0x00000000, 0x00000000]),
+    (0xd, 4, [0x00000040, 0x00000400, 0x00000000, 0x00000000]),
+    (0xd, 9, [0x00000008, 0x00000a80, 0x00000000, 0x00000000]),
+    (0x40000000, !0, [0x40000001, 0x54474354, 0x43544743, 0x47435447]),
+    (0x80000000, !0, [0x8000000a, 0x68747541, 0x444d4163, 0x69746e65]),
+    (0x80000001, !0, [0x00060fb1, 0x00000000, 0x00000075, 0xedd3fbfd]),
+    (0x80000002, !0, [0x554d4551, 0x47435420, 0x55504320, 0x72657620]),
+    (0x80000003, !0, [0x6e6f6973, 0x352e3220, 0x0000002b, 0x00000000]),
+    (0x80000005, !0, [0x01ff01ff, 0x01ff01ff, 0x40020140, 0x40020140]),
+    (0x80000006, !0, [0x00000000, 0x42004200, 0x02008140, 0x00808140]),
+    (0x80000008, !0, [0x00003928, 0x00000000, 0x00000000, 0x00000000]),
+    (0x8000000a, !0, [0x00000001, 0x00000010, 0x00000000, 0x10010001]),
+];
+
+pub fn qemu_max_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    QEMU_MAX_CPUID.iter().find(|(l, s, _)| *l == leaf && (*s == !0 || *s == subleaf)).map_or([0; 4], |e| e.2)
 }
 
 impl HostPlatform {

@@ -78,6 +78,10 @@ impl<P: Platform> Xen<P> {
                 return self.deliver(regs, b);
             }
         }
+        if vector == TRAP_INVALID_OP && self.forced_emulation(regs) {
+            return self.schedule(regs);
+        }
+        let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else { return Next::Idle };
         match vector {
             TRAP_NO_DEVICE if !vc.fpu_ts => {
                 // Our own CR0.TS with no virtual TS behind it cannot happen;

@@ -18,7 +18,7 @@ mod physdev_op;
 mod sched_op;
 mod traps;
 mod vcpu_op;
-mod xen_version;
+pub(crate) mod xen_version;
 
 use crate::platform::Platform;
 use crate::regs::GuestRegs;

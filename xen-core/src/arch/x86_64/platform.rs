@@ -212,6 +212,12 @@ impl Platform for Machine {
             }
         }
     }
+
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        // cpuid exists on every x86-64 processor and only fills registers.
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    }
 }
 
 const MSR_FS_BASE: u32 = 0xC000_0100;
