@@ -27,6 +27,7 @@ pub mod hypercall;
 pub mod mm;
 pub mod platform;
 pub mod regs;
+pub mod runstate;
 pub mod sched;
 pub mod time;
 pub mod traps;

@@ -105,6 +105,8 @@ pub struct Vcpu {
     pub credit: i64,
     /// Virtual IOPL and I/O bitmap (`physdev_op`), for port I/O emulation.
     pub io: crate::emulate::io::VcpuIo,
+    /// `VCPUOP_register_runstate_memory_area`: guest address, 0 for none.
+    pub runstate_area: u64,
 }
 
 impl Vcpu {
@@ -135,6 +137,7 @@ impl Vcpu {
             poll_deadline: None,
             credit: 0,
             io: Default::default(),
+            runstate_area: 0,
         }
     }
 

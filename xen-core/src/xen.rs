@@ -213,6 +213,7 @@ impl<P: Platform> Xen<P> {
             self.update_vcpu_time(nd, nv);
             self.periodic_catch_up(nd, nv);
             self.set_runstate(nd, nv, RunState::Runnable);
+            self.update_runstate_area(nd, nv);
             // The one switched out is now merely runnable (or stays blocked/down).
             if let Some((d, v)) = cur {
                 if let Some(state) = self.domains.get(&d).and_then(|dd| dd.vcpus.get(v)).map(|vc| vc.state) {

@@ -42,3 +42,23 @@ fn get_features_reports_what_xen_4_17_reports_to_pv_guests() {
     let mut du = World::with_domain(DomId(2), false);
     assert_eq!(features(&mut du, 0).1 & (1 << XENFEAT_dom0), 0, "only Dom0 is dom0");
 }
+
+#[test]
+fn a_registered_runstate_area_is_filled_at_once_and_hostile_ones_refused() {
+    let mut w = World::new();
+    let area = w.scratch + 0x600;
+    w.write(area, &[0xaa; 48]);
+    let s = w.scratch + 0x100;
+    w.write(s, &area.to_le_bytes());
+    let op = hypercall_abi::vcpu::VCPUOP_register_runstate_memory_area as u64;
+    assert_eq!(w.hypercall(nr::VCPU_OP, [op, 0, s, 0, 0]), 0);
+    // RUNSTATE_running (0), and no byte of the 0xaa pattern left in it.
+    assert_eq!(w.read_u64(area) & 0xffff_ffff, 0);
+    assert!((0..6).all(|i| w.read_u64(area + 8 * i) != 0xaaaa_aaaa_aaaa_aaaa));
+    for bad in [0xffff_8300_0000_0000u64, 0x0000_7fff_ffff_fff0, u64::MAX - 8] {
+        w.write(s, &bad.to_le_bytes());
+        assert_eq!(w.hypercall(nr::VCPU_OP, [op, 0, s, 0, 0]), Errno::EFAULT.to_ret(), "{bad:#x}");
+    }
+    assert_eq!(w.hypercall(nr::VCPU_OP, [op, 0, 0xffff_8300_0000_0000, 0, 0]), Errno::EFAULT.to_ret());
+    assert_eq!(w.hypercall(nr::VCPU_OP, [op, 7, s, 0, 0]), Errno::ENOENT.to_ret(), "no such vCPU");
+}
