@@ -181,6 +181,11 @@ impl Platform for HostPlatform {
         !self.console_in.borrow().is_empty()
     }
 
+    fn machine_memory_map(&self) -> Vec<(u64, u64, u32)> {
+        // QEMU's PC with 24 MiB: low RAM, the BIOS hole, RAM, the BIOS ROM.
+        alloc::vec![(0, 0x9fc00, 1), (0x9fc00, 0x400, 2), (0xf0000, 0x10000, 2), (0x10_0000, 0x170_0000, 1), (0xfffc_0000, 0x4_0000, 2)]
+    }
+
     fn ioport_read(&self, port: u16, bytes: u8) -> u32 {
         let v = HostPlatform::port_value(port, bytes);
         self.io_log.borrow_mut().push(('r', port, bytes, v));

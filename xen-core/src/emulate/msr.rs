@@ -10,6 +10,8 @@
 /// MSR numbers (Intel SDM vol. 4; Xen's `msr-index.h` names).
 pub const MSR_IA32_TSC: u32 = 0x10;
 pub const MSR_IA32_APICBASE: u32 = 0x1b;
+/// Intel's microcode revision, AMD's patch level (the same MSR).
+pub const MSR_IA32_UCODE_REV: u32 = 0x8b;
 pub const MSR_IA32_PLATFORM_INFO: u32 = 0xce;
 pub const MSR_INTEL_MISC_FEATURES_ENABLES: u32 = 0x140;
 pub const MSR_IA32_MCG_CAP: u32 = 0x179;
@@ -51,6 +53,9 @@ pub fn read_fixed(msr: u32, vcpu_id: u32) -> Option<u64> {
         MSR_IA32_PLATFORM_INFO | MSR_INTEL_MISC_FEATURES_ENABLES => 0,
         MSR_IA32_MCG_CAP => GUEST_MC_BANK_NUM,
         MSR_IA32_MCG_STATUS => 0,
+        // No microcode revision to compare with: 0, as a guest that reads
+        // it before CPUID.1 sees on Xen.
+        MSR_IA32_UCODE_REV => 0,
         m if is_mc_bank(m) => 0,
         _ => return None,
     })
@@ -65,6 +70,8 @@ pub fn write_fixed(msr: u32, val: u64) -> bool {
         MSR_IA32_MISC_ENABLE | MSR_IA32_CR_PAT | MSR_EFER => true,
         MSR_INTEL_MISC_FEATURES_ENABLES => val == 0,
         MSR_IA32_MCG_STATUS => true,
+        // Intel's "write 0, cpuid, read" protocol for the revision.
+        MSR_IA32_UCODE_REV => val == 0,
         // MCi_CTL may be set to all-ones or 0; status/addr/misc cleared.
         m if is_mc_bank(m) => (m - MSR_IA32_MC0_CTL) % 4 == 0 || val == 0,
         _ => false,

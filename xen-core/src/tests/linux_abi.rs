@@ -62,3 +62,36 @@ fn a_registered_runstate_area_is_filled_at_once_and_hostile_ones_refused() {
     assert_eq!(w.hypercall(nr::VCPU_OP, [op, 0, 0xffff_8300_0000_0000, 0, 0]), Errno::EFAULT.to_ret());
     assert_eq!(w.hypercall(nr::VCPU_OP, [op, 7, s, 0, 0]), Errno::ENOENT.to_ret(), "no such vCPU");
 }
+
+fn machine_memory_map(w: &mut World, nr: u32, buffer: u64) -> (i64, u32) {
+    let s = w.scratch + 0x100;
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&nr.to_le_bytes());
+    b[8..].copy_from_slice(&buffer.to_le_bytes());
+    w.write(s, &b);
+    let op = hypercall_abi::memory::XENMEM_machine_memory_map as u64;
+    let r = w.hypercall(nr::MEMORY_OP, [op, s, 0, 0, 0]);
+    (r, w.read_u64(s) as u32)
+}
+
+#[test]
+fn dom0_reads_the_machines_e820_map_and_nobody_else_does() {
+    let mut w = World::new();
+    let buf = w.scratch + 0x800;
+    assert_eq!(machine_memory_map(&mut w, 6, buf), (0, 5));
+    // Entry 3: RAM from 1 MiB, 20 bytes an entry.
+    let mut e = [0u8; 20];
+    w.xen.guest_mem().unwrap().copy_from_guest(buf + 3 * 20, &mut e).unwrap();
+    assert_eq!(u64::from_le_bytes(e[0..8].try_into().unwrap()), 0x10_0000);
+    assert_eq!(u32::from_le_bytes(e[16..20].try_into().unwrap()), 1);
+    assert_eq!(machine_memory_map(&mut w, 5, buf).0, Errno::EINVAL.to_ret(), "Xen wants one spare entry");
+    assert_eq!(machine_memory_map(&mut w, 6, 0xffff_8300_0000_0000).0, Errno::EFAULT.to_ret());
+    assert_eq!(machine_memory_map(&mut w, u32::MAX, 0x0000_7fff_ffff_0000).0, Errno::EFAULT.to_ret());
+    assert_eq!(machine_memory_map(&mut w, 0, 0), (0, 5), "a null buffer asks for the count");
+    // The pseudo-physical map: none set, as Xen says.
+    let s = w.scratch + 0x100;
+    assert_eq!(w.hypercall(nr::MEMORY_OP, [hypercall_abi::memory::XENMEM_memory_map as u64, s, 0, 0, 0]), Errno::ENOSYS.to_ret());
+    let mut du = World::with_domain(DomId(5), false);
+    let b = du.scratch + 0x800;
+    assert_eq!(machine_memory_map(&mut du, 6, b).0, Errno::EPERM.to_ret());
+}

@@ -15,6 +15,8 @@ pub struct Machine {
     pub hypervisor_slots: [u64; 16],
     /// Machine address and length of the M2P table's storage.
     pub m2p: (u64, u64),
+    /// The firmware's memory map (base, length, E820 type), for Dom0.
+    pub e820: heapless::Vec<(u64, u64, u32), 128>,
 }
 
 impl Machine {
@@ -184,6 +186,10 @@ impl Platform for Machine {
 
     fn console_input_ready(&self) -> bool {
         super::serial::input_ready()
+    }
+
+    fn machine_memory_map(&self) -> alloc::vec::Vec<(u64, u64, u32)> {
+        self.e820.iter().copied().collect()
     }
 
     fn ioport_read(&self, port: u16, bytes: u8) -> u32 {

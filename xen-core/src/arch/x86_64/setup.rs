@@ -90,7 +90,8 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
     let m2p_len = (m2p_entries as u64 * 8).next_multiple_of(4096);
     let mut slots = slots;
     slots[0] = super::paging::map_m2p(m2p_pa, m2p_len, alloc_table_frame);
-    let machine = Machine { nr_frames: frames.len(), hypervisor_slots: slots, m2p: (m2p_pa, m2p_len) };
+    let e820 = info.memory.iter().map(|r| (r.base, r.len, r.ty)).collect();
+    let machine = Machine { nr_frames: frames.len(), hypervisor_slots: slots, m2p: (m2p_pa, m2p_len), e820 };
     let mut xen = Xen::new(machine, frames, cmdline);
     let dom0 = build_dom0(&mut xen, &info, &opts, unpack_room);
     if let Some((start, size)) = unpack_room {
