@@ -61,6 +61,13 @@ impl<P: Platform> Xen<P> {
                 return next;
             }
         }
+        // A write to a present read-only page (not a fetch): perhaps one of
+        // the guest's own L1 tables (Xen's ptwr).
+        if vector == TRAP_PAGE_FAULT && regs.error_code & 0x13 == 0x3 {
+            if let Some(next) = self.ptwr_emulate(regs, cr2) {
+                return next;
+            }
+        }
         let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else { return Next::Idle };
         let kernel = vc.kernel_mode;
         let mut error_code = has_error_code(vector).then_some(regs.error_code);

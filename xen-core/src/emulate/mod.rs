@@ -13,6 +13,7 @@
 pub mod io;
 pub mod msr;
 mod priv_op;
+mod ptwr;
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, OpKind, Register};
 
@@ -54,7 +55,7 @@ impl<P: Platform> Xen<P> {
     }
 
     /// Fetch and decode the instruction at `rip` as the guest sees it.
-    fn fetch_insn(&self, rip: u64) -> Option<Instruction> {
+    pub(crate) fn fetch_insn(&self, rip: u64) -> Option<Instruction> {
         let g = self.guest_mem()?;
         let mut buf = [0u8; MAX_INSN_LEN];
         // To the end of the page first: the next page may be unmapped and a

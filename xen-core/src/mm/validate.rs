@@ -209,6 +209,11 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
         let mfn = Mfn(entry_mfn(e));
         if level == 1 {
             match self.ft.get(mfn).map(|pg| pg.owner) {
+                // Not RAM: Dom0 may map the machine's I/O memory (ACPI
+                // tables, device registers) but not the interrupt
+                // controllers and MSI window the hypervisor keeps (Xen's
+                // iomem caps, dom0_setup_permissions).
+                None if self.io_domain == Some(pg_owner) && !crate::mm::types::hypervisor_iomem(mfn) => return Ok(e),
                 None => return Err(Errno::EPERM),
                 Some(Owner::Io) if self.io_domain == Some(pg_owner) => return Ok(e | _PAGE_PCD | _PAGE_PWT),
                 _ => {}
@@ -235,7 +240,7 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
             return;
         }
         let mfn = Mfn(entry_mfn(e));
-        if level == 1 && self.ft.get(mfn).is_some_and(|pg| pg.owner == Owner::Io) {
+        if level == 1 && self.ft.get(mfn).is_none_or(|pg| pg.owner == Owner::Io) {
             return;
         }
         if level > 1 || e & _PAGE_RW != 0 {

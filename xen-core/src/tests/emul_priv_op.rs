@@ -600,3 +600,87 @@ fn cli_and_sti_are_the_event_mask_under_virtual_iopl_only() {
     assert!(emulated(&w, &regs, 1));
     assert_eq!(mask(&w), 0);
 }
+
+/// The guest-virtual address at which World's Dom0 sees (read-only) the L1
+/// table that maps `va`, and that table.
+fn l1_alias(w: &World, va: u64) -> (u64, crate::mm::Mfn) {
+    let (l1, _) = w.l1e_maddr(va);
+    let first = w.layout.pfn_of(w.layout.vpt_start);
+    let i = (0..w.layout.nr_pt_pages).find(|i| w.pfn(first + i) == l1).expect("L1 in the initial tables");
+    (w.layout.vpt_start + 4096 * i, l1)
+}
+
+/// Run `code` as a kernel write to `target` that faulted (#PF, present+write).
+fn write_fault(w: &mut World, code: &[u8], target: u64, init: GuestRegs) -> GuestRegs {
+    let at = w.scratch + 0x3000;
+    w.write(at, code);
+    let mut regs = GuestRegs {
+        entry_vector: 14,
+        error_code: 7,
+        rip: at,
+        cs: 0xe033,
+        ss: 0xe02b,
+        rsp: w.layout.vstack_end - 0x100,
+        rflags: 0x202,
+        ..init
+    };
+    w.xen.guest_exception(&mut regs, target);
+    regs
+}
+
+#[test]
+fn writes_to_the_guests_own_l1_tables_are_made_through_mm_as_xens_ptwr() {
+    let mut w = world(DomId(0), true, 0);
+    assert_eq!(w.hypercall(nr::SET_TRAP_TABLE, [0, 0, 0, 0, 0]), 0);
+    let s = w.scratch + 0x2000;
+    let mut b = alloc::vec![14u8, 0];
+    b.extend_from_slice(&0xe033u16.to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&0x100300u64.to_le_bytes());
+    b.extend_from_slice(&[0; 16]);
+    w.write(s, &b);
+    assert_eq!(w.hypercall(nr::SET_TRAP_TABLE, [s, 0, 0, 0, 0]), 0);
+    let victim = w.scratch + 0x7000; // a page of the initial mapping
+    let (alias, table) = l1_alias(&w, victim);
+    let idx = crate::mm::pte::l1_index(victim) as u64;
+    let pte_va = alias + 8 * idx;
+    let old = crate::mm::MachineMemory::read_u64(&w.xen.platform, table, idx as usize);
+    let data = w.pfn(w.spare_pfn(3));
+    // mov [rbx], rbp: a whole new entry, read-only, to another frame.
+    let new = data.maddr() | crate::mm::pte::_PAGE_PRESENT;
+    let regs = write_fault(&mut w, &[0x48, 0x89, 0x2b], pte_va, GuestRegs { rbx: pte_va, rbp: new, ..Default::default() });
+    assert_eq!(regs.rip, w.scratch + 0x3003, "emulated, next instruction");
+    let now = crate::mm::MachineMemory::read_u64(&w.xen.platform, table, idx as usize);
+    assert_eq!(now, new | crate::mm::pte::_PAGE_USER, "written with the user bit, as mod_entry");
+    // andb $0xfe on the low byte (the shape of Linux's clear_bit on a PTE).
+    let regs = write_fault(&mut w, &[0x80, 0x23, 0xfe], pte_va, GuestRegs { rbx: pte_va, ..Default::default() });
+    assert_eq!(regs.rip, w.scratch + 0x3003);
+    assert_eq!(crate::mm::MachineMemory::read_u64(&w.xen.platform, table, idx as usize) & 1, 0, "present bit cleared");
+    // Mapping the table itself writable is refused: the guest gets its #PF.
+    let bad = table.maddr() | crate::mm::pte::_PAGE_PRESENT | crate::mm::pte::_PAGE_RW;
+    let regs = write_fault(&mut w, &[0x48, 0x89, 0x2b], pte_va, GuestRegs { rbx: pte_va, rbp: bad, ..Default::default() });
+    assert_eq!(regs.rip, 0x100300, "the guest's page-fault handler");
+    assert_eq!(crate::mm::MachineMemory::read_u64(&w.xen.platform, table, idx as usize) & !0xfff, data.maddr());
+    // A misaligned write is not emulated.
+    let regs = write_fault(&mut w, &[0x48, 0x89, 0x2b], pte_va + 4, GuestRegs { rbx: pte_va + 4, rbp: 0, ..Default::default() });
+    assert_eq!(regs.rip, 0x100300);
+    let _ = old;
+    if let Err(e) = super::invariants::check(&w.xen) {
+        panic!("invariant broken: {e}");
+    }
+}
+
+#[test]
+fn dom0_maps_non_ram_but_not_the_interrupt_controllers_and_domus_map_none() {
+    let mut w = world(DomId(0), true, 0);
+    let (_, l1e) = w.l1e_maddr(w.scratch + 0x2000);
+    let pte = |mfn: u64| (mfn << 12) | crate::mm::pte::_PAGE_PRESENT | crate::mm::pte::_PAGE_USER;
+    // Past the end of RAM (ACPI tables, PCI holes): Dom0 may.
+    assert_eq!(w.mmu_update(l1e, pte(super::FRAMES + 10), 0x7ff0), 0);
+    assert_eq!(w.mmu_update(l1e, pte(0xfee00), 0x7ff0), Errno::EPERM.to_ret(), "local APIC");
+    assert_eq!(w.mmu_update(l1e, pte(0xfec00), 0x7ff0), Errno::EPERM.to_ret(), "I/O APIC");
+    assert_eq!(w.mmu_update(l1e, 0, 0x7ff0), 0, "and unmapped again");
+    let mut du = world(DomId(6), false, 0);
+    let (_, l1e) = du.l1e_maddr(du.scratch + 0x2000);
+    assert_eq!(du.mmu_update(l1e, pte(super::FRAMES + 10), 0x7ff0), Errno::EPERM.to_ret());
+}

@@ -54,8 +54,14 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
                 continue;
             }
             let t = Mfn(entry_mfn(e));
-            let Some(tp) = xen.frames.get(t) else { return Err(alloc::format!("L{level} {mfn:?}[{i}] names no frame")) };
             let privileged = xen.domains.get(&owner).is_some_and(|d| d.privileged);
+            let Some(tp) = xen.frames.get(t) else {
+                // Non-RAM: only Dom0's leaves, never the hypervisor's APICs.
+                if level == 1 && privileged && !crate::mm::types::hypervisor_iomem(t) {
+                    continue;
+                }
+                return Err(alloc::format!("L{level} {mfn:?}[{i}] names no frame"));
+            };
             if tp.owner == Owner::Io {
                 if level != 1 || !privileged || e & (_PAGE_PCD | _PAGE_PWT) != _PAGE_PCD | _PAGE_PWT {
                     return Err(alloc::format!("L{level} {mfn:?}[{i}] maps I/O memory {t:?} wrongly"));
