@@ -192,16 +192,16 @@ impl<P: Platform> Xen<P> {
         for (h, t) in handles {
             self.release_mapping(d, h, t);
         }
-        let vcpus: Vec<(Mfn, Option<Mfn>, Vec<Mfn>, bool)> = self.domains[&d]
+        let vcpus: Vec<(Mfn, Option<Mfn>, Vec<Mfn>, bool, Option<Mfn>)> = self.domains[&d]
             .vcpus
             .iter()
-            .map(|v| (v.cr3, v.user_cr3, v.gdt_frames.clone(), v.initialised))
+            .map(|v| (v.cr3, v.user_cr3, v.gdt_frames.clone(), v.initialised, v.vcpu_info.map(|(m, _)| m)))
             .collect();
         let pinned: Vec<Mfn> =
             self.frames.iter().filter(|(_, pg)| pg.pinned && pg.owner == Owner::Dom(d)).map(|(m, _)| m).collect();
         {
             let mut mm = self.mm();
-            for (cr3, user, gdt, initialised) in vcpus {
+            for (cr3, user, gdt, initialised, vinfo) in vcpus {
                 if initialised {
                     mm.put_page_and_type(cr3);
                 }
@@ -209,6 +209,9 @@ impl<P: Platform> Xen<P> {
                     mm.put_page_and_type(u);
                 }
                 for f in gdt {
+                    mm.put_page_and_type(f);
+                }
+                if let Some(f) = vinfo {
                     mm.put_page_and_type(f);
                 }
             }

@@ -62,9 +62,8 @@ impl<P: Platform> Xen<P> {
     /// Set the selector bit and `evtchn_upcall_pending` of a vCPU, and wake it.
     pub(crate) fn mark_events_pending(&mut self, d: DomId, v: u32, word: usize) {
         let v = v as usize;
-        let Some(si) = self.domains.get(&d).map(|dd| dd.shared_info) else { return };
-        if v < 32 {
-            let sel_off = v * VCPU_INFO_SIZE + VCPU_INFO_PENDING_SEL;
+        if let Some((si, vi)) = self.domains.get(&d).and_then(|dd| dd.vcpu_info_at(v)) {
+            let sel_off = vi + VCPU_INFO_PENDING_SEL;
             let sel = self.platform.read_u64(si, sel_off / 8);
             if sel & (1 << word) != 0 {
                 return;
@@ -124,7 +123,8 @@ impl<P: Platform> Xen<P> {
         }
         let Some(dd) = self.domains.get(&d) else { return false };
         let mut b = [0u8; 2];
-        self.platform.read(dd.shared_info, v * VCPU_INFO_SIZE, &mut b);
+        let Some((m, o)) = dd.vcpu_info_at(v) else { return false };
+        self.platform.read(m, o, &mut b);
         b[0] != 0 && b[1] == 0
     }
 

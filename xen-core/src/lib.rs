@@ -32,6 +32,7 @@ pub mod sched;
 pub mod time;
 pub mod traps;
 pub mod vcpu;
+pub mod vcpu_info;
 pub mod xen;
 
 #[cfg(test)]

@@ -49,8 +49,8 @@ impl<P: Platform> Xen<P> {
             return;
         }
         let Some(dd) = self.domains.get(&d) else { return };
-        let si = dd.shared_info;
-        let base = v * 64 + VCPU_TIME_OFFSET;
+        let Some((si, vi)) = dd.vcpu_info_at(v) else { return };
+        let base = vi + VCPU_TIME_OFFSET;
         let scale = self.time_scale;
         let mut ver = [0u8; 4];
         self.platform.read(si, base, &mut ver);

@@ -110,8 +110,8 @@ impl<P: Platform> Xen<P> {
                 // and learns from the error code which mode faulted (both run
                 // in ring 3, so the CPU's U/S bit says nothing).
                 error_code = Some(if kernel { regs.error_code & !PFEC_USER } else { regs.error_code | PFEC_USER });
-                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info).filter(|_| v < 32) {
-                    self.platform.write(si, v * 64 + 16, &cr2.to_le_bytes());
+                if let Some((m, o)) = self.domains.get(&dom).and_then(|d| d.vcpu_info_at(v)) {
+                    self.platform.write(m, o + 16, &cr2.to_le_bytes());
                 }
             }
             _ => {}
@@ -202,7 +202,7 @@ impl<P: Platform> Xen<P> {
     pub(crate) fn create_bounce_frame(&mut self, regs: &mut GuestRegs, b: Bounce) -> bool {
         let Some((dom, v)) = self.current else { return false };
         let Some(d) = self.domains.get(&dom) else { return false };
-        let shared_info = d.shared_info;
+        let vinfo = d.vcpu_info_at(v);
         let from_kernel = d.vcpus[v].kernel_mode;
         if b.rip == 0 {
             return false;
@@ -216,9 +216,9 @@ impl<P: Platform> Xen<P> {
             self.domains[&dom].vcpus[v].kernel_sp
         };
         sp &= !15;
-        let saved_mask = if v < 32 {
+        let saved_mask = if let Some((mf, o)) = vinfo {
             let mut m = [0u8];
-            self.platform.read(shared_info, v * 64 + 1, &mut m);
+            self.platform.read(mf, o + 1, &mut m);
             m[0]
         } else {
             1
@@ -255,8 +255,8 @@ impl<P: Platform> Xen<P> {
             crate::error!("d{}v{}: fault writing an exception frame at {:#x}", dom.0, v, new_sp);
             return false;
         }
-        if b.mask_events && v < 32 {
-            self.platform.write(shared_info, v * 64 + 1, &[1]);
+        if let Some((mf, o)) = vinfo.filter(|_| b.mask_events) {
+            self.platform.write(mf, o + 1, &[1]);
         }
         regs.rflags &= !(RFLAGS_AC | RFLAGS_VM | RFLAGS_RF | RFLAGS_NT | RFLAGS_TF);
         regs.ss = FLAT_KERNEL_SS64 as u64;

@@ -107,6 +107,9 @@ pub struct Vcpu {
     pub io: crate::emulate::io::VcpuIo,
     /// `VCPUOP_register_runstate_memory_area`: guest address, 0 for none.
     pub runstate_area: u64,
+    /// `VCPUOP_register_vcpu_info`: (frame, offset) of its vcpu_info, which
+    /// holds a writable type reference; `None`: its slot in shared_info.
+    pub vcpu_info: Option<(Mfn, usize)>,
 }
 
 impl Vcpu {
@@ -138,6 +141,7 @@ impl Vcpu {
             credit: 0,
             io: Default::default(),
             runstate_area: 0,
+            vcpu_info: None,
         }
     }
 

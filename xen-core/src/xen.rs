@@ -174,8 +174,8 @@ impl<P: Platform> Xen<P> {
                     && frame.ss | 3 == hypercall_abi::arch::FLAT_RING3_SS64 as u64;
                 if runs && flat {
                     let mut b = [0u8; 2];
-                    if v < 32 {
-                        self.platform.read(dd.shared_info, v * 64, &mut b);
+                    if let Some((m, o)) = dd.vcpu_info_at(v) {
+                        self.platform.read(m, o, &mut b);
                     }
                     if !(b[0] != 0 && b[1] == 0) {
                         frame.sanitize_for_guest();

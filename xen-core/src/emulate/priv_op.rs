@@ -98,8 +98,8 @@ impl<P: Platform> Xen<P> {
     }
 
     fn set_upcall_mask(&mut self, d: crate::domain::DomId, v: usize, mask: u8) {
-        if let Some(si) = self.domains.get(&d).map(|dd| dd.shared_info).filter(|_| v < 32) {
-            self.platform.write(si, v * 64 + 1, &[mask]);
+        if let Some((m, o)) = self.domains.get(&d).and_then(|dd| dd.vcpu_info_at(v)) {
+            self.platform.write(m, o + 1, &[mask]);
         }
     }
 
@@ -168,8 +168,8 @@ impl<P: Platform> Xen<P> {
             Register::CR0 => GUEST_CR0 | if vc.fpu_ts { CR0_TS } else { 0 },
             Register::CR2 => {
                 let mut b = [0u8; 8];
-                if let Some(si) = self.domains.get(&d).map(|dd| dd.shared_info).filter(|_| v < 32) {
-                    self.platform.read(si, v * 64 + 16, &mut b);
+                if let Some((m, o)) = self.domains.get(&d).and_then(|dd| dd.vcpu_info_at(v)) {
+                    self.platform.read(m, o + 16, &mut b);
                 }
                 u64::from_le_bytes(b)
             }
@@ -200,8 +200,8 @@ impl<P: Platform> Xen<P> {
                 true
             }
             Register::CR2 => {
-                if let Some(si) = self.domains.get(&d).map(|dd| dd.shared_info).filter(|_| v < 32) {
-                    self.platform.write(si, v * 64 + 16, &val.to_le_bytes());
+                if let Some((m, o)) = self.domains.get(&d).and_then(|dd| dd.vcpu_info_at(v)) {
+                    self.platform.write(m, o + 16, &val.to_le_bytes());
                 }
                 true
             }

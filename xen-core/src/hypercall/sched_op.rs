@@ -19,8 +19,8 @@ impl<P: Platform> Xen<P> {
                 // Xen's do_block: enable event delivery first (a guest blocks
                 // with events masked to close the race with its own check),
                 // then sleep unless an event is already waiting.
-                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info).filter(|_| v < 32) {
-                    self.platform.write(si, v * 64 + 1, &[0]);
+                if let Some((m, o)) = self.domains.get(&dom).and_then(|d| d.vcpu_info_at(v)) {
+                    self.platform.write(m, o + 1, &[0]);
                 }
                 if !self.events_need_delivery(v) {
                     self.set_runstate(dom, v, RunState::Blocked);

@@ -92,9 +92,8 @@ impl<P: Platform> Xen<P> {
         regs.rsp = rsp;
         regs.ss = ss | 3;
         // The event mask follows the IF the guest returned with.
-        let si = self.domains[&d].shared_info;
-        if v < 32 {
-            self.platform.write(si, v * 64 + 1, &[(rflags & RFLAGS_IF == 0) as u8]);
+        if let Some((m, o)) = self.domains[&d].vcpu_info_at(v) {
+            self.platform.write(m, o + 1, &[(rflags & RFLAGS_IF == 0) as u8]);
         }
         self.schedule(regs)
     }

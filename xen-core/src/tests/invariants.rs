@@ -35,6 +35,10 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
                 add(*f, 1, 1);
             }
         }
+        // A registered vcpu_info holds its frame typed writable.
+        for (m, _) in d.vcpus.iter().filter_map(|v| v.vcpu_info) {
+            add(m, 1, 1);
+        }
     }
     for (mfn, pg) in xen.frames.iter() {
         if pg.allocated {
@@ -127,6 +131,9 @@ pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
         for f in &v.gdt_frames {
             mm.put_page_and_type(*f);
         }
+    }
+    for (m, _) in d.vcpus.iter().filter_map(|v| v.vcpu_info) {
+        mm.put_page_and_type(m);
     }
     let pinned: alloc::vec::Vec<Mfn> = mm.ft.iter().filter(|(_, pg)| pg.pinned && pg.owner == Owner::Dom(dom)).map(|(m, _)| m).collect();
     for m in pinned {

@@ -95,3 +95,42 @@ fn dom0_reads_the_machines_e820_map_and_nobody_else_does() {
     let b = du.scratch + 0x800;
     assert_eq!(machine_memory_map(&mut du, 6, b).0, Errno::EPERM.to_ret());
 }
+
+fn register_vcpu_info(w: &mut World, vcpu: u64, mfn: u64, offset: u32) -> i64 {
+    let s = w.scratch + 0x100;
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&mfn.to_le_bytes());
+    b[8..12].copy_from_slice(&offset.to_le_bytes());
+    w.write(s, &b);
+    w.hypercall(nr::VCPU_OP, [hypercall_abi::vcpu::VCPUOP_register_vcpu_info as u64, vcpu, s, 0, 0])
+}
+
+#[test]
+fn vcpu_info_moves_once_to_a_writable_frame_of_the_domain_and_events_follow_it() {
+    use crate::mm::MachineMemory;
+    let mut w = World::new();
+    let page = w.pfn(w.spare_pfn(2));
+    let table = w.l1e_maddr(w.scratch).0;
+    let einval = Errno::EINVAL.to_ret();
+    assert_eq!(register_vcpu_info(&mut w, 0, page.0, 4096 - 63), einval, "no room for 64 bytes");
+    assert_eq!(register_vcpu_info(&mut w, 0, page.0, 0x44), einval, "misaligned");
+    assert_eq!(register_vcpu_info(&mut w, 0, table.0, 0), einval, "a page table");
+    assert_eq!(register_vcpu_info(&mut w, 0, 5, 0), einval, "a frame it does not own");
+    assert_eq!(register_vcpu_info(&mut w, 0, u64::MAX, 0), einval);
+    assert_eq!(register_vcpu_info(&mut w, 9, page.0, 0), Errno::ENOENT.to_ret());
+    assert_eq!(register_vcpu_info(&mut w, 0, page.0, 0x40), 0);
+    assert_eq!(register_vcpu_info(&mut w, 0, page.0, 0x80), einval, "only once");
+    // Everything marked pending, so nothing is lost in the move.
+    assert_eq!(w.xen.platform.read_u64(page, 8) & 0xff, 1);
+    assert_eq!(w.xen.platform.read_u64(page, 9), u64::MAX);
+    // The frame cannot become a page table while it holds a vcpu_info.
+    assert_eq!(w.mmuext(hypercall_abi::mm::MMUEXT_PIN_L1_TABLE, page.0, 0), einval);
+    // The event mask now lives there: masking it there blocks delivery.
+    w.xen.platform.write(page, 0x41, &[1]);
+    assert!(!w.xen.events_need_delivery_for(DomId(0), 0));
+    w.xen.platform.write(page, 0x41, &[0]);
+    assert!(w.xen.events_need_delivery_for(DomId(0), 0));
+    if let Err(e) = super::invariants::check(&w.xen) {
+        panic!("invariant broken: {e}");
+    }
+}
