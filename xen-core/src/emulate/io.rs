@@ -58,6 +58,8 @@ pub struct VcpuIo {
     pub iobmp_limit: u32,
     /// The CR4 bits the guest chose (`mov %cr4`); see `priv_op`.
     pub cr4: u64,
+    /// `wrmsr TSC_AUX` (kept, not loaded: `rdtscp` sees the hypervisor's 0).
+    pub tsc_aux: u32,
 }
 
 /// A domain's latched I/O state (Xen's `arch.pci_cf8`, `arch.cmos_idx`).

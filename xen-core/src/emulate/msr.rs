@@ -24,6 +24,7 @@ pub const MSR_EFER: u32 = 0xc000_0080;
 pub const MSR_FS_BASE: u32 = 0xc000_0100;
 pub const MSR_GS_BASE: u32 = 0xc000_0101;
 pub const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
+pub const MSR_TSC_AUX: u32 = 0xc000_0103;
 
 /// EFER as a 64-bit PV guest sees it: SCE, LME, LMA, NXE (Xen shows the
 /// real EFER's known bits without SVME).

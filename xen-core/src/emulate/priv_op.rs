@@ -2,7 +2,7 @@
 //! PV kernel: `rdmsr`/`wrmsr` (policy in `msr`), `mov` to and from CR0, CR2,
 //! CR3 and CR4, `clts`, `cli`/`sti` under the virtual IOPL, `wbinvd`, `hlt`.
 //! All of them only from guest kernel mode (virtual ring 1), except
-//! `cli`/`sti`, which follow the IOPL as on hardware.
+//! `cli`/`sti`, which follow the IOPL as on hardware (and do nothing).
 
 use iced_x86::{Code, Instruction, Register};
 
@@ -58,13 +58,11 @@ impl<P: Platform> Xen<P> {
         let Some(vc) = self.domains.get(&d).and_then(|dd| dd.vcpus.get(v)) else { return Emul::Refused };
         let (kernel, iopl_ok) = (vc.kernel_mode, io::iopl_ok(&vc.io, vc.kernel_mode));
         let ok = match insn.code() {
-            Code::Cli | Code::Sti if iopl_ok => {
-                // The virtual IF is the event mask (Xen un-mirrors EFLAGS.IF
-                // into evtchn_upcall_mask after emulating).
-                let mask = (insn.code() == Code::Cli) as u8;
-                self.set_upcall_mask(d, v, mask);
-                true
-            }
+            // No-ops under a sufficient virtual IOPL, as Xen's
+            // priv_op_validate: turning them into the event mask would
+            // leave events masked for good after the usual `pushf; cli; ...
+            // popf`, since `popf` cannot be trapped in ring 3.
+            Code::Cli | Code::Sti if iopl_ok => true,
             _ if !kernel => false,
             Code::Rdmsr => self.rdmsr(regs, d, v),
             Code::Wrmsr => self.wrmsr(regs, d, v),
@@ -97,10 +95,12 @@ impl<P: Platform> Xen<P> {
         }
     }
 
-    fn set_upcall_mask(&mut self, d: crate::domain::DomId, v: usize, mask: u8) {
-        if let Some((m, o)) = self.domains.get(&d).and_then(|dd| dd.vcpu_info_at(v)) {
-            self.platform.write(m, o + 1, &[mask]);
-        }
+    /// Whether the PV CPUID policy offers RDTSCP or RDPID (which own TSC_AUX).
+    fn offers_tsc_aux(&self, d: crate::domain::DomId) -> bool {
+        let guest = crate::cpuid::Guest { hardware_domain: d == crate::domain::DomId::DOM0 };
+        let p = &self.platform;
+        let cpuid = |l, s| crate::cpuid::pv_cpuid(l, s, guest, p.tsc_khz(), |a, b| p.cpuid(a, b));
+        cpuid(0x8000_0001, 0)[3] & (1 << 27) != 0 || cpuid(7, 0)[2] & (1 << 22) != 0
     }
 
     fn set_fpu_ts(&mut self, d: crate::domain::DomId, v: usize, ts: bool) {
@@ -118,6 +118,7 @@ impl<P: Platform> Xen<P> {
             MSR_GS_BASE => gs,
             MSR_SHADOW_GS_BASE => shadow,
             MSR_IA32_TSC => self.platform.tsc_and_now().0,
+            MSR_TSC_AUX if self.offers_tsc_aux(d) => self.domains[&d].vcpus[v].io.tsc_aux as u64,
             _ => match read_fixed(msr, v as u32) {
                 Some(x) => x,
                 None => {
@@ -151,6 +152,13 @@ impl<P: Platform> Xen<P> {
                     vc.segs.fs = fs;
                     vc.segs.gs_kernel = gs;
                     vc.segs.gs_user = shadow;
+                }
+                true
+            }
+            // Xen: only with RDTSCP or RDPID offered, and 32 bits.
+            MSR_TSC_AUX if self.offers_tsc_aux(d) && val >> 32 == 0 => {
+                if let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) {
+                    vc.io.tsc_aux = val as u32;
                 }
                 true
             }

@@ -324,8 +324,18 @@ impl<P: Platform> Xen<P> {
                 mm.ft.put_page(src);
                 Ok(())
             }
-            // Descriptor tables arrive with the virtual-CPU work.
-            MMUEXT_SET_LDT => Err(Errno::EOPNOTSUPP),
+            // Xen's checks first; then an empty LDT (what Linux sets at boot
+            // and for every process that never calls modify_ldt) is the
+            // only kind xen-core has: a non-empty one is not supported.
+            MMUEXT_SET_LDT => {
+                if arg1 & 0xfff != 0 || !crate::mm::pte::guest_range_ok(arg1, arg2.saturating_mul(8)) || arg2 > 8192 {
+                    Err(Errno::EINVAL)
+                } else if arg2 == 0 {
+                    Ok(())
+                } else {
+                    Err(Errno::EOPNOTSUPP)
+                }
+            }
             // PV superpages are not supported (see mm::validate).
             MMUEXT_MARK_SUPER | MMUEXT_UNMARK_SUPER => Err(Errno::EOPNOTSUPP),
             _ => Err(Errno::ENOSYS),
