@@ -165,6 +165,39 @@ pub fn xen_binary() -> PathBuf {
     }
 }
 
+/// Debian's Linux 6.1 bzImage and the busybox initramfs, as
+/// `scripts/fetch-linux.sh` leaves them in `.cache/linux/` (run here if
+/// missing, as `xen_binary` runs fetch-xen.sh).
+pub fn linux_images() -> (PathBuf, PathBuf) {
+    static FETCHED: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+    let result = FETCHED.get_or_init(|| {
+        let root = repo_root();
+        let (k, rd) = (root.join(".cache/linux/vmlinuz"), root.join(".cache/linux/initrd.cpio"));
+        if !(k.is_file() && rd.is_file()) {
+            eprintln!("harness: .cache/linux missing: running scripts/fetch-linux.sh");
+            let status = Command::new("bash")
+                .arg(root.join("scripts/fetch-linux.sh"))
+                .current_dir(&root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| format!("cannot run scripts/fetch-linux.sh: {e}"))?;
+            if !status.success() {
+                return Err(format!("scripts/fetch-linux.sh failed ({status})"));
+            }
+        }
+        if k.is_file() && rd.is_file() {
+            Ok((k, rd))
+        } else {
+            Err("scripts/fetch-linux.sh left no .cache/linux/vmlinuz and initrd.cpio".into())
+        }
+    });
+    match result {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Which hypervisor a boot runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hypervisor {
@@ -270,6 +303,7 @@ pub struct Boot {
     icount: bool,
     timeout: Option<Duration>,
     qemu_extra: Vec<String>,
+    stop_at: Option<String>,
 }
 
 impl Boot {
@@ -296,6 +330,7 @@ impl Boot {
             icount: false,
             timeout: None,
             qemu_extra: Vec::new(),
+            stop_at: None,
         }
     }
 
@@ -356,6 +391,13 @@ impl Boot {
     /// Extra raw QEMU arguments.
     pub fn qemu_arg(mut self, arg: &str) -> Boot {
         self.qemu_extra.push(arg.into());
+        self
+    }
+
+    /// End the run (status `Timeout`) shortly after a serial line contains
+    /// `marker`: for guests whose last line of interest is not the end.
+    pub fn stop_at(mut self, marker: &str) -> Boot {
+        self.stop_at = Some(marker.into());
         self
     }
 
@@ -428,7 +470,7 @@ impl Boot {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {qemu} (scripts/ensure-qemu.sh installs it): {e}"));
         let mut qemu_proc = KillOnDrop(child);
-        let (serial, status, stderr) = watch(&mut qemu_proc, self.hypervisor, start + timeout);
+        let (serial, status, stderr) = watch(&mut qemu_proc, self.hypervisor, start + timeout, self.stop_at.as_deref());
         let outcome = Outcome {
             hypervisor: self.hypervisor,
             status,
@@ -503,7 +545,7 @@ enum Event {
 
 /// Read the serial log until QEMU ends (xen-core), Xen prints its final line, or
 /// the deadline passes. Returns the log, the status, and QEMU's stderr.
-fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant) -> (String, Status, String) {
+fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant, stop_at: Option<&str>) -> (String, Status, String) {
     let stdout = qemu.0.stdout.take().expect("stdout is piped");
     let mut stderr = qemu.0.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
@@ -547,6 +589,9 @@ fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant) -> (S
                         xen_status = Some(s);
                         end_by = end_by.min(Instant::now() + XEN_GRACE);
                     }
+                }
+                if stop_at.is_some_and(|m| line.contains(m)) {
+                    end_by = end_by.min(Instant::now() + XEN_GRACE);
                 }
                 serial.push_str(&line);
                 serial.push('\n');

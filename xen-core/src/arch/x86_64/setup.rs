@@ -58,7 +58,12 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
 
     descriptors::init(stack::stack_top(), stack::ist_tops(), entry::idt_stubs_addr(), entry::STUB_SIZE);
     mask_legacy_pic();
-    let features = super::cpu::init(entry::syscall_entry as *const () as u64, entry::syscall32_entry as *const () as u64);
+    let features = super::cpu::init(
+        entry::syscall_entry as *const () as u64,
+        entry::syscall32_entry as *const () as u64,
+        opts.smep,
+        opts.smap,
+    );
     xen_core::info!("CPU: SMEP {}, SMAP {}", on_off(features.smep), on_off(features.smap));
     let khz = super::time::calibrate();
     xen_core::info!("Detected {}.{:03} MHz processor (TSC)", khz / 1000, khz % 1000);
