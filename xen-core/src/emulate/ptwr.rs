@@ -6,7 +6,9 @@
 //! boot, `clear_bit` on a PTE at `fork`): the write faults, and Xen decodes
 //! the instruction, computes the new 64-bit entry, and makes it through the
 //! same checked path as `mmu_update` (`mod_entry`: flags, owner and type
-//! checked before it is written). Only L1 tables of the faulting domain, in
+//! checked before it is written). Only for a guest that enabled
+//! `vm_assist(writable_pagetables)` (Linux does, at boot), only L1 tables of
+//! the faulting domain, in
 //! guest kernel mode, with naturally aligned writes of 1 to 8 bytes, as
 //! Xen; anything else is the guest's page fault.
 
@@ -173,7 +175,10 @@ impl<P: Platform> Xen<P> {
     /// ptwr does. `None`: not such a write; the guest gets its #PF.
     pub(crate) fn ptwr_emulate(&mut self, regs: &mut GuestRegs, va: u64) -> Option<Next> {
         let (d, v) = self.current?;
-        if !self.domains.get(&d)?.vcpus.get(v)?.kernel_mode {
+        let dom = self.domains.get(&d)?;
+        // Only for guests that asked (Xen's fixup_page_fault checks
+        // VM_ASSIST(d, writable_pagetables)); others get their #PF.
+        if dom.vm_assist & (1 << hypercall_abi::arch::VMASST_TYPE_writable_pagetables) == 0 || !dom.vcpus.get(v)?.kernel_mode {
             return None;
         }
         let (table, off) = self.guest_mem()?.translate(va, crate::guest_access::Access::Read).ok()?;

@@ -642,6 +642,12 @@ fn writes_to_the_guests_own_l1_tables_are_made_through_mm_as_xens_ptwr() {
     w.write(s, &b);
     assert_eq!(w.hypercall(nr::SET_TRAP_TABLE, [s, 0, 0, 0, 0]), 0);
     let victim = w.scratch + 0x7000; // a page of the initial mapping
+    // Without vm_assist(writable_pagetables) the write is the guest's #PF.
+    let (alias0, _) = l1_alias(&w, victim);
+    let pte0 = alias0 + 8 * crate::mm::pte::l1_index(victim) as u64;
+    let regs = write_fault(&mut w, &[0x48, 0x89, 0x2b], pte0, GuestRegs { rbx: pte0, rbp: 0, ..Default::default() });
+    assert_eq!(regs.rip, 0x100300, "not asked for: the guest's page-fault handler");
+    assert_eq!(w.hypercall(nr::VM_ASSIST, [0, hypercall_abi::arch::VMASST_TYPE_writable_pagetables as u64, 0, 0, 0]), 0);
     let (alias, table) = l1_alias(&w, victim);
     let idx = crate::mm::pte::l1_index(victim) as u64;
     let pte_va = alias + 8 * idx;
