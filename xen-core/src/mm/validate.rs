@@ -73,11 +73,14 @@ pub struct Mm<'a, M: MachineMemory> {
     pub hv_slots: [u64; 16],
     /// The domain allowed to map legacy I/O memory (Dom0), if any.
     pub io_domain: Option<DomId>,
+    /// Frames from here up are beyond the machine's physical address width:
+    /// not even Dom0's I/O memory (Xen's iomem caps end there).
+    pub iomem_end: Mfn,
 }
 
 impl<'a, M: MachineMemory> Mm<'a, M> {
     pub fn new(mem: &'a M, ft: &'a mut FrameTable, hv_slots: [u64; 16]) -> Self {
-        Mm { mem, ft, hv_slots, io_domain: None }
+        Mm { mem, ft, hv_slots, io_domain: None, iomem_end: Mfn(0) }
     }
 
     fn owner(&self, mfn: Mfn) -> Option<DomId> {
@@ -213,7 +216,9 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 // tables, device registers) but not the interrupt
                 // controllers and MSI window the hypervisor keeps (Xen's
                 // iomem caps, dom0_setup_permissions).
-                None if self.io_domain == Some(pg_owner) && !crate::mm::types::hypervisor_iomem(mfn) => return Ok(e),
+                None if self.io_domain == Some(pg_owner) && mfn < self.iomem_end && !crate::mm::types::hypervisor_iomem(mfn) => {
+                    return Ok(e)
+                }
                 None => return Err(Errno::EPERM),
                 Some(Owner::Io) if self.io_domain == Some(pg_owner) => return Ok(e | _PAGE_PCD | _PAGE_PWT),
                 _ => {}

@@ -686,6 +686,9 @@ fn dom0_maps_non_ram_but_not_the_interrupt_controllers_and_domus_map_none() {
     assert_eq!(w.mmu_update(l1e, pte(super::FRAMES + 10), 0x7ff0), 0);
     assert_eq!(w.mmu_update(l1e, pte(0xfee00), 0x7ff0), Errno::EPERM.to_ret(), "local APIC");
     assert_eq!(w.mmu_update(l1e, pte(0xfec00), 0x7ff0), Errno::EPERM.to_ret(), "I/O APIC");
+    // The host platform's CPU has 40 address bits: nothing from 2^28 frames up.
+    assert_eq!(w.mmu_update(l1e, pte(1 << 28), 0x7ff0), Errno::EPERM.to_ret(), "beyond the machine");
+    assert_eq!(w.mmu_update(l1e, pte(0xFF_FFFF_FFFE), 0x7ff0), Errno::EPERM.to_ret());
     assert_eq!(w.mmu_update(l1e, 0, 0x7ff0), 0, "and unmapped again");
     let mut du = world(DomId(6), false, 0);
     let (_, l1e) = du.l1e_maddr(du.scratch + 0x2000);

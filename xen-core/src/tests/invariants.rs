@@ -61,7 +61,7 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
             let privileged = xen.domains.get(&owner).is_some_and(|d| d.privileged);
             let Some(tp) = xen.frames.get(t) else {
                 // Non-RAM: only Dom0's leaves, never the hypervisor's APICs.
-                if level == 1 && privileged && !crate::mm::types::hypervisor_iomem(t) {
+                if level == 1 && privileged && t.0 < 1 << 28 && !crate::mm::types::hypervisor_iomem(t) {
                     continue;
                 }
                 return Err(alloc::format!("L{level} {mfn:?}[{i}] names no frame"));
