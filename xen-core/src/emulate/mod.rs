@@ -116,11 +116,8 @@ impl<P: Platform> Xen<P> {
             PortFrom::Dx => regs.rdx as u16,
         };
         if !self.guest_io_okay(port, f.bytes) {
-            crate::gdprintk!(
-                "{:?}: I/O port {:#06x} not permitted (IOPL)",
-                self.current,
-                port
-            );
+            let (d, v) = self.current.map_or((0, 0), |(d, v)| (d.0, v));
+            crate::gdprintk!("d{}v{} I/O port {:#06x} not permitted (IOPL)", d, v, port);
             return Emul::Refused;
         }
         let Some((d, _)) = self.current else {

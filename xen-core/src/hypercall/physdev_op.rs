@@ -36,7 +36,8 @@ impl<P: Platform> Xen<P> {
                 ret(0)
             }
             _ => {
-                crate::gdprintk!("{:?}: physdev_op {} not implemented", self.current, cmd);
+                let (d, v) = self.current.map_or((0, 0), |(d, v)| (d.0, v));
+                crate::gdprintk!("d{}v{} physdev_op {} not implemented", d, v, cmd);
                 Err(Errno::ENOSYS)
             }
         }
