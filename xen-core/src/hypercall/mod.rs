@@ -17,6 +17,7 @@ mod mmu;
 mod multicall;
 mod physdev_op;
 mod sched_op;
+mod sched_op_compat;
 mod traps;
 mod vcpu_op;
 pub(crate) mod xen_version;
@@ -109,6 +110,7 @@ impl<P: Platform> Xen<P> {
             nr::UPDATE_VA_MAPPING_OTHERDOMAIN => self.do_update_va_mapping_otherdomain(args),
             nr::MMUEXT_OP => self.do_mmuext_op(args),
             nr::SCHED_OP => self.do_sched_op(args),
+            nr::SCHED_OP_COMPAT => self.do_sched_op_compat(args),
             nr::SET_TRAP_TABLE => self.do_set_trap_table(args),
             nr::SET_GDT => self.do_set_gdt(args),
             nr::STACK_SWITCH => self.do_stack_switch(args),

@@ -134,3 +134,18 @@ fn vcpu_info_moves_once_to_a_writable_frame_of_the_domain_and_events_follow_it()
         panic!("invariant broken: {e}");
     }
 }
+
+#[test]
+fn sched_op_compat_yields_and_shuts_down_with_the_reason_in_the_argument() {
+    use crate::domain::ShutdownReason;
+    let mut w = World::with_domain(DomId(3), false);
+    let compat = nr::SCHED_OP_COMPAT;
+    assert_eq!(w.hypercall(compat, [hypercall_abi::sched::SCHEDOP_yield as u64, 0, 0, 0, 0]), 0);
+    assert_eq!(w.hypercall(compat, [hypercall_abi::sched::SCHEDOP_poll as u64, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
+    assert_eq!(w.hypercall(compat, [99, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
+    assert_eq!(w.hypercall(compat, [hypercall_abi::sched::SCHEDOP_shutdown as u64, 0x1_00_77, 0, 0, 0]), Errno::EINVAL.to_ret());
+    assert!(w.xen.domains[&DomId(3)].shutdown.is_none());
+    // Reboot (1) in the low byte; the rest of the word is ignored, as Xen's (u8)arg.
+    w.hypercall(compat, [hypercall_abi::sched::SCHEDOP_shutdown as u64, 0xff00_0001, 0, 0, 0]);
+    assert_eq!(w.xen.domains.get(&DomId(3)).and_then(|d| d.shutdown), Some(ShutdownReason::Reboot));
+}
