@@ -69,7 +69,7 @@ impl<P: Platform> Xen<P> {
                 return;
             }
             self.platform.write_u64(si, sel_off / 8, sel | (1 << word));
-            self.platform.write(si, v * VCPU_INFO_SIZE, &[1]);
+            self.platform.write(si, vi, &[1]);
         }
         self.vcpu_wake(d, v);
     }

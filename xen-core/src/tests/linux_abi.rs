@@ -125,6 +125,14 @@ fn vcpu_info_moves_once_to_a_writable_frame_of_the_domain_and_events_follow_it()
     assert_eq!(w.xen.platform.read_u64(page, 9), u64::MAX);
     // The frame cannot become a page table while it holds a vcpu_info.
     assert_eq!(w.mmuext(hypercall_abi::mm::MMUEXT_PIN_L1_TABLE, page.0, 0), einval);
+    // A new event is marked pending there, not in the old shared_info slot.
+    let si = w.xen.domains[&DomId(0)].shared_info;
+    w.xen.platform.write(page, 0x40, &[0; 16]);
+    w.xen.platform.write(si, 0, &[0; 16]);
+    w.xen.mark_events_pending(DomId(0), 0, 5);
+    assert_eq!(w.xen.platform.read_u64(page, 8) & 0xff, 1, "evtchn_upcall_pending in the registered vcpu_info");
+    assert_eq!(w.xen.platform.read_u64(page, 9), 1 << 5, "its selector bit");
+    assert_eq!(w.xen.platform.read_u64(si, 0), 0, "nothing in shared_info's slot");
     // The event mask now lives there: masking it there blocks delivery.
     w.xen.platform.write(page, 0x41, &[1]);
     assert!(!w.xen.events_need_delivery_for(DomId(0), 0));
