@@ -303,7 +303,6 @@ pub struct Boot {
     icount: bool,
     timeout: Option<Duration>,
     qemu_extra: Vec<String>,
-    stop_at: Option<String>,
 }
 
 impl Boot {
@@ -330,7 +329,6 @@ impl Boot {
             icount: false,
             timeout: None,
             qemu_extra: Vec::new(),
-            stop_at: None,
         }
     }
 
@@ -391,13 +389,6 @@ impl Boot {
     /// Extra raw QEMU arguments.
     pub fn qemu_arg(mut self, arg: &str) -> Boot {
         self.qemu_extra.push(arg.into());
-        self
-    }
-
-    /// End the run (status `Timeout`) shortly after a serial line contains
-    /// `marker`: for guests whose last line of interest is not the end.
-    pub fn stop_at(mut self, marker: &str) -> Boot {
-        self.stop_at = Some(marker.into());
         self
     }
 
@@ -470,7 +461,7 @@ impl Boot {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {qemu} (scripts/ensure-qemu.sh installs it): {e}"));
         let mut qemu_proc = KillOnDrop(child);
-        let (serial, status, stderr) = watch(&mut qemu_proc, self.hypervisor, start + timeout, self.stop_at.as_deref());
+        let (serial, status, stderr) = watch(&mut qemu_proc, self.hypervisor, start + timeout);
         let outcome = Outcome {
             hypervisor: self.hypervisor,
             status,
@@ -545,7 +536,7 @@ enum Event {
 
 /// Read the serial log until QEMU ends (xen-core), Xen prints its final line, or
 /// the deadline passes. Returns the log, the status, and QEMU's stderr.
-fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant, stop_at: Option<&str>) -> (String, Status, String) {
+fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant) -> (String, Status, String) {
     let stdout = qemu.0.stdout.take().expect("stdout is piped");
     let mut stderr = qemu.0.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
@@ -589,9 +580,6 @@ fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant, stop_
                         xen_status = Some(s);
                         end_by = end_by.min(Instant::now() + XEN_GRACE);
                     }
-                }
-                if stop_at.is_some_and(|m| line.contains(m)) {
-                    end_by = end_by.min(Instant::now() + XEN_GRACE);
                 }
                 serial.push_str(&line);
                 serial.push('\n');
