@@ -117,7 +117,7 @@ linux_boot() {
     qemu-system-x86_64 -accel tcg -cpu max -m 1024 -display none -serial stdio -no-reboot \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$kernel" \
         -append "$opts dom0_mem=512M smap=0" \
-        -initrd ".cache/linux/vmlinuz console=hvc0 earlyprintk=xen,.cache/linux/initrd.cpio" >"$log" 2>&1 &
+        -initrd ".cache/linux/vmlinuz console=hvc0 earlyprintk=xen,.cache/linux/initrd.cpio" </dev/null >"$log" 2>&1 &
     pid=$!
     while kill -0 $pid 2>/dev/null && ! grep -q "linux-init: reached /init" "$log"; do
         sleep 0.1
