@@ -22,6 +22,9 @@ Usage: scripts/bench.sh [options]
   --iters N         iterations per benchmark, passed as iters=N (default 100000)
   --xl-iters N      guests created (and destroyed) per xl benchmark (default 20)
   --timeout SECS    per boot (default 600)
+  --no-linux        skip the Linux row (Debian's Linux 6.1 as Dom0, wall
+                    seconds from QEMU's start to its initramfs /init; the
+                    two hypervisors one after the other, without -icount)
   --no-build        do not run scripts/build.sh first
   --report-only     no boots: make the report from the logs of the last run
   -h, --help        this text
@@ -31,7 +34,7 @@ cleanly or printed no bench line.
 EOF
 }
 
-workloads=() iters=100000 xl_iters=20 timeout=600 build=1 boot=1
+workloads=() iters=100000 xl_iters=20 timeout=600 build=1 boot=1 linux=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --workload) workloads+=("${2:?--workload needs a name}"); shift ;;
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
         --timeout) timeout=${2:?--timeout needs seconds}; shift ;;
         --timeout=*) timeout=${1#*=} ;;
         --no-build) build=0 ;;
+        --no-linux) linux=0 ;;
         --report-only) boot=0 build=0 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -100,6 +104,42 @@ for wl in "${workloads[@]}"; do
     wait $p2 || failed=1
 done
 
+# Linux as Dom0 to its /init: wall seconds, printed as "linux_dom0_init_s <s>".
+# Boots alone (nothing else running), killed once the marker shows.
+linux_boot() {
+    local hv=$1 kernel opts
+    if [ "$hv" = xen ]; then kernel=.cache/xen/xen.bin opts="console=com1 dom0=pv noreboot"
+    else kernel=target/images/xen-core opts="console=com1"; fi
+    local log=$out/$hv-linux.log
+    say "$hv: Debian's Linux as Dom0 to /init (wall clock) ..."
+    local start end pid
+    start=$(date +%s.%N)
+    qemu-system-x86_64 -accel tcg -cpu max -m 1024 -display none -serial stdio -no-reboot \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$kernel" \
+        -append "$opts dom0_mem=512M smap=0" \
+        -initrd ".cache/linux/vmlinuz console=hvc0 earlyprintk=xen,.cache/linux/initrd.cpio" </dev/null >"$log" 2>&1 &
+    pid=$!
+    while kill -0 $pid 2>/dev/null && ! grep -q "linux-init: reached /init" "$log"; do
+        sleep 0.1
+        [ "$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN{print (n-s > '"$timeout"')}')" = 1 ] && break
+    done
+    end=$(date +%s.%N)
+    kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
+    if grep -q "linux-init: reached /init" "$log"; then
+        awk -v s="$start" -v e="$end" 'BEGIN{printf "linux_dom0_init_s %.1f\n", e - s}' >"$log.result"
+        say "$hv: Linux reached /init: $(cat "$log.result")"
+    else
+        say "$hv: Linux did not reach /init (see $log)"
+        rm -f "$log.result"
+        return 1
+    fi
+}
+if [ $boot = 1 ] && [ $linux = 1 ]; then
+    scripts/fetch-linux.sh >/dev/null
+    linux_boot xen-core || failed=1
+    linux_boot xen || failed=1
+fi
+
 # per_call_tsc of each benchmark, in order of first appearance: "name value".
 results() {
     local f
@@ -129,6 +169,19 @@ report=$out/report.md
         ratio = ($2 != "-" && $3 != "-" && $3 > 0) ? sprintf("%.2f", $2 / $3) : "-"
         printf "| %s | %s | %s | %s |\n", $1, $2, $3, ratio
     }'
+    lx=$(cat "$out/xen-core-linux.log.result" 2>/dev/null | awk '{print $2}')
+    lz=$(cat "$out/xen-linux.log.result" 2>/dev/null | awk '{print $2}')
+    if [ -n "$lx$lz" ]; then
+        echo
+        echo "Debian's Linux 6.1 as Dom0 (1 GiB, dom0_mem=512M, smap=0), wall seconds from"
+        echo "QEMU's start to its initramfs /init, TCG without -icount, one boot at a time:"
+        echo
+        echo "| benchmark | xen-core | Xen 4.17 | ratio |"
+        echo "|---|---:|---:|---:|"
+        awk -v a="${lx:--}" -v b="${lz:--}" 'BEGIN{
+            r = (a != "-" && b != "-" && b > 0) ? sprintf("%.2f", a / b) : "-"
+            printf "| linux_dom0_init_s | %s | %s | %s |\n", a, b, r }'
+    fi
 } >"$report"
 
 rows=$(( $(grep -c '^| ' "$report") - 1 ))   # less the header

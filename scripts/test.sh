@@ -2,7 +2,8 @@
 # Usage: scripts/test.sh [cargo test arguments]
 #
 # THE test command: everything CI runs.
-#   1. makes sure QEMU and Xen 4.17 (the differential oracle) are installed,
+#   1. makes sure QEMU, Xen 4.17 (the differential oracle) and Debian's Linux
+#      with a busybox initramfs (scripts/fetch-linux.sh) are there,
 #   2. builds the bare-metal images (scripts/build.sh),
 #   3. runs `cargo test --workspace`: host unit and property tests, then the
 #      QEMU integration tests of tests/ (two QEMUs at a time on two cores),
@@ -52,6 +53,8 @@ scripts/ensure-qemu.sh
 qemu-system-x86_64 --version | head -n1 >&2
 step "Xen 4.17 (differential oracle)"
 scripts/fetch-xen.sh >/dev/null
+step "Debian's Linux 6.1 and busybox (third-party PV kernel)"
+scripts/fetch-linux.sh >/dev/null
 step "images (scripts/build.sh)"
 scripts/build.sh
 

@@ -35,6 +35,7 @@ pub mod hypercall_page;
 pub mod memory;
 pub mod mm;
 pub mod nr;
+pub mod physdev;
 pub mod sched;
 pub mod shared_info;
 pub mod start_info;

@@ -165,6 +165,39 @@ pub fn xen_binary() -> PathBuf {
     }
 }
 
+/// Debian's Linux 6.1 bzImage and the busybox initramfs, as
+/// `scripts/fetch-linux.sh` leaves them in `.cache/linux/` (run here if
+/// missing, as `xen_binary` runs fetch-xen.sh).
+pub fn linux_images() -> (PathBuf, PathBuf) {
+    static FETCHED: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+    let result = FETCHED.get_or_init(|| {
+        let root = repo_root();
+        let (k, rd) = (root.join(".cache/linux/vmlinuz"), root.join(".cache/linux/initrd.cpio"));
+        if !(k.is_file() && rd.is_file()) {
+            eprintln!("harness: .cache/linux missing: running scripts/fetch-linux.sh");
+            let status = Command::new("bash")
+                .arg(root.join("scripts/fetch-linux.sh"))
+                .current_dir(&root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| format!("cannot run scripts/fetch-linux.sh: {e}"))?;
+            if !status.success() {
+                return Err(format!("scripts/fetch-linux.sh failed ({status})"));
+            }
+        }
+        if k.is_file() && rd.is_file() {
+            Ok((k, rd))
+        } else {
+            Err("scripts/fetch-linux.sh left no .cache/linux/vmlinuz and initrd.cpio".into())
+        }
+    });
+    match result {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Which hypervisor a boot runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hypervisor {

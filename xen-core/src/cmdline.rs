@@ -20,11 +20,26 @@ pub struct Options {
     pub debug_trap: bool,
     /// `dom0_max_vcpus=N` (or Xen's `min-max` form: the larger is used).
     pub dom0_max_vcpus: u32,
+    /// `smep=`, `smap=` (Xen's): use the processor's SMEP / SMAP in ring 0
+    /// while guests run (default on where the CPU has them). Under QEMU 7.2
+    /// TCG, Linux as Dom0 needs `smap=0` here as on Xen: QEMU checks its
+    /// ring-3 `iretq` frame pops against SMAP (see docs/emulation.md).
+    pub smep: bool,
+    pub smap: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { loglvl: Level::Info as u8, guest_loglvl: Level::Info as u8, dom0_mem: None, noreboot: false, debug_trap: false, dom0_max_vcpus: 1 }
+        Options {
+            loglvl: Level::Info as u8,
+            guest_loglvl: Level::Info as u8,
+            dom0_mem: None,
+            noreboot: false,
+            debug_trap: false,
+            dom0_max_vcpus: 1,
+            smep: true,
+            smap: true,
+        }
     }
 }
 
@@ -74,6 +89,21 @@ impl Options {
                     let n = v.rsplit('-').next().and_then(|n| n.parse::<u32>().ok()).filter(|n| (1..=32).contains(n));
                     n.map(|n| o.dom0_max_vcpus = n).is_some()
                 }
+                ("smep" | "smap", v) => match v.map_or(Some(true), parse_bool) {
+                    Some(b) => {
+                        *(if name == "smep" { &mut o.smep } else { &mut o.smap }) = b;
+                        true
+                    }
+                    None => false,
+                },
+                ("no-smep", None) => {
+                    o.smep = false;
+                    true
+                }
+                ("no-smap", None) => {
+                    o.smap = false;
+                    true
+                }
                 ("debug_trap", None) => {
                     o.debug_trap = true;
                     true
@@ -87,6 +117,16 @@ impl Options {
             }
         }
         o
+    }
+}
+
+/// Xen's `parse_bool`; `hvm` (use it for HVM guests only) means off for
+/// the PV guests xen-core runs.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "yes" | "true" | "on" | "enable" => Some(true),
+        "0" | "no" | "false" | "off" | "disable" | "hvm" => Some(false),
+        _ => None,
     }
 }
 
@@ -111,6 +151,11 @@ mod tests {
         assert_eq!(o.guest_loglvl, 4);
         assert_eq!(o.dom0_mem, Some(64 << 20));
         assert!(o.noreboot);
+        assert!(o.smap && o.smep, "on by default");
+        let o = Options::parse("smap=0 smep=hvm");
+        assert!(!o.smap && !o.smep);
+        let o = Options::parse("no-smap smep=yes smap=maybe");
+        assert!(!o.smap && o.smep, "a malformed value leaves the option as it was");
         assert_eq!(Options::parse("dom0_max_vcpus=1-4").dom0_max_vcpus, 4);
         assert_eq!(Options::parse("dom0_max_vcpus=99").dom0_max_vcpus, 1);
     }

@@ -89,6 +89,8 @@ pub struct Domain {
     pub pause_count: u32,
     /// System time it was created at, and the CPU time its vCPUs used.
     pub created_ns: u64,
+    /// The PCI config address and CMOS index it last wrote (port I/O emulation).
+    pub io: crate::emulate::io::DomainIo,
 }
 
 impl Domain {

@@ -53,9 +53,7 @@ impl<P: Platform> Xen<P> {
             self.fresh_domid()?
         };
         let shared_info = self.frames.alloc_shared(&self.platform, id).ok_or(Errno::ENOMEM)?;
-        for v in 0..MAX_VCPUS as usize {
-            shared_info.shared_info(&self.platform).set_upcall_mask(v, true);
-        }
+        shared_info.shared_info(&self.platform).mask_all_upcalls();
         let d = Domain {
             id,
             name: String::from(name),
@@ -75,6 +73,7 @@ impl<P: Platform> Xen<P> {
             // Created paused, as Xen does: the builder unpauses it.
             pause_count: 1,
             created_ns: self.platform.now_ns(),
+            io: Default::default(),
         };
         self.domains.insert(id, d);
         self.update_wallclock(id);
@@ -194,16 +193,16 @@ impl<P: Platform> Xen<P> {
         for (h, t) in handles {
             self.release_mapping(d, h, t);
         }
-        let vcpus: Vec<(Mfn, Option<Mfn>, Vec<Mfn>, bool)> = self.domains[&d]
+        let vcpus: Vec<(Mfn, Option<Mfn>, Vec<Mfn>, bool, Option<crate::mm::SharedPage>)> = self.domains[&d]
             .vcpus
             .iter()
-            .map(|v| (v.cr3, v.user_cr3, v.gdt_frames.clone(), v.initialised))
+            .map(|v| (v.cr3, v.user_cr3, v.gdt_frames.clone(), v.initialised, v.vcpu_info.map(|l| l.page())))
             .collect();
         let pinned: Vec<Mfn> =
             self.frames.iter().filter(|(_, pg)| pg.pinned && pg.owner == Owner::Dom(d)).map(|(m, _)| m).collect();
         {
             let mut mm = self.mm();
-            for (cr3, user, gdt, initialised) in vcpus {
+            for (cr3, user, gdt, initialised, vinfo) in vcpus {
                 if initialised {
                     mm.put_page_and_type(cr3);
                 }
@@ -212,6 +211,9 @@ impl<P: Platform> Xen<P> {
                 }
                 for f in gdt {
                     mm.put_page_and_type(f);
+                }
+                if let Some(page) = vinfo {
+                    mm.unshare_guest_frame(page);
                 }
             }
             for m in pinned {

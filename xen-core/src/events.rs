@@ -57,14 +57,13 @@ impl<P: Platform> Xen<P> {
     /// Set the selector bit and `evtchn_upcall_pending` of a vCPU, and wake it.
     pub(crate) fn mark_events_pending(&mut self, d: DomId, v: u32, word: usize) {
         let v = v as usize;
-        let Some(si) = self.shared_info_of(d) else { return };
-        if v < hypercall_abi::shared_info::XEN_LEGACY_MAX_VCPUS {
-            let sel = si.pending_sel(v);
+        if let Some(vi) = self.vcpu_info_of(d, v) {
+            let sel = vi.pending_sel();
             if sel & (1 << word) != 0 {
                 return;
             }
-            si.set_pending_sel(v, sel | (1 << word));
-            si.set_upcall_pending(v);
+            vi.set_pending_sel(sel | (1 << word));
+            vi.set_upcall_pending();
         }
         self.vcpu_wake(d, v);
     }
@@ -113,7 +112,7 @@ impl<P: Platform> Xen<P> {
     /// `evtchn_upcall_pending && !evtchn_upcall_mask` (Xen's
     /// `local_events_need_delivery`) for vCPU `v` of `d`.
     pub(crate) fn events_need_delivery_for(&self, d: DomId, v: usize) -> bool {
-        self.shared_info_of(d).is_some_and(|si| si.events_need_delivery(v))
+        self.vcpu_info_of(d, v).is_some_and(|vi| vi.events_need_delivery())
     }
 
     /// On the way back into the current vCPU: if an event waits and events

@@ -19,6 +19,7 @@ pub mod debugreg;
 pub mod descriptor;
 pub mod domain;
 pub mod domctl;
+pub mod emulate;
 pub mod events;
 pub mod evtchn;
 pub mod gnttab;
@@ -29,11 +30,13 @@ pub mod mm;
 pub mod platform;
 pub mod regs;
 pub mod return_path;
+pub mod runstate;
 pub mod sched;
 pub mod shared_info;
 pub mod time;
 pub mod traps;
 pub mod vcpu;
+pub mod vcpu_info;
 pub mod xen;
 
 /// Host stand-ins and test support, also for the fuzzer (`xen-fuzz`).

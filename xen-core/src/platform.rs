@@ -55,6 +55,13 @@ pub trait Platform: MachineMemory {
     fn wallclock_at_boot(&self) -> (u64, u32);
     /// Console input waits (for VIRQ_CONSOLE).
     fn console_input_ready(&self) -> bool;
+    /// Port I/O of `bytes` (1, 2 or 4) on Dom0's behalf; the core has
+    /// checked the port against the hypervisor's own (`emulate::io`).
+    fn ioport_read(&self, port: u16, bytes: u8) -> u32;
+    /// The firmware's memory map: (base, length, E820 type) in order.
+    fn machine_memory_map(&self) -> alloc::vec::Vec<(u64, u64, u32)>;
+    fn ioport_write(&self, port: u16, bytes: u8, value: u32);
+
     /// The processor's own `cpuid` (EAX, EBX, ECX, EDX), which
     /// `cpuid::pv_cpuid` filters into what a PV guest sees.
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];

@@ -16,8 +16,9 @@ pub struct SharedInfoPage<'a, M: MachineMemory> {
     page: SharedPage,
 }
 
-/// Where `vcpu_info[v]` starts; only the first 32 vCPUs have one in
-/// `shared_info` (the legacy array; no `VCPUOP_register_vcpu_info` here).
+/// Where `vcpu_info[v]` starts in `shared_info`; only the first 32 vCPUs
+/// have one there (the legacy array; the others must register one with
+/// `VCPUOP_register_vcpu_info`).
 const fn vcpu_info(v: usize) -> Option<usize> {
     if v < XEN_LEGACY_MAX_VCPUS {
         Some(offset_of!(SharedInfo, vcpu_info) + v * size_of::<VcpuInfo>())
@@ -35,6 +36,133 @@ const fn bitmap_word(base: usize, w: usize) -> Option<usize> {
     }
 }
 
+/// Where one vCPU's `vcpu_info` lives: its slot in `shared_info`, or the
+/// place the guest registered (`VCPUOP_register_vcpu_info`). Either way a
+/// [`SharedPage`]: a frame that holds a `Writable` type reference for as
+/// long as the hypervisor writes into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuInfoLoc {
+    page: SharedPage,
+    base: usize,
+}
+
+impl VcpuInfoLoc {
+    /// vCPU `v`'s slot in the domain's `shared_info` (none past 32).
+    pub fn in_shared_info(shared_info: SharedPage, v: usize) -> Option<VcpuInfoLoc> {
+        vcpu_info(v).map(|base| VcpuInfoLoc { page: shared_info, base })
+    }
+
+    /// A registered `vcpu_info` at `offset` of `page`, if it fits whole.
+    pub fn registered(page: SharedPage, offset: usize) -> Option<VcpuInfoLoc> {
+        (offset <= 4096 - size_of::<VcpuInfo>()).then_some(VcpuInfoLoc { page, base: offset })
+    }
+
+    pub fn page(self) -> SharedPage {
+        self.page
+    }
+
+    pub fn offset(self) -> usize {
+        self.base
+    }
+
+    pub fn on<M: MachineMemory>(self, mem: &M) -> VcpuInfoPage<'_, M> {
+        VcpuInfoPage { mem, page: self.page, base: self.base }
+    }
+}
+
+/// One vCPU's `vcpu_info`, on the machine's memory.
+pub struct VcpuInfoPage<'a, M: MachineMemory> {
+    mem: &'a M,
+    page: SharedPage,
+    base: usize,
+}
+
+impl<M: MachineMemory> VcpuInfoPage<'_, M> {
+    fn read_u8(&self, field: usize) -> u8 {
+        let mut b = [0u8];
+        self.page.read(self.mem, self.base + field, &mut b);
+        b[0]
+    }
+
+    fn read_u32(&self, field: usize) -> u32 {
+        let mut b = [0u8; 4];
+        self.page.read(self.mem, self.base + field, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn read_u64(&self, field: usize) -> u64 {
+        let mut b = [0u8; 8];
+        self.page.read(self.mem, self.base + field, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn write(&self, field: usize, data: &[u8]) {
+        self.page.write(self.mem, self.base + field, data);
+    }
+
+    /// `evtchn_upcall_mask`.
+    pub fn upcall_mask(&self) -> u8 {
+        self.read_u8(offset_of!(VcpuInfo, evtchn_upcall_mask))
+    }
+
+    pub fn set_upcall_mask(&self, mask: bool) {
+        self.write(offset_of!(VcpuInfo, evtchn_upcall_mask), &[mask as u8]);
+    }
+
+    pub fn set_upcall_pending(&self) {
+        self.write(offset_of!(VcpuInfo, evtchn_upcall_pending), &[1]);
+    }
+
+    /// `evtchn_upcall_pending && !evtchn_upcall_mask` (Xen's
+    /// `local_events_need_delivery`).
+    pub fn events_need_delivery(&self) -> bool {
+        self.read_u8(offset_of!(VcpuInfo, evtchn_upcall_pending)) != 0 && self.upcall_mask() == 0
+    }
+
+    pub fn pending_sel(&self) -> u64 {
+        self.read_u64(offset_of!(VcpuInfo, evtchn_pending_sel))
+    }
+
+    pub fn set_pending_sel(&self, sel: u64) {
+        self.write(offset_of!(VcpuInfo, evtchn_pending_sel), &sel.to_le_bytes());
+    }
+
+    /// `arch.cr2`: where a PV kernel reads a #PF's address.
+    pub fn cr2(&self) -> u64 {
+        self.read_u64(offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2))
+    }
+
+    pub fn set_cr2(&self, cr2: u64) {
+        self.write(offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2), &cr2.to_le_bytes());
+    }
+
+    /// The whole structure, to move it when the guest registers a new place.
+    pub fn read_all(&self) -> [u8; size_of::<VcpuInfo>()] {
+        let mut b = [0u8; size_of::<VcpuInfo>()];
+        self.page.read(self.mem, self.base, &mut b);
+        b
+    }
+
+    pub fn write_all(&self, b: &[u8; size_of::<VcpuInfo>()]) {
+        self.page.write(self.mem, self.base, b);
+    }
+
+    /// Publish `time` with the version protocol: odd while the fields
+    /// change, even when they are consistent.
+    pub fn publish_time(&self, tsc: u64, system_time: u64, mul: u32, shift: i8) {
+        let t = offset_of!(VcpuInfo, time);
+        let at = |f: usize| t + f;
+        let ver = self.read_u32(at(offset_of!(VcpuTimeInfo, version))).wrapping_add(1) | 1;
+        self.write(at(offset_of!(VcpuTimeInfo, version)), &ver.to_le_bytes());
+        self.write(at(offset_of!(VcpuTimeInfo, tsc_timestamp)), &tsc.to_le_bytes());
+        self.write(at(offset_of!(VcpuTimeInfo, system_time)), &system_time.to_le_bytes());
+        self.write(at(offset_of!(VcpuTimeInfo, tsc_to_system_mul)), &mul.to_le_bytes());
+        self.write(at(offset_of!(VcpuTimeInfo, tsc_shift)), &shift.to_le_bytes());
+        self.write(at(offset_of!(VcpuTimeInfo, flags)), &[0]);
+        self.write(at(offset_of!(VcpuTimeInfo, version)), &ver.wrapping_add(1).to_le_bytes());
+    }
+}
+
 impl SharedPage {
     pub fn shared_info<M: MachineMemory>(self, mem: &M) -> SharedInfoPage<'_, M> {
         SharedInfoPage { mem, page: self }
@@ -42,12 +170,6 @@ impl SharedPage {
 }
 
 impl<M: MachineMemory> SharedInfoPage<'_, M> {
-    fn read_u8(&self, off: usize) -> u8 {
-        let mut b = [0u8];
-        self.page.read(self.mem, off, &mut b);
-        b[0]
-    }
-
     fn read_u64_at(&self, off: usize) -> u64 {
         let mut b = [0u8; 8];
         self.page.read(self.mem, off, &mut b);
@@ -60,48 +182,13 @@ impl<M: MachineMemory> SharedInfoPage<'_, M> {
         u32::from_le_bytes(b)
     }
 
-    /// `vcpu_info[v].evtchn_upcall_mask` (1 when `v` has no vcpu_info).
-    pub fn upcall_mask(&self, v: usize) -> u8 {
-        vcpu_info(v).map_or(1, |o| self.read_u8(o + offset_of!(VcpuInfo, evtchn_upcall_mask)))
-    }
-
-    pub fn set_upcall_mask(&self, v: usize, mask: bool) {
-        if let Some(o) = vcpu_info(v) {
-            self.page.write(self.mem, o + offset_of!(VcpuInfo, evtchn_upcall_mask), &[mask as u8]);
-        }
-    }
-
-    pub fn set_upcall_pending(&self, v: usize) {
-        if let Some(o) = vcpu_info(v) {
-            self.page.write(self.mem, o + offset_of!(VcpuInfo, evtchn_upcall_pending), &[1]);
-        }
-    }
-
-    /// `evtchn_upcall_pending && !evtchn_upcall_mask` (Xen's
-    /// `local_events_need_delivery`).
-    pub fn events_need_delivery(&self, v: usize) -> bool {
-        vcpu_info(v).is_some_and(|o| {
-            let mut b = [0u8; 2];
-            self.page.read(self.mem, o + offset_of!(VcpuInfo, evtchn_upcall_pending), &mut b);
-            b[0] != 0 && b[1] == 0
-        })
-    }
-
-    pub fn pending_sel(&self, v: usize) -> u64 {
-        vcpu_info(v).map_or(0, |o| self.read_u64_at(o + offset_of!(VcpuInfo, evtchn_pending_sel)))
-    }
-
-    pub fn set_pending_sel(&self, v: usize, sel: u64) {
-        if let Some(o) = vcpu_info(v) {
-            self.page.write(self.mem, o + offset_of!(VcpuInfo, evtchn_pending_sel), &sel.to_le_bytes());
-        }
-    }
-
-    /// `vcpu_info[v].arch.cr2`: where a PV kernel reads a #PF's address.
-    pub fn set_cr2(&self, v: usize, cr2: u64) {
-        if let Some(o) = vcpu_info(v) {
-            let at = o + offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2);
-            self.page.write(self.mem, at, &cr2.to_le_bytes());
+    /// Every legacy `vcpu_info` starts with events masked until the guest
+    /// is ready (as Xen's domain builder leaves them).
+    pub fn mask_all_upcalls(&self) {
+        for v in 0..XEN_LEGACY_MAX_VCPUS {
+            if let Some(loc) = VcpuInfoLoc::in_shared_info(self.page, v) {
+                loc.on(self.mem).set_upcall_mask(true);
+            }
         }
     }
 
@@ -131,22 +218,6 @@ impl<M: MachineMemory> SharedInfoPage<'_, M> {
         if let Some(o) = bitmap_word(offset_of!(SharedInfo, evtchn_mask), w) {
             self.page.write(self.mem, o, &bits.to_le_bytes());
         }
-    }
-
-    /// Publish `vcpu_info[v].time` with the version protocol: odd while the
-    /// fields change, even when they are consistent.
-    pub fn publish_vcpu_time(&self, v: usize, tsc: u64, system_time: u64, mul: u32, shift: i8) {
-        let Some(o) = vcpu_info(v) else { return };
-        let t = o + offset_of!(VcpuInfo, time);
-        let at = |f: usize| t + f;
-        let ver = self.read_u32_at(at(offset_of!(VcpuTimeInfo, version))).wrapping_add(1) | 1;
-        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, version)), &ver.to_le_bytes());
-        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, tsc_timestamp)), &tsc.to_le_bytes());
-        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, system_time)), &system_time.to_le_bytes());
-        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, tsc_to_system_mul)), &mul.to_le_bytes());
-        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, tsc_shift)), &shift.to_le_bytes());
-        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, flags)), &[0]);
-        self.page.write(self.mem, at(offset_of!(VcpuTimeInfo, version)), &ver.wrapping_add(1).to_le_bytes());
     }
 
     /// Publish the wallclock at system time zero, with the same protocol.

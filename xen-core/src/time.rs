@@ -43,13 +43,10 @@ impl<P: Platform> Xen<P> {
     /// Publish the time to a vCPU's `vcpu_info.time` with the version
     /// protocol: odd while the fields change, even when consistent.
     pub fn update_vcpu_time(&self, d: DomId, v: usize) {
-        if v >= 32 {
-            return;
-        }
-        let Some(dd) = self.domains.get(&d) else { return };
+        let Some(vi) = self.vcpu_info_of(d, v) else { return };
         let scale = self.time_scale;
         let (tsc, now) = self.platform.tsc_and_now();
-        dd.shared_info.shared_info(&self.platform).publish_vcpu_time(v, tsc, now, scale.mul, scale.shift as i8);
+        vi.publish_time(tsc, now, scale.mul, scale.shift as i8);
     }
 
     /// Publish the wallclock at system time zero (`wc_sec`, `wc_nsec`).

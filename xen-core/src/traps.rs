@@ -71,6 +71,20 @@ impl<P: Platform> Xen<P> {
                 return next;
             }
         }
+        // Privileged instructions (port I/O, MSRs, control registers) fault
+        // with #GP(0) in ring 3: emulate those Xen emulates.
+        if vector == TRAP_GP_FAULT && regs.error_code == 0 {
+            if let Some(next) = self.emulate_privileged_op(regs) {
+                return next;
+            }
+        }
+        // A write to a present read-only page (not a fetch): perhaps one of
+        // the guest's own L1 tables (Xen's ptwr).
+        if vector == TRAP_PAGE_FAULT && regs.error_code & 0x13 == 0x3 {
+            if let Some(next) = self.ptwr_emulate(regs, cr2) {
+                return next;
+            }
+        }
         let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else { return Next::Idle };
         let kernel = vc.kernel_mode;
         let mut error_code = has_error_code(vector).then_some(regs.error_code);
@@ -113,8 +127,8 @@ impl<P: Platform> Xen<P> {
                 // and learns from the error code which mode faulted (both run
                 // in ring 3, so the CPU's U/S bit says nothing).
                 error_code = Some(if kernel { regs.error_code & !PFEC_USER } else { regs.error_code | PFEC_USER });
-                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info) {
-                    si.shared_info(&self.platform).set_cr2(v, cr2);
+                if let Some(vi) = self.vcpu_info_of(dom, v) {
+                    vi.set_cr2(cr2);
                 }
             }
             _ => {}
@@ -207,6 +221,7 @@ impl<P: Platform> Xen<P> {
         let Some((dom, v)) = self.current else { return Next::Idle };
         crate::error!("Domain {} (vcpu#{}) crashed on cpu#0:", dom.0, v);
         dump_guest_regs(regs);
+        self.dump_guest_stack(regs.rsp);
         self.domain_crash(dom);
         self.schedule(regs)
     }
@@ -227,7 +242,7 @@ impl<P: Platform> Xen<P> {
     pub(crate) fn create_bounce_frame(&mut self, regs: &mut GuestRegs, b: Bounce) -> bool {
         let Some((dom, v)) = self.current else { return false };
         let Some(d) = self.domains.get(&dom) else { return false };
-        let shared_info = d.shared_info;
+        let vinfo = d.vcpu_info(v);
         let from_kernel = d.vcpus[v].kernel_mode;
         if b.rip == 0 {
             return false;
@@ -241,7 +256,7 @@ impl<P: Platform> Xen<P> {
             self.domains[&dom].vcpus[v].kernel_sp
         };
         sp &= !15;
-        let saved_mask = shared_info.shared_info(&self.platform).upcall_mask(v);
+        let saved_mask = vinfo.map_or(1, |vi| vi.on(&self.platform).upcall_mask());
         let mut frame = [0u64; 8];
         let mut n = 0;
         let mut push = |x: u64| {
@@ -274,8 +289,8 @@ impl<P: Platform> Xen<P> {
             crate::error!("d{}v{}: fault writing an exception frame at {:#x}", dom.0, v, new_sp);
             return false;
         }
-        if b.mask_events {
-            shared_info.shared_info(&self.platform).set_upcall_mask(v, true);
+        if let Some(vi) = vinfo.filter(|_| b.mask_events) {
+            vi.on(&self.platform).set_upcall_mask(true);
         }
         regs.rflags &= !(RFLAGS_AC | RFLAGS_VM | RFLAGS_RF | RFLAGS_NT | RFLAGS_TF);
         regs.ss = FLAT_KERNEL_SS64 as u64;
@@ -283,6 +298,20 @@ impl<P: Platform> Xen<P> {
         regs.cs = FLAT_KERNEL_CS64 as u64;
         regs.rip = b.rip;
         true
+    }
+}
+
+impl<P: Platform> Xen<P> {
+    /// The words at the top of the guest's stack, as Xen's
+    /// `show_guest_stack` prints them (return addresses show the caller).
+    fn dump_guest_stack(&self, rsp: u64) {
+        let Some(g) = self.guest_mem() else { return };
+        crate::error!("Guest stack trace from rsp={:016x}:", rsp);
+        let words: alloc::vec::Vec<u64> = (0..12).map_while(|i| g.read_u64(rsp.wrapping_add(8 * i)).ok()).collect();
+        for row in words.chunks(4) {
+            let line: alloc::vec::Vec<alloc::string::String> = row.iter().map(|w| alloc::format!("{w:016x}")).collect();
+            crate::error!("   {}", line.join(" "));
+        }
     }
 }
 

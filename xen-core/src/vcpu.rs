@@ -107,6 +107,14 @@ pub struct Vcpu {
     pub poll_deadline: Option<u64>,
     /// Credit scheduler: what this vCPU may still run for (ns; negative: over).
     pub credit: i64,
+    /// Virtual IOPL and I/O bitmap (`physdev_op`), for port I/O emulation.
+    pub io: crate::emulate::io::VcpuIo,
+    /// `VCPUOP_register_runstate_memory_area`: guest address, 0 for none.
+    pub runstate_area: u64,
+    /// `VCPUOP_register_vcpu_info`: where its vcpu_info lives when the guest
+    /// moved it out of shared_info (the frame shared for writing, see
+    /// `vcpu_info.rs`).
+    pub vcpu_info: Option<crate::shared_info::VcpuInfoLoc>,
 }
 
 impl Vcpu {
@@ -136,6 +144,9 @@ impl Vcpu {
             periodic: None,
             poll_deadline: None,
             credit: 0,
+            io: Default::default(),
+            runstate_area: 0,
+            vcpu_info: None,
         }
     }
 

@@ -92,6 +92,12 @@ impl<P: Platform> Xen<P> {
     }
 
     /// Frames on the free list.
+    /// Hand RAM the boot code borrowed (the room Dom0's kernel was unpacked
+    /// in) to the frame allocator.
+    pub fn add_free_ram(&mut self, first: Mfn, count: u64) {
+        self.frames.add_free(first, count);
+    }
+
     pub fn free_frames(&self) -> u64 {
         self.frames.free_count()
     }
@@ -238,7 +244,7 @@ impl<P: Platform> Xen<P> {
                 // A non-canonical RIP takes the slow path, which gives
                 // the guest #GP instead of faulting on `iretq`.
                 if runs && flat && crate::return_path::iret_fault(frame).is_none() {
-                    if !dd.shared_info.shared_info(&self.platform).events_need_delivery(v) {
+                    if !dd.vcpu_info(v).is_some_and(|vi| vi.on(&self.platform).events_need_delivery()) {
                         frame.sanitize_for_guest();
                         return Next::Resume { cr3: vc.active_cr3(), flush_global: false };
                     }
@@ -279,6 +285,7 @@ impl<P: Platform> Xen<P> {
             self.update_vcpu_time(nd, nv);
             self.periodic_catch_up(nd, nv);
             self.set_runstate(nd, nv, RunState::Runnable);
+            self.update_runstate_area(nd, nv);
             // The one switched out is now merely runnable (or stays blocked/down).
             if let Some((d, v)) = cur {
                 if let Some(state) = self.domains.get(&d).and_then(|dd| dd.vcpus.get(v)).map(|vc| vc.state) {

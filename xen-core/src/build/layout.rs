@@ -31,11 +31,13 @@ pub struct Layout {
     pub v_end: u64,
 }
 
-/// Frames of `1 << shift` bytes needed to cover `[lo, hi)`.
+/// Frames of `1 << shift` bytes needed to cover `[lo, hi)`. Rounds by
+/// shifting, not by adding, so a kernel in the top 512 GiB (Linux's
+/// `__START_KERNEL_map`) cannot overflow it.
 fn nr(lo: u64, hi: u64, shift: u32) -> Option<u64> {
-    let size = 1u64 << shift;
-    let top = hi.checked_add(size - 1)? & !(size - 1);
-    top.checked_sub(lo & !(size - 1)).map(|n| n >> shift)
+    let mask = (1u64 << shift) - 1;
+    let top = (hi >> shift) + u64::from(hi & mask != 0);
+    top.checked_sub(lo >> shift)
 }
 
 /// `start_info` plus Dom0's VGA console info behind it (Xen reserves both).
@@ -114,6 +116,18 @@ mod tests {
         assert!(l.v_end - l.vstack_end >= 512 << 10);
         // 4 MiB from 0: one L4, one L3, one L2, two L1s.
         assert_eq!(l.nr_pt_pages, 5);
+    }
+
+    #[test]
+    fn a_kernel_in_the_top_512_gib_has_a_layout() {
+        // Debian's Linux 6.1: virt_base 0xffffffff80000000, kernel at +16 MiB.
+        let (base, k) = (0xffff_ffff_8000_0000u64, 0xffff_ffff_8100_0000u64);
+        let l = Layout::compute(base, k, k + (62 << 20), 2 << 20, 131072).unwrap();
+        assert!(l.v_end > l.vstack_end && l.v_end % (4 << 20) == 0);
+        // One L4, one L3, one L2 (all within 1 GiB), an L1 per 2 MiB.
+        assert_eq!(l.nr_pt_pages, 3 + (l.v_end - base) / (2 << 20));
+        assert_eq!(nr(0, u64::MAX, 39), Some(1 << 25));
+        assert_eq!(nr(u64::MAX - 5, u64::MAX, 21), Some(1));
     }
 
     #[test]

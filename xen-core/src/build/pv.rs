@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem::offset_of;
 
-use super::elf::{self, ElfError, KernelImage};
+use pv_image::elf::{self, ElfError, KernelImage};
 use super::layout::Layout;
 use crate::domain::{DomId, Domain, RunState, Vcpu};
 use crate::mm::pte::*;
@@ -206,9 +206,7 @@ fn construct<P: Platform>(
 
     // Every vCPU starts with events masked until the guest is ready (Xen sets
     // evtchn_upcall_mask in each vcpu_info).
-    for v in 0..hypercall_abi::shared_info::XEN_LEGACY_MAX_VCPUS {
-        shared_info.shared_info(p).set_upcall_mask(v, true);
-    }
+    shared_info.shared_info(p).mask_all_upcalls();
 
     let si = start_info_bytes(req, l, shared_info.mfn());
     copy_in(p, &p2m, l, l.vstartinfo_start, &si);
@@ -245,6 +243,7 @@ fn construct<P: Platform>(
         cap: 0,
         pause_count: 0,
         created_ns: 0,
+        io: Default::default(),
     };
     Ok(Built { domain, layout: *l, entry: plan.entry })
 }
@@ -358,7 +357,7 @@ fn log_arrangement(req: &BuildRequest, l: &Layout, entry: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::elf::test_image::{build, Note};
+    use pv_image::elf::test_image::{build, Note};
     use crate::guest_access::GuestMem;
     use crate::mm::MachineMemory;
     use crate::testing::HostPlatform;

@@ -11,9 +11,11 @@ use hypercall_abi::arch::*;
 use hypercall_abi::errno::Errno;
 
 /// `vm_assist` types accepted. On 64-bit PV the segment and PAE assists have
-/// nothing to do; `writable_pagetables` (emulated writes to page tables) and
-/// `m2p_strict` are not implemented and are refused rather than pretended.
+/// nothing to do; `writable_pagetables` turns on the emulation of writes to
+/// the guest's own L1 tables (`emulate::ptwr`); `m2p_strict` is not
+/// implemented and is refused rather than pretended.
 const VM_ASSIST_VALID: u64 = (1 << VMASST_TYPE_4gb_segments)
+    | (1 << VMASST_TYPE_writable_pagetables)
     | (1 << VMASST_TYPE_4gb_segments_notify)
     | (1 << VMASST_TYPE_pae_extended_cr3)
     | (1 << VMASST_TYPE_architectural_iopl)

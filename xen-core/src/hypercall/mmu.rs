@@ -60,6 +60,12 @@ impl<P: Platform> Xen<P> {
         let io_domain = self.domains.values().find(|d| d.privileged).map(|d| d.id);
         let mut mm = Mm::new(&self.platform, &mut self.frames, slots);
         mm.io_domain = io_domain;
+        // CPUID 0x80000008: the physical address width (36 if not given).
+        let paddr_bits = match self.platform.cpuid(0x8000_0008, 0)[0] & 0xff {
+            0 => 36,
+            b => b.min(52),
+        };
+        mm.iomem_end = Mfn(1 << (paddr_bits - 12));
         mm
     }
 
@@ -272,8 +278,18 @@ impl<P: Platform> Xen<P> {
                 mm.ft.put_page(src);
                 Ok(())
             }
-            // Descriptor tables arrive with the virtual-CPU work.
-            MMUEXT_SET_LDT => Err(Errno::EOPNOTSUPP),
+            // Xen's checks first; then an empty LDT (what Linux sets at boot
+            // and for every process that never calls modify_ldt) is the
+            // only kind xen-core has: a non-empty one is not supported.
+            MMUEXT_SET_LDT => {
+                if arg1 & 0xfff != 0 || !crate::mm::pte::guest_range_ok(arg1, arg2.saturating_mul(8)) || arg2 > 8192 {
+                    Err(Errno::EINVAL)
+                } else if arg2 == 0 {
+                    Ok(())
+                } else {
+                    Err(Errno::EOPNOTSUPP)
+                }
+            }
             // PV superpages are not supported (see mm::validate).
             MMUEXT_MARK_SUPER | MMUEXT_UNMARK_SUPER => Err(Errno::EOPNOTSUPP),
             _ => Err(Errno::ENOSYS),
@@ -283,7 +299,7 @@ impl<P: Platform> Xen<P> {
     /// Switch the current vCPU's kernel (or user) top-level table (Xen's
     /// `new_guest_cr3`): the new L4 is validated and referenced before the
     /// old one is let go.
-    fn new_guest_cr3(&mut self, mfn: Mfn, user: bool) -> Result<(), Errno> {
+    pub(crate) fn new_guest_cr3(&mut self, mfn: Mfn, user: bool) -> Result<(), Errno> {
         let (d, v) = self.current.ok_or(Errno::ESRCH)?;
         if user && mfn.0 == 0 {
             let old = self.domains.get_mut(&d).and_then(|d| d.vcpus.get_mut(v)).and_then(|vc| vc.user_cr3.take());

@@ -11,11 +11,14 @@ mod descriptor_tables;
 mod domctl;
 mod event_channel_op;
 mod grant_table_op;
+mod memory_map;
 mod memory_op;
 mod misc;
 mod mmu;
 mod multicall;
+mod physdev_op;
 mod sched_op;
+mod sched_op_compat;
 mod traps;
 mod vcpu_op;
 pub(crate) mod xen_version;
@@ -141,6 +144,7 @@ impl<P: Platform> Xen<P> {
             nr::UPDATE_VA_MAPPING_OTHERDOMAIN => self.do_update_va_mapping_otherdomain(args),
             nr::MMUEXT_OP => self.do_mmuext_op(args),
             nr::SCHED_OP => self.do_sched_op(args),
+            nr::SCHED_OP_COMPAT => self.do_sched_op_compat(args),
             nr::SET_TRAP_TABLE => self.do_set_trap_table(args),
             nr::SET_GDT => self.do_set_gdt(args),
             nr::STACK_SWITCH => self.do_stack_switch(args),
@@ -157,6 +161,7 @@ impl<P: Platform> Xen<P> {
             nr::GRANT_TABLE_OP => self.do_grant_table_op(args),
             nr::DOMCTL => self.do_domctl(args),
             nr::SYSCTL => self.do_sysctl(args),
+            nr::PHYSDEV_OP => self.do_physdev_op(args),
             nr::SET_TIMER_OP => {
                 let (d, v) = self.current.ok_or(Errno::ESRCH)?;
                 self.set_vcpu_timer(d, v, args[0]);

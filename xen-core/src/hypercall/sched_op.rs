@@ -19,8 +19,8 @@ impl<P: Platform> Xen<P> {
                 // Xen's do_block: enable event delivery first (a guest blocks
                 // with events masked to close the race with its own check),
                 // then sleep unless an event is already waiting.
-                if let Some(si) = self.domains.get(&dom).map(|d| d.shared_info) {
-                    si.shared_info(&self.platform).set_upcall_mask(v, false);
+                if let Some(vi) = self.vcpu_info_of(dom, v) {
+                    vi.set_upcall_mask(false);
                 }
                 if !self.events_need_delivery(v) {
                     self.set_runstate(dom, v, RunState::Blocked);

@@ -87,7 +87,9 @@ impl<P: Platform> Xen<P> {
         regs.rsp = rsp;
         regs.ss = ss | 3;
         // The event mask follows the IF the guest returned with.
-        self.domains[&d].shared_info.shared_info(&self.platform).set_upcall_mask(v, rflags & RFLAGS_IF == 0);
+        if let Some(vi) = self.vcpu_info_of(d, v) {
+            vi.set_upcall_mask(rflags & RFLAGS_IF == 0);
+        }
         self.schedule(regs)
     }
 

@@ -61,6 +61,18 @@ impl<P: Platform> Xen<P> {
                 ret(0)
             }
             VCPUOP_is_up => ret((self.domains[&d].vcpus[v].state != RunState::Down) as i64),
+            VCPUOP_register_vcpu_info => {
+                let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+                let mfn = g.read_u64(arg)?;
+                let offset = g.read_u32(arg.wrapping_add(8))? as u64;
+                self.register_vcpu_info(d, v, mfn, offset)?;
+                ret(0)
+            }
+            VCPUOP_register_runstate_memory_area => {
+                let addr = self.guest_mem().ok_or(Errno::ESRCH)?.read_u64(arg)?;
+                self.register_runstate_area(d, v, addr)?;
+                ret(0)
+            }
             VCPUOP_get_runstate_info => {
                 let r = self.runstate_now(d, v);
                 let mut b = [0u8; 48];

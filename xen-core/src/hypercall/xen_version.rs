@@ -66,7 +66,13 @@ impl<P: Platform> Xen<P> {
                 if idx != 0 {
                     return Err(Errno::EINVAL);
                 }
-                let mut submap = 1u32 << XENFEAT_pae_pgdir_above_4gb;
+                // Every feature Xen 4.17 reports to a PV guest (Linux
+                // panics without preserve_ad and map_avail_bits).
+                let mut submap = (1u32 << XENFEAT_pae_pgdir_above_4gb)
+                    | (1 << XENFEAT_mmu_pt_update_preserve_ad)
+                    | (1 << XENFEAT_highmem_assist)
+                    | (1 << XENFEAT_gnttab_map_avail_bits)
+                    | (1 << XENFEAT_memory_op_vnode_supported);
                 if privileged {
                     submap |= 1 << XENFEAT_dom0;
                 }

@@ -50,3 +50,25 @@ impl SharedPage {
         mem.write_u64(self.0, index, value)
     }
 }
+
+impl<M: MachineMemory> super::validate::Mm<'_, M> {
+    /// Share one of `dom`'s own frames with the hypervisor for writing
+    /// (`VCPUOP_register_vcpu_info`, Xen's `map_vcpu_info`): a general and
+    /// a `Writable` type reference, held until [`unshare_guest_frame`], so
+    /// the frame cannot become a page table or descriptor page while the
+    /// hypervisor writes into it. `-EINVAL` for a frame that is not the
+    /// domain's or cannot be typed writable, as Xen.
+    ///
+    /// [`unshare_guest_frame`]: super::validate::Mm::unshare_guest_frame
+    pub fn share_guest_frame(&mut self, mfn: Mfn, dom: crate::domain::DomId) -> Result<SharedPage, hypercall_abi::errno::Errno> {
+        self.get_page_and_type(mfn, dom, super::PageType::Writable).map_err(|_| hypercall_abi::errno::Errno::EINVAL)?;
+        Ok(SharedPage::new(mfn))
+    }
+
+    /// Drop what [`share_guest_frame`] took.
+    ///
+    /// [`share_guest_frame`]: super::validate::Mm::share_guest_frame
+    pub fn unshare_guest_frame(&mut self, page: SharedPage) {
+        self.put_page_and_type(page.mfn());
+    }
+}

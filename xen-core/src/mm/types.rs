@@ -28,3 +28,10 @@ pub const fn round_pgup(x: u64) -> u64 {
 pub const fn round_pgdown(x: u64) -> u64 {
     x & !(PAGE_SIZE - 1)
 }
+
+/// Machine frames of I/O memory no guest may map, Dom0 included: the local
+/// APIC and the MSI window (0xfee00000-0xfeefffff) and the first I/O APIC
+/// (0xfec00000), as Xen's `dom0_setup_permissions` denies them.
+pub fn hypervisor_iomem(mfn: crate::mm::Mfn) -> bool {
+    (0xfee00..=0xfeeff).contains(&mfn.0) || mfn.0 == 0xfec00
+}

@@ -73,11 +73,14 @@ pub struct Mm<'a, M: MachineMemory> {
     pub hv_slots: [u64; 16],
     /// The domain allowed to map legacy I/O memory (Dom0), if any.
     pub io_domain: Option<DomId>,
+    /// Frames from here up are beyond the machine's physical address width:
+    /// not even Dom0's I/O memory (Xen's iomem caps end there).
+    pub iomem_end: Mfn,
 }
 
 impl<'a, M: MachineMemory> Mm<'a, M> {
     pub fn new(mem: &'a M, ft: &'a mut FrameTable, hv_slots: [u64; 16]) -> Self {
-        Mm { mem, ft, hv_slots, io_domain: None }
+        Mm { mem, ft, hv_slots, io_domain: None, iomem_end: Mfn(0) }
     }
 
     fn owner(&self, mfn: Mfn) -> Option<DomId> {
@@ -212,10 +215,14 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 self.set_nr_validated(table, i);
                 return Err(Errno::ERESTART);
             }
-            let e = self.mem.read_u64(table, i);
+            let raw = self.mem.read_u64(table, i);
+            // Xen's adjust_guest_lNe on validation too, not only in
+            // mod_entry: a kernel that builds its own tables and pins them
+            // runs in ring 3, so every present entry is a user entry.
+            let e = if raw & _PAGE_PRESENT != 0 { raw | _PAGE_USER } else { raw };
             let checked = self.get_entry_ref(e, level, owner);
             if let Ok(adjusted) = checked {
-                if adjusted != e {
+                if adjusted != raw {
                     self.mem.write_u64(table, i, adjusted);
                 }
             }
@@ -309,6 +316,13 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
         let mfn = Mfn(entry_mfn(e));
         if level == 1 {
             match self.ft.get(mfn).map(|pg| pg.owner) {
+                // Not RAM: Dom0 may map the machine's I/O memory (ACPI
+                // tables, device registers) but not the interrupt
+                // controllers and MSI window the hypervisor keeps (Xen's
+                // iomem caps, dom0_setup_permissions).
+                None if self.io_domain == Some(pg_owner) && mfn < self.iomem_end && !crate::mm::types::hypervisor_iomem(mfn) => {
+                    return Ok(e)
+                }
                 None => return Err(Errno::EPERM),
                 Some(Owner::Io) if self.io_domain == Some(pg_owner) => return Ok(e | _PAGE_PCD | _PAGE_PWT),
                 _ => {}
@@ -335,7 +349,7 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
             return;
         }
         let mfn = Mfn(entry_mfn(e));
-        if level == 1 && self.ft.get(mfn).is_some_and(|pg| pg.owner == Owner::Io) {
+        if level == 1 && self.ft.get(mfn).is_none_or(|pg| pg.owner == Owner::Io) {
             return;
         }
         if level > 1 || e & _PAGE_RW != 0 {

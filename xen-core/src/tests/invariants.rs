@@ -28,6 +28,9 @@ pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
             mm.put_page_and_type(*f);
         }
     }
+    for loc in d.vcpus.iter().filter_map(|v| v.vcpu_info) {
+        mm.unshare_guest_frame(loc.page());
+    }
     let pinned: alloc::vec::Vec<Mfn> = mm.ft.iter().filter(|(_, pg)| pg.pinned && pg.owner == Owner::Dom(dom)).map(|(m, _)| m).collect();
     for m in pinned {
         mm.unpin(m, dom).expect("unpin");

@@ -366,3 +366,19 @@ fn a_long_mmuext_batch_is_preempted_and_resumed_with_its_done_count() {
     assert_eq!(rc, Errno::ENOSYS.to_ret(), "the last command is unknown");
     assert_eq!(w.xen.guest_mem().unwrap().read_u32(s + 0x400).unwrap(), (n - 1) as u32, "done across continuations");
 }
+
+/// Xen's adjust_guest_l1e on validation: a kernel (ring 3) that builds a
+/// table without _PAGE_USER and pins it must still be able to use it, so
+/// validation adds the bit, as mod_entry does for single updates.
+#[test]
+fn pinning_a_table_makes_its_present_entries_user_entries() {
+    let mut w = World::new();
+    let table = w.pfn(w.spare_pfn(0));
+    let data = w.pfn(w.spare_pfn(1));
+    w.xen.platform.write_u64(table, 0, data.maddr() | _PAGE_PRESENT | _PAGE_RW);
+    w.xen.platform.write_u64(table, 1, data.maddr()); // not present: untouched
+    assert_eq!(w.mmuext(MMUEXT_PIN_L1_TABLE, table.0, 0), 0);
+    assert_eq!(w.xen.platform.read_u64(table, 0), data.maddr() | _PAGE_PRESENT | _PAGE_RW | _PAGE_USER);
+    assert_eq!(w.xen.platform.read_u64(table, 1), data.maddr());
+    invariants_hold(&w);
+}

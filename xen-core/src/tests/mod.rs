@@ -3,11 +3,13 @@
 
 mod cpuid;
 mod domctl;
+mod emul_priv_op;
 mod events_props;
 mod gnttab_props;
 mod hypercall_fuzz;
 mod invariants;
 mod isolation;
+mod linux_abi;
 mod lifecycle;
 mod machine_safety;
 mod mmu_props;
@@ -16,7 +18,7 @@ mod vcpu_hostile;
 
 use alloc::vec::Vec;
 
-use crate::build::elf::test_image::{build, Note};
+use pv_image::elf::test_image::{build, Note};
 use crate::build::layout::Layout;
 use crate::build::{build_pv_domain, BuildRequest};
 use crate::domain::DomId;

@@ -32,9 +32,10 @@ pub struct Features {
     pub smap: bool,
 }
 
-pub fn init(syscall64: u64, syscall32: u64) -> Features {
+/// `allow_smep`/`allow_smap`: the `smep=`/`smap=` options.
+pub fn init(syscall64: u64, syscall32: u64, allow_smep: bool, allow_smap: bool) -> Features {
     let leaf7 = __cpuid_count(7, 0);
-    let f = Features { smep: leaf7.ebx & (1 << 7) != 0, smap: leaf7.ebx & (1 << 20) != 0 };
+    let f = Features { smep: allow_smep && leaf7.ebx & (1 << 7) != 0, smap: allow_smap && leaf7.ebx & (1 << 20) != 0 };
     let mut cr4 = Cr4::read() | Cr4Flags::PAGE_GLOBAL;
     // SMEP: ring 0 never executes guest (user) pages. SMAP: ring 0 never
     // reads or writes them by accident: every guest access goes through the

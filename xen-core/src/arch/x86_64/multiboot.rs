@@ -11,6 +11,8 @@ pub struct MemRegion {
     pub base: u64,
     pub len: u64,
     pub usable: bool,
+    /// The E820 type (1 RAM, 2 reserved, 3 ACPI, 4 ACPI NVS, 5 bad).
+    pub ty: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -82,12 +84,12 @@ pub fn parse(info_pa: u64) -> Info {
                     core::ptr::read_unaligned(phys::<u32>(e + 20)),
                 )
             };
-            let _ = memory.push(MemRegion { base, len: length, usable: ty == 1 });
+            let _ = memory.push(MemRegion { base, len: length, usable: ty == 1, ty });
             off += size as u64 + 4;
         }
     } else if flags & 1 != 0 {
-        let _ = memory.push(MemRegion { base: 0, len: (w(1) as u64) << 10, usable: true });
-        let _ = memory.push(MemRegion { base: 1 << 20, len: (w(2) as u64) << 10, usable: true });
+        let _ = memory.push(MemRegion { base: 0, len: (w(1) as u64) << 10, usable: true, ty: 1 });
+        let _ = memory.push(MemRegion { base: 1 << 20, len: (w(2) as u64) << 10, usable: true, ty: 1 });
     }
     let mut modules = Vec::new();
     let mut mods_pa = 0;

@@ -16,6 +16,8 @@ pub struct Machine {
     pub hypervisor_slots: [u64; 16],
     /// Machine address and length of the M2P table's storage.
     pub m2p: (u64, u64),
+    /// The firmware's memory map (base, length, E820 type), for Dom0.
+    pub e820: heapless::Vec<(u64, u64, u32), 128>,
 }
 
 impl Machine {
@@ -182,6 +184,37 @@ impl Platform for Machine {
 
     fn console_input_ready(&self) -> bool {
         super::serial::input_ready()
+    }
+
+    fn machine_memory_map(&self) -> alloc::vec::Vec<(u64, u64, u32)> {
+        self.e820.iter().copied().collect()
+    }
+
+    fn ioport_read(&self, port: u16, bytes: u8) -> u32 {
+        use x86_64::instructions::port::Port;
+        // SAFETY: the core lets only Dom0 reach a port, never one the
+        // hypervisor drives (`emulate::io::HYPERVISOR_PORTS`); port I/O
+        // touches no memory (Dom0 is trusted with DMA-capable devices, as
+        // under Xen without an IOMMU).
+        unsafe {
+            match bytes {
+                1 => Port::<u8>::new(port).read() as u32,
+                2 => Port::<u16>::new(port).read() as u32,
+                _ => Port::<u32>::new(port).read(),
+            }
+        }
+    }
+
+    fn ioport_write(&self, port: u16, bytes: u8, value: u32) {
+        use x86_64::instructions::port::Port;
+        // SAFETY: as for `ioport_read`.
+        unsafe {
+            match bytes {
+                1 => Port::<u8>::new(port).write(value as u8),
+                2 => Port::<u16>::new(port).write(value as u16),
+                _ => Port::<u32>::new(port).write(value),
+            }
+        }
     }
 
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {

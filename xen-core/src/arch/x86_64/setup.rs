@@ -36,11 +36,20 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
     xen_core::info!("xen-core {} (Xen {}.{} x86-64 PV ABI)", env!("CARGO_PKG_VERSION"), 4, 17);
     xen_core::info!("Command line: {}", cmdline);
 
-    let reserved = reserved_ranges(&info, info_pa);
+    let mut reserved = reserved_ranges(&info, info_pa);
     let (heap_start, heap_size) = choose_heap(&info, &reserved).unwrap_or_else(|| traps::fatal("no RAM for the heap"));
     // SAFETY: the range is usable RAM outside every reserved range, below
     // 4 GiB (direct-mapped by the boot tables), and given to nobody else.
     unsafe { heap::init(phys_to_virt(heap_start), heap_size) };
+    let _ = reserved.push((heap_start, heap_start + heap_size));
+    // A bzImage Dom0 kernel is unpacked into free RAM set aside until Dom0
+    // is built, then handed to the frame allocator (Linux 6.1 needs 63 MiB
+    // plus a 32 MiB XZ dictionary: more than the heap).
+    let unpack_room = unpack_room_size(&info).map(|size| {
+        let start = highest_free(&info, &reserved, size).unwrap_or_else(|| traps::fatal("no RAM to unpack the Dom0 kernel"));
+        let _ = reserved.push((start, start + size));
+        (start, size)
+    });
 
     xen_core::info!("Xen-e820 RAM map:");
     for r in &info.memory {
@@ -49,7 +58,12 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
 
     descriptors::init(stack::stack_top(), stack::ist_tops(), entry::idt_stubs_addr(), entry::STUB_SIZE);
     mask_legacy_pic();
-    let features = super::cpu::init(entry::syscall_entry as *const () as u64, entry::syscall32_entry as *const () as u64);
+    let features = super::cpu::init(
+        entry::syscall_entry as *const () as u64,
+        entry::syscall32_entry as *const () as u64,
+        opts.smep,
+        opts.smap,
+    );
     xen_core::info!("CPU: SMEP {}, SMAP {}", on_off(features.smep), on_off(features.smap));
     let khz = super::time::calibrate();
     xen_core::info!("Detected {}.{:03} MHz processor (TSC)", khz / 1000, khz % 1000);
@@ -58,9 +72,7 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
 
     let ram_top = info.memory.iter().filter(|r| r.usable).map(|r| r.base + r.len).max().unwrap_or(0);
     let mut frames = FrameTable::new(ram_top / PAGE_SIZE);
-    let mut busy = reserved.clone();
-    let _ = busy.push((heap_start, heap_start + heap_size));
-    add_free_ram(&mut frames, &info.memory, &busy);
+    add_free_ram(&mut frames, &info.memory, &reserved);
     // Below 1 MiB: legacy I/O memory Dom0 may map (Xen's dom_io).
     frames.set_io(Mfn(0), 256);
     xen_core::info!(
@@ -83,9 +95,13 @@ pub extern "C" fn xen_start(magic: u64, info_pa: u64) -> ! {
     let m2p_len = (m2p_entries as u64 * 8).next_multiple_of(4096);
     let mut slots = slots;
     slots[0] = super::paging::map_m2p(m2p_pa, m2p_len, alloc_table_frame);
-    let machine = Machine { nr_frames: frames.len(), hypervisor_slots: slots, m2p: (m2p_pa, m2p_len) };
+    let e820 = info.memory.iter().map(|r| (r.base, r.len, r.ty)).collect();
+    let machine = Machine { nr_frames: frames.len(), hypervisor_slots: slots, m2p: (m2p_pa, m2p_len), e820 };
     let mut xen = Xen::new(machine, frames, cmdline);
-    let dom0 = build_dom0(&mut xen, &info, &opts);
+    let dom0 = build_dom0(&mut xen, &info, &opts, unpack_room);
+    if let Some((start, size)) = unpack_room {
+        xen.add_free_ram(Mfn(start / PAGE_SIZE), size / PAGE_SIZE);
+    }
     let (regs, cr3) = xen.start(dom0).unwrap_or_else(|| traps::fatal("Dom0 has no vCPU"));
     *traps::XEN.lock() = Some(xen);
     xen_core::info!("Starting Dom0 at {:#x}", regs.rip);
@@ -116,14 +132,44 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-fn build_dom0(xen: &mut Xen<Machine>, info: &multiboot::Info, opts: &Options) -> DomId {
+/// Bytes to set aside for unpacking the Dom0 kernel, if it is a bzImage.
+fn unpack_room_size(info: &multiboot::Info) -> Option<u64> {
+    let kmod = info.modules.first()?;
+    // SAFETY: as in `build_dom0`: module memory is reserved, direct-mapped
+    // and never written.
+    let kernel = unsafe { core::slice::from_raw_parts(phys_to_virt(kmod.start) as *const u8, (kmod.end - kmod.start) as usize) };
+    let p = xen_core::build::bzimage_payload(kernel)?.ok()?;
+    let scratch = p.scratch_len().ok()? as u64;
+    Some((p.unpacked_len as u64 + scratch).next_multiple_of(2 << 20))
+}
+
+fn build_dom0(xen: &mut Xen<Machine>, info: &multiboot::Info, opts: &Options, room: Option<(u64, u64)>) -> DomId {
     let Some(kmod) = info.modules.first() else { traps::fatal("no Dom0 kernel: give one as the first module (-initrd)") };
     let slice = |m: &multiboot::Module| {
         // SAFETY: module memory is reserved (never in the frame allocator),
         // below 4 GiB and so direct-mapped, and never written.
         unsafe { core::slice::from_raw_parts(phys_to_virt(m.start) as *const u8, (m.end - m.start) as usize) }
     };
-    let kernel = slice(kmod);
+    let mut kernel = slice(kmod);
+    if let Some(payload) = xen_core::build::bzimage_payload(kernel) {
+        let unpacked = payload.and_then(|p| {
+            xen_core::info!("Dom0 kernel: bzImage, {}-compressed, {} bytes unpacked", p.compression.name(), p.unpacked_len);
+            let (start, size) = room.ok_or(pv_image::ImageError::OutputTooSmall)?;
+            // SAFETY: `room` is free RAM set aside for this alone (outside the
+            // heap, the frame allocator and every module), below 4 GiB and so
+            // direct-mapped; nothing else refers to it until it is freed
+            // after Dom0 is built.
+            let room = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(start) as *mut u8, size as usize) };
+            xen_core::build::unpack(&p, room)
+        });
+        match unpacked {
+            Ok(elf) => kernel = elf,
+            Err(e) => {
+                xen_core::error!("Could not construct Dom0: bad kernel image: {}", e);
+                traps::fatal("Could not set up DOM0 guest OS")
+            }
+        }
+    }
     let module = info.modules.get(1).map(slice);
     let dom0_cmdline = strip_image_name(multiboot::cstr(kmod.string, 4096));
     let free = xen.free_frames();
@@ -185,6 +231,11 @@ fn overlaps(lo: u64, hi: u64, busy: &[(u64, u64)]) -> bool {
 fn choose_heap(info: &multiboot::Info, busy: &[(u64, u64)]) -> Option<(u64, u64)> {
     let ram: u64 = info.memory.iter().filter(|r| r.usable).map(|r| r.len).sum();
     let size = (ram / 32).clamp(8 << 20, 256 << 20) & !0x1f_ffff;
+    highest_free(info, busy, size).map(|s| (s, size))
+}
+
+/// The highest free, 2 MiB-aligned stretch of `size` bytes below 4 GiB.
+fn highest_free(info: &multiboot::Info, busy: &[(u64, u64)], size: u64) -> Option<u64> {
     let mut best = None;
     for r in info.memory.iter().filter(|r| r.usable) {
         let hi = (r.base + r.len).min(BOOT_MAPPED) & !0x1f_ffff;
@@ -200,7 +251,7 @@ fn choose_heap(info: &multiboot::Info, busy: &[(u64, u64)]) -> Option<(u64, u64)
             };
         }
     }
-    best.map(|s| (s, size))
+    best
 }
 
 fn add_free_ram(frames: &mut FrameTable, memory: &[MemRegion], busy: &[(u64, u64)]) {

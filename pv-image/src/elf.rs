@@ -1,12 +1,12 @@
-//! The parts of a PV kernel's ELF image the builder needs: loadable segments
-//! and the `Xen` ELF notes (`elfnote.h`), checked against the image's bounds.
+//! The parts of a PV kernel's ELF image a builder needs: loadable segments
+//! and the `Xen` ELF notes (`elfnote.h`), checked against the image's bounds
+//! (Xen's `libelf`). Kernels xen-core cannot run are named, not just refused:
+//! 32-bit PV, legacy `__xen_guest` section kernels, PVH-only kernels.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use hypercall_abi::elfnote::*;
-use xmas_elf::program::Type;
-use xmas_elf::ElfFile;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
@@ -29,6 +29,7 @@ pub struct XenNotes {
     pub features: Option<String>,
     pub mod_start_pfn: bool,
     pub init_p2m: Option<u64>,
+    pub phys32_entry: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -42,9 +43,15 @@ pub struct KernelImage {
 pub enum ElfError {
     NotElf,
     NotX86_64Executable,
+    /// An ELF32 image: a 32-bit PV kernel (Xen's PV32, not offered).
+    ThirtyTwoBit,
     BadSegment,
     NoLoadableSegments,
     NoXenNotes,
+    /// Only the pre-Xen-3.0 `__xen_guest` section, no ELF notes.
+    LegacyXenGuest,
+    /// Only a PVH entry point (`PHYS32_ENTRY`), no PV entry.
+    PvhOnly,
     BadNote,
 }
 
@@ -53,54 +60,73 @@ impl core::fmt::Display for ElfError {
         f.write_str(match self {
             ElfError::NotElf => "not an ELF image",
             ElfError::NotX86_64Executable => "not an x86-64 executable",
+            ElfError::ThirtyTwoBit => "a 32-bit kernel: 32-bit PV guests are not supported (64-bit PV only)",
             ElfError::BadSegment => "a segment lies outside the image",
             ElfError::NoLoadableSegments => "no loadable segments",
             ElfError::NoXenNotes => "no Xen ELF notes (not a PV kernel)",
+            ElfError::LegacyXenGuest => {
+                "only a legacy __xen_guest section, no Xen ELF notes: pre-3.0 PV kernels are not supported (Xen 4.17 refuses them too)"
+            }
+            ElfError::PvhOnly => "a PVH-only kernel (PHYS32_ENTRY, no PV entry point): PVH guests are not supported",
             ElfError::BadNote => "malformed ELF note",
         })
     }
 }
 
-/// xmas-elf trusts the header's program-header table to lie inside the image
-/// and panics otherwise; check that first (64-byte header, 56-byte entries).
-fn phdrs_in_bounds(image: &[u8]) -> bool {
-    if image.len() < 64 || image[..4] != [0x7f, b'E', b'L', b'F'] || image[4] != 2 {
-        return false;
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([image[o], image[o + 1]]) as u64;
-    let phoff = u64::from_le_bytes(image[32..40].try_into().unwrap_or([0xff; 8]));
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
-    phentsize == 56 && phoff.checked_add(phnum * 56).is_some_and(|end| end <= image.len() as u64)
+/// A little-endian field of `n` bytes at `at`, if the image holds it.
+fn field(image: &[u8], at: u64, n: usize) -> Option<u64> {
+    let at = usize::try_from(at).ok()?;
+    let b = image.get(at..at.checked_add(n)?)?;
+    let mut v = [0u8; 8];
+    v[..n].copy_from_slice(b);
+    Some(u64::from_le_bytes(v))
 }
 
+const PT_LOAD: u64 = 1;
+const PT_NOTE: u64 = 4;
+const ET_EXEC: u64 = 2;
+const EM_X86_64: u64 = 62;
+
+/// The ELF64 header and program headers are read field by field with
+/// bounds checks, not through `xmas-elf`: it asserts on a header table
+/// that is out of bounds or not 8-byte aligned in memory, which the
+/// property tests reach with a flipped byte.
 pub fn parse(image: &[u8]) -> Result<KernelImage, ElfError> {
-    if !phdrs_in_bounds(image) {
+    if image.len() < 64 || image[..4] != [0x7f, b'E', b'L', b'F'] {
         return Err(ElfError::NotElf);
     }
-    let elf = ElfFile::new(image).map_err(|_| ElfError::NotElf)?;
-    let h = &elf.header;
-    if h.pt1.class() != xmas_elf::header::Class::SixtyFour
-        || h.pt2.machine().as_machine() != xmas_elf::header::Machine::X86_64
-        || h.pt2.type_().as_type() != xmas_elf::header::Type::Executable
-    {
+    match image[4] {
+        1 => return Err(ElfError::ThirtyTwoBit),
+        2 => {}
+        _ => return Err(ElfError::NotElf),
+    }
+    let hdr = |at: u64, n: usize| field(image, at, n).ok_or(ElfError::NotElf);
+    if image[5] != 1 || hdr(16, 2)? != ET_EXEC || hdr(18, 2)? != EM_X86_64 {
         return Err(ElfError::NotX86_64Executable);
+    }
+    let entry = hdr(24, 8)?;
+    let (phoff, phentsize, phnum) = (hdr(32, 8)?, hdr(54, 2)?, hdr(56, 2)?);
+    if phentsize != 56 || phoff.checked_add(phnum * 56).is_none_or(|end| end > image.len() as u64) {
+        return Err(ElfError::NotElf);
     }
     let mut segments = Vec::new();
     let mut notes = XenNotes::default();
     let mut saw_note = false;
-    for ph in elf.program_iter() {
-        let (offset, filesz) = (ph.offset(), ph.file_size());
+    for i in 0..phnum {
+        let ph = phoff + i * 56;
+        let f = |off: u64, n: usize| field(image, ph + off, n).ok_or(ElfError::NotElf);
+        let (ty, offset, paddr, filesz, memsz) = (f(0, 4)?, f(8, 8)?, f(24, 8)?, f(32, 8)?, f(40, 8)?);
         let in_image = offset.checked_add(filesz).is_some_and(|end| end <= image.len() as u64);
-        match ph.get_type() {
-            Ok(Type::Load) => {
-                if !in_image || ph.mem_size() < filesz || ph.physical_addr().checked_add(ph.mem_size()).is_none() {
+        match ty {
+            PT_LOAD => {
+                if !in_image || memsz < filesz || paddr.checked_add(memsz).is_none() {
                     return Err(ElfError::BadSegment);
                 }
-                if ph.mem_size() > 0 {
-                    segments.push(Segment { paddr: ph.physical_addr(), offset, filesz, memsz: ph.mem_size() });
+                if memsz > 0 {
+                    segments.push(Segment { paddr, offset, filesz, memsz });
                 }
             }
-            Ok(Type::Note) => {
+            PT_NOTE => {
                 if !in_image {
                     return Err(ElfError::BadSegment);
                 }
@@ -113,9 +139,37 @@ pub fn parse(image: &[u8]) -> Result<KernelImage, ElfError> {
         return Err(ElfError::NoLoadableSegments);
     }
     if !saw_note {
-        return Err(ElfError::NoXenNotes);
+        return Err(if has_section(image, b"__xen_guest") { ElfError::LegacyXenGuest } else { ElfError::NoXenNotes });
     }
-    Ok(KernelImage { entry: h.pt2.entry_point(), segments, notes })
+    if notes.phys32_entry.is_some() && notes.entry.is_none() && notes.hypercall_page.is_none() {
+        return Err(ElfError::PvhOnly);
+    }
+    Ok(KernelImage { entry, segments, notes })
+}
+
+/// Whether the image has a section called `name`, read without trusting
+/// any offset (a section table or name outside the image: no).
+fn has_section(image: &[u8], name: &[u8]) -> bool {
+    let rd = |o: usize, n: usize| -> Option<u64> {
+        let b = image.get(o..o.checked_add(n)?)?;
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(b);
+        Some(u64::from_le_bytes(v))
+    };
+    let Some(shoff) = rd(40, 8) else { return false };
+    let (Some(shentsize), Some(shnum), Some(shstrndx)) = (rd(58, 2), rd(60, 2), rd(62, 2)) else { return false };
+    if shentsize != 64 || shstrndx >= shnum {
+        return false;
+    }
+    let sh = |i: u64| usize::try_from(shoff.checked_add(i * 64)?).ok();
+    let Some(strtab) = sh(shstrndx).and_then(|o| rd(o + 24, 8)) else { return false };
+    (0..shnum).any(|i| {
+        let Some(o) = sh(i) else { return false };
+        let Some(at) = rd(o, 4).and_then(|n| strtab.checked_add(n)).and_then(|a| usize::try_from(a).ok()) else {
+            return false;
+        };
+        image.get(at..).is_some_and(|s| s.starts_with(name) && s.get(name.len()) == Some(&0))
+    })
 }
 
 /// Walk one note segment; returns whether any `Xen` note was present.
@@ -167,6 +221,7 @@ fn record(ty: u32, desc: &[u8], n: &mut XenNotes) {
         XEN_ELFNOTE_FEATURES => n.features = text(),
         XEN_ELFNOTE_MOD_START_PFN => n.mod_start_pfn = num().unwrap_or(0) != 0,
         XEN_ELFNOTE_INIT_P2M => n.init_p2m = num(),
+        XEN_ELFNOTE_PHYS32_ENTRY => n.phys32_entry = num(),
         _ => {}
     }
 }
@@ -177,7 +232,6 @@ pub fn required_features(features: &str) -> impl Iterator<Item = &str> {
     features.split('|').filter_map(|f| f.strip_prefix('!')).filter(|f| !f.is_empty())
 }
 
-#[cfg(any(test, feature = "testing"))]
 pub mod test_image {
     //! Hand-made ELF images for builder tests.
     use alloc::vec::Vec;

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Provide Debian's stock Linux 6.1 (a Xen PV kernel nobody here wrote) and a
+# tiny busybox initramfs at .cache/linux/, the same way fetch-xen.sh provides
+# Xen 4.17: `apt-get download` + `dpkg -x`, nothing else downloaded, nothing
+# committed. Idempotent.
+#
+#   .cache/linux/vmlinuz        the kernel's bzImage (XZ payload, CONFIG_XEN_PV=y)
+#   .cache/linux/initrd.cpio    busybox /init: mounts proc and sysfs, prints
+#                               "linux-init: reached /init" and what
+#                               /sys/hypervisor says, then powers off
+#   .cache/linux/version        the two package files it came from
+#
+#   scripts/fetch-linux.sh          # prints the directory on stdout
+#   scripts/fetch-linux.sh --help
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+case ${1:-} in
+-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+
+cache=.cache/linux
+if [ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.cpio" ]; then
+    echo "fetch-linux: $cache already present" >&2
+    echo "$cache"
+    exit 0
+fi
+
+sudo=
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+mkdir -p "$cache"
+work=$(realpath "$(mktemp -d "$cache/fetch.XXXXXX")")
+trap 'rm -rf "$work"' EXIT
+chmod 777 "$work"
+
+# The newest linux-image-6.1.0-N-amd64-unsigned the package lists know.
+pick_kernel() {
+    apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' 2>/dev/null |
+        awk '{print $1}' | sort -t- -k4,4n | tail -n1
+}
+kpkg=$(pick_kernel)
+if [ -z "$kpkg" ]; then
+    echo "fetch-linux: apt-get update (package lists missing or stale)" >&2
+    $sudo apt-get update -qq >&2
+    kpkg=$(pick_kernel)
+fi
+[ -n "$kpkg" ] || { echo "fetch-linux: no linux-image-6.1.0-*-amd64-unsigned in the package lists" >&2; exit 1; }
+
+for pkg in "$kpkg" busybox-static; do
+    echo "fetch-linux: apt-get download $pkg" >&2
+    (cd "$work" && apt-get download "$pkg") >&2
+done
+for deb in "$work"/*.deb; do
+    dpkg -x "$deb" "$work/root"
+done
+vmlinuz=$(ls "$work"/root/boot/vmlinuz-* | head -n1)
+busybox=$work/root/bin/busybox
+[ -x "$busybox" ] || { echo "fetch-linux: no bin/busybox in busybox-static" >&2; exit 1; }
+
+# The initramfs: busybox and an /init script.
+rd=$work/initrd
+mkdir -p "$rd/bin" "$rd/proc" "$rd/sys" "$rd/dev"
+cp "$busybox" "$rd/bin/busybox"
+cat > "$rd/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+echo "linux-init: reached /init"
+echo "linux-init: hypervisor type $(cat /sys/hypervisor/type 2>/dev/null)"
+echo "linux-init: hypervisor version $(cat /sys/hypervisor/version/major 2>/dev/null).$(cat /sys/hypervisor/version/minor 2>/dev/null)"
+echo "linux-init: powering off"
+poweroff -f
+INIT
+chmod 755 "$rd/init"
+# busybox's own cpio writes the newc archive: nothing more to install.
+(cd "$rd" && find . | "$busybox" cpio -o -H newc) > "$work/initrd.cpio" 2>/dev/null
+
+cp "$vmlinuz" "$cache/vmlinuz"
+mv "$work/initrd.cpio" "$cache/initrd.cpio"
+(cd "$work" && ls *.deb) > "$cache/version"
+echo "fetch-linux: ready: $cache ($(tr '\n' ' ' < "$cache/version"))" >&2
+echo "$cache"
