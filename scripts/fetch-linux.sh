@@ -16,7 +16,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case ${1:-} in
--h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h|--help)
+    echo "Usage: scripts/fetch-linux.sh [--help]"
+    echo
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0 ;;
 esac
 
 cache=.cache/linux
