@@ -728,8 +728,9 @@ pub fn audit_frame_table(xen: &Xen<HostPlatform>) -> Result<(), String> {
             add(mfn, 0, 1);
         }
         if pg.partial {
-            // The type reference left for whoever resumes the validation.
-            add(mfn, 0, 1);
+            // The type reference left for whoever resumes the validation,
+            // and the general reference the partial state holds.
+            add(mfn, 1, 1);
         }
         let Some(level) = level_of(pg.ty).filter(|_| pg.type_count > 0) else { continue };
         let Owner::Dom(owner) = pg.owner else { return Err(alloc::format!("table {mfn:?} not owned by a domain")) };
