@@ -1020,7 +1020,10 @@ pub fn audit_tables(xen: &Xen<HostPlatform>, mfns: &[u32]) -> Result<(), String>
         let Some(level) = level_of(pg.ty).filter(|_| pg.type_count > 0) else { continue };
         let Owner::Dom(owner) = pg.owner else { return Err(format!("table {mfn:?} not owned by a domain")) };
         let privileged = xen.domains.get(&owner).is_some_and(|d| d.privileged);
-        for i in 0..512usize {
+        // A table whose validation was preempted is no table yet (nothing
+        // can link or load it): only its validated entries are its own.
+        let validated = if pg.partial { pg.nr_validated as usize } else { 512 };
+        for i in 0..validated {
             if level == 4 && (256..272).contains(&i) {
                 continue;
             }
