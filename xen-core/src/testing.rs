@@ -759,9 +759,10 @@ pub fn audit_frame_table(xen: &Xen<HostPlatform>) -> Result<(), String> {
                 }
                 continue;
             }
-            // Invariant 3: only own frames (Dom0 may hold foreign mappings).
+            // Invariant 3: only own frames (Dom0 may hold foreign mappings,
+            // which outlive the foreign domain: its frame is then Dead).
             let granted = level == 1 && e & crate::gnttab::PTE_GRANT_MAPPING != 0;
-            if tp.owner != Owner::Dom(owner) && !((privileged || granted) && level == 1 && matches!(tp.owner, Owner::Dom(_))) {
+            if tp.owner != Owner::Dom(owner) && !((privileged || granted) && level == 1 && matches!(tp.owner, Owner::Dom(_) | Owner::Dead)) {
                 return Err(alloc::format!("L{level} {mfn:?}[{i}] maps {t:?} owned by {:?}", tp.owner));
             }
             let needed = match level {
