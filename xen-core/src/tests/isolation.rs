@@ -484,3 +484,36 @@ fn a_partially_validated_table_given_back_is_not_freed() {
     assert!(w.xen.frames.free_count() > free);
     invariants_hold(&w);
 }
+
+/// A guest that maps one of its own grants into every free L1 slot it
+/// has grew the maptrack without bound, until the hypervisor's heap ran
+/// out and an allocation failed (a panic, the whole machine down). The
+/// number of mappings a domain holds is bounded as Xen's
+/// `max_maptrack_frames` bounds it: the next map fails with
+/// `GNTST_no_device_space`, maps nothing, and a freed handle is reused.
+#[test]
+fn grant_mappings_per_domain_are_bounded() {
+    use crate::gnttab::{MapTrack, MAX_MAPTRACK};
+    use hypercall_abi::grant::{GNTST_no_device_space, GNTST_okay, GTF_permit_access};
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let page = w.pfn(w.spare_pfn(0));
+    assert_eq!(w.setup_grants(1).0, GNTST_okay);
+    w.grant(1, 3, 1, page, GTF_permit_access);
+    let va = w.scratch + 0x2000;
+    let (st, h) = w.map_grant(va, 0x7ff0, 3, false);
+    assert_eq!(st, GNTST_okay);
+    assert_eq!(w.unmap_grant(va, h), GNTST_okay);
+    // Stand-ins for the mappings of every other slot the guest could fill.
+    let t = MapTrack { granter: DomId(9), gref: 0, frame: Mfn(0), host_addr: 0, readonly: true, l1: Mfn(0), index: 0 };
+    w.xen.domains.get_mut(&me).unwrap().gnttab.maptrack = alloc::vec![Some(t); MAX_MAPTRACK];
+    let before = w.xen.platform.read_u64(w.l1e_maddr(va).0, l1_index(va));
+    let (st, _) = w.map_grant(va, 0x7ff0, 3, false);
+    assert_eq!(st, GNTST_no_device_space);
+    assert_eq!(w.xen.platform.read_u64(w.l1e_maddr(va).0, l1_index(va)), before, "nothing mapped");
+    assert_eq!(w.xen.domains[&me].gnttab.maptrack.len(), MAX_MAPTRACK);
+    w.xen.domains.get_mut(&me).unwrap().gnttab.maptrack[7] = None;
+    let (st, h) = w.map_grant(va, 0x7ff0, 3, false);
+    assert_eq!((st, h), (GNTST_okay, 7), "a freed handle is reused");
+    assert_eq!(w.unmap_grant(va, h), GNTST_okay);
+}
