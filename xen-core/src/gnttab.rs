@@ -21,6 +21,12 @@ use crate::mm::{Mfn, SharedPage};
 pub const MAX_GRANT_FRAMES: u32 = 32;
 pub const ENTRIES_PER_FRAME: u32 = 512;
 
+/// Grant mappings a domain may hold at once: Xen's default
+/// `max_maptrack_frames` (1024) of 256 handles each. Without a bound a
+/// guest mapping one of its own grants into every free L1 slot grows the
+/// hypervisor's heap until an allocation fails.
+pub const MAX_MAPTRACK: usize = 1024 * 256;
+
 /// Software bit 62 of a PTE: the hypervisor installed this entry for a
 /// grant mapping. Guests can never set it (it is outside the bits
 /// `mm::validate` accepts), so no guest can forge one.
@@ -68,6 +74,15 @@ impl GrantTable {
     pub fn entry_location(&self, gref: u32) -> Option<(SharedPage, usize)> {
         let f = *self.frames.get((gref / ENTRIES_PER_FRAME) as usize)?;
         Some((f, (gref % ENTRIES_PER_FRAME) as usize * core::mem::size_of::<hypercall_abi::grant::GrantEntryV1>()))
+    }
+
+    /// Whether [`new_handle`] has a slot to give without growing past
+    /// [`MAX_MAPTRACK`] or failing to allocate (Xen's
+    /// `get_maptrack_handle` failing).
+    ///
+    /// [`new_handle`]: GrantTable::new_handle
+    pub fn handle_available(&mut self) -> bool {
+        self.maptrack.iter().any(|m| m.is_none()) || (self.maptrack.len() < MAX_MAPTRACK && self.maptrack.try_reserve(1).is_ok())
     }
 
     pub fn new_handle(&mut self, t: MapTrack) -> u32 {

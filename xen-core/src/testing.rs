@@ -728,8 +728,9 @@ pub fn audit_frame_table(xen: &Xen<HostPlatform>) -> Result<(), String> {
             add(mfn, 0, 1);
         }
         if pg.partial {
-            // The type reference left for whoever resumes the validation.
-            add(mfn, 0, 1);
+            // The type reference left for whoever resumes the validation,
+            // and the general reference the partial state holds.
+            add(mfn, 1, 1);
         }
         let Some(level) = level_of(pg.ty).filter(|_| pg.type_count > 0) else { continue };
         let Owner::Dom(owner) = pg.owner else { return Err(alloc::format!("table {mfn:?} not owned by a domain")) };
@@ -758,9 +759,10 @@ pub fn audit_frame_table(xen: &Xen<HostPlatform>) -> Result<(), String> {
                 }
                 continue;
             }
-            // Invariant 3: only own frames (Dom0 may hold foreign mappings).
+            // Invariant 3: only own frames (Dom0 may hold foreign mappings,
+            // which outlive the foreign domain: its frame is then Dead).
             let granted = level == 1 && e & crate::gnttab::PTE_GRANT_MAPPING != 0;
-            if tp.owner != Owner::Dom(owner) && !((privileged || granted) && level == 1 && matches!(tp.owner, Owner::Dom(_))) {
+            if tp.owner != Owner::Dom(owner) && !((privileged || granted) && level == 1 && matches!(tp.owner, Owner::Dom(_) | Owner::Dead)) {
                 return Err(alloc::format!("L{level} {mfn:?}[{i}] maps {t:?} owned by {:?}", tp.owner));
             }
             let needed = match level {
@@ -1019,7 +1021,10 @@ pub fn audit_tables(xen: &Xen<HostPlatform>, mfns: &[u32]) -> Result<(), String>
         let Some(level) = level_of(pg.ty).filter(|_| pg.type_count > 0) else { continue };
         let Owner::Dom(owner) = pg.owner else { return Err(format!("table {mfn:?} not owned by a domain")) };
         let privileged = xen.domains.get(&owner).is_some_and(|d| d.privileged);
-        for i in 0..512usize {
+        // A table whose validation was preempted is no table yet (nothing
+        // can link or load it): only its validated entries are its own.
+        let validated = if pg.partial { pg.nr_validated as usize } else { 512 };
+        for i in 0..validated {
             if level == 4 && (256..272).contains(&i) {
                 continue;
             }

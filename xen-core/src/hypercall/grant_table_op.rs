@@ -207,6 +207,12 @@ impl<P: Platform> Xen<P> {
         }
         let readonly = flags & GNTMAP_readonly != 0;
         let (_, _, frame) = self.grant_entry(granter, gref, !readonly)?;
+        // A handle first, as Xen's map_grant_ref: nothing is mapped when
+        // none is left.
+        if !self.domains.get_mut(&me).is_some_and(|d| d.gnttab.handle_available()) {
+            crate::gdprintk!("d{}: failed to obtain maptrack handle", me.0);
+            return Err(GNTST_no_device_space);
+        }
         let (l1, index) = self.l1_slot_of(host_addr & !0xfff).map_err(|_| GNTST_general_error)?;
         self.mm().install_grant_pte(l1, index, me, frame, granter, readonly).map_err(|_| GNTST_general_error)?;
         self.platform.invlpg(host_addr);

@@ -81,7 +81,8 @@ pub struct PageInfo {
     pub shared: bool,
     /// Validation as a table was preempted (Xen's `PGT_partial`): entries
     /// `0..nr_validated` hold their references, and one type reference is
-    /// left over for whoever resumes the validation (see `mm::validate`).
+    /// left over for whoever resumes the validation, with a general
+    /// reference that keeps the frame allocated meanwhile (see `mm::validate`).
     pub partial: bool,
     pub nr_validated: u16,
 }
@@ -261,6 +262,14 @@ impl FrameTable {
         }
         pg.count = pg.count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
         Ok(())
+    }
+
+    /// One more general reference on a frame its caller already holds one
+    /// on (Xen's `get_page_light`): the one a preempted validation keeps.
+    pub(super) fn get_page_light(&mut self, mfn: Mfn) {
+        if let Some(pg) = self.get_mut(mfn) {
+            pg.count = pg.count.saturating_add(1);
+        }
     }
 
     /// Drop a general reference; the last one frees the frame.

@@ -112,6 +112,7 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
     /// its progress and the caller continues its hypercall (XSA-45).
     pub fn get_page_type(&mut self, mfn: Mfn, ty: PageType) -> Result<(), Errno> {
         let pg = self.ft.get(mfn).ok_or(Errno::EINVAL)?;
+        let was_partial = pg.partial;
         let first = if pg.partial {
             if pg.ty != ty {
                 return Err(Errno::EINVAL);
@@ -125,15 +126,30 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
                 PageType::SegDesc => self.validate_descriptors(mfn),
                 _ => level_of(ty).map_or(Ok(()), |level| self.promote(mfn, level)),
             };
+            // The partial state holds a general reference of its own, as
+            // Xen's PGT_partial does: a guest that gives the frame back
+            // between two steps must not free a frame whose validated
+            // entries still hold references.
             match checked {
-                Ok(()) => self.set_partial(mfn, false),
+                Ok(()) => {
+                    self.set_partial(mfn, false);
+                    if was_partial {
+                        self.ft.put_page(mfn);
+                    }
+                }
                 Err(Errno::ERESTART) => {
                     // Progress kept, one type reference left for the resumer.
+                    if !was_partial {
+                        self.ft.get_page_light(mfn);
+                    }
                     self.set_partial(mfn, true);
                     return Err(Errno::ERESTART);
                 }
                 Err(e) => {
                     self.ft.abandon_type(mfn);
+                    if was_partial {
+                        self.ft.put_page(mfn);
+                    }
                     return Err(e);
                 }
             }
@@ -296,6 +312,8 @@ impl<'a, M: MachineMemory> Mm<'a, M> {
             }
         }
         self.ft.abandon_type(mfn);
+        // The general reference the partial state held.
+        self.ft.put_page(mfn);
     }
 
     /// Check one entry of a level-`level` table and take the references it

@@ -441,3 +441,79 @@ fn a_preempted_validation_fails_or_dies_cleanly() {
     assert_eq!(w.xen.frames.free_count(), free + super::DOM_PAGES + 1, "every frame came back");
     invariants_hold(&w);
 }
+
+/// A table whose validation was preempted holds a general reference of its
+/// own, as Xen's `PGT_partial` does: a guest that gives the frame back
+/// (decrease_reservation) between two steps of the pin must not free a
+/// frame that still holds a type reference and references on everything
+/// its validated entries name (the hypervisor's frame-table bookkeeping
+/// broke, the frame went to the next domain with the old references
+/// leaked for good).
+#[test]
+fn a_partially_validated_table_given_back_is_not_freed() {
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let (l4, data, args) = deep_tree(&mut w, me);
+    let mut regs = GuestRegs { rax: nr::MMUEXT_OP, rdi: args[0], rsi: 1, r10: 0x7ff0, rip: 0x101000 + 32 * nr::MMUEXT_OP + 9, cs: 0xe033, ss: 0xe02b, ..GuestRegs::default() };
+    w.xen.hypercall(&mut regs);
+    let partial: alloc::vec::Vec<Mfn> = w.xen.frames.iter().filter(|(_, pg)| pg.partial).map(|(m, _)| m).collect();
+    assert!(partial.contains(&l4), "preempted");
+    invariants_hold(&w);
+    // Every partial frame is given back between the steps.
+    let s = w.scratch;
+    for (k, m) in partial.iter().enumerate() {
+        w.write(s + 0x800 + 8 * k as u64, &m.0.to_le_bytes());
+    }
+    let mut res = [0u8; 32];
+    res[..8].copy_from_slice(&(s + 0x800).to_le_bytes());
+    res[8..16].copy_from_slice(&(partial.len() as u64).to_le_bytes());
+    res[24..26].copy_from_slice(&0x7ff0u16.to_le_bytes());
+    w.write(s + 0x900, &res);
+    let op = hypercall_abi::memory::XENMEM_decrease_reservation as u64;
+    assert_eq!(w.hypercall(nr::MEMORY_OP, [op, s + 0x900, 0, 0, 0]), partial.len() as i64);
+    for m in &partial {
+        assert_ne!(w.xen.frames.get(*m).unwrap().owner, crate::mm::Owner::Free, "{m:?} freed while partial");
+    }
+    invariants_hold(&w);
+    // Dying undoes the validation and then frees everything.
+    let free = w.xen.frames.free_count();
+    w.xen.current = None;
+    assert_eq!(w.xen.destroy_domain(me), Ok(()));
+    assert!(w.xen.frames.iter().all(|(_, pg)| pg.owner != crate::mm::Owner::Dead && pg.owner != crate::mm::Owner::Dom(me)));
+    assert_eq!(w.xen.frames.get(data).unwrap().owner, crate::mm::Owner::Free);
+    assert!(w.xen.frames.free_count() > free);
+    invariants_hold(&w);
+}
+
+/// A guest that maps one of its own grants into every free L1 slot it
+/// has grew the maptrack without bound, until the hypervisor's heap ran
+/// out and an allocation failed (a panic, the whole machine down). The
+/// number of mappings a domain holds is bounded as Xen's
+/// `max_maptrack_frames` bounds it: the next map fails with
+/// `GNTST_no_device_space`, maps nothing, and a freed handle is reused.
+#[test]
+fn grant_mappings_per_domain_are_bounded() {
+    use crate::gnttab::{MapTrack, MAX_MAPTRACK};
+    use hypercall_abi::grant::{GNTST_no_device_space, GNTST_okay, GTF_permit_access};
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let page = w.pfn(w.spare_pfn(0));
+    assert_eq!(w.setup_grants(1).0, GNTST_okay);
+    w.grant(1, 3, 1, page, GTF_permit_access);
+    let va = w.scratch + 0x2000;
+    let (st, h) = w.map_grant(va, 0x7ff0, 3, false);
+    assert_eq!(st, GNTST_okay);
+    assert_eq!(w.unmap_grant(va, h), GNTST_okay);
+    // Stand-ins for the mappings of every other slot the guest could fill.
+    let t = MapTrack { granter: DomId(9), gref: 0, frame: Mfn(0), host_addr: 0, readonly: true, l1: Mfn(0), index: 0 };
+    w.xen.domains.get_mut(&me).unwrap().gnttab.maptrack = alloc::vec![Some(t); MAX_MAPTRACK];
+    let before = w.xen.platform.read_u64(w.l1e_maddr(va).0, l1_index(va));
+    let (st, _) = w.map_grant(va, 0x7ff0, 3, false);
+    assert_eq!(st, GNTST_no_device_space);
+    assert_eq!(w.xen.platform.read_u64(w.l1e_maddr(va).0, l1_index(va)), before, "nothing mapped");
+    assert_eq!(w.xen.domains[&me].gnttab.maptrack.len(), MAX_MAPTRACK);
+    w.xen.domains.get_mut(&me).unwrap().gnttab.maptrack[7] = None;
+    let (st, h) = w.map_grant(va, 0x7ff0, 3, false);
+    assert_eq!((st, h), (GNTST_okay, 7), "a freed handle is reused");
+    assert_eq!(w.unmap_grant(va, h), GNTST_okay);
+}
