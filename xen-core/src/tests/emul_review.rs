@@ -56,3 +56,18 @@ fn dom0_cannot_set_the_nmi_disable_bit_through_the_cmos_index() {
     assert_eq!(idx, [0x0a, 0x0a], "the index reaches the RTC without bit 7, as Xen's rtc_guest_read/write");
 }
 
+#[test]
+fn a_section_table_at_the_top_of_the_address_space_is_no_panic() {
+    use pv_image::elf::test_image::build;
+    use pv_image::elf::{parse, ElfError};
+    // An ELF kernel without Xen notes, whose section header table claims to
+    // start 16 bytes below 2^64: the builder looks for a legacy
+    // `__xen_guest` section there and must refuse the image, not overflow.
+    let mut img = build(0x100000, &[0x90; 16], 0x2000, 0x100000, &[]);
+    img[40..48].copy_from_slice(&0xffff_ffff_ffff_fff0u64.to_le_bytes());
+    img[58..60].copy_from_slice(&64u16.to_le_bytes());
+    img[60..62].copy_from_slice(&1u16.to_le_bytes());
+    img[62..64].copy_from_slice(&0u16.to_le_bytes());
+    assert_eq!(parse(&img).unwrap_err(), ElfError::NoXenNotes);
+}
+
