@@ -71,3 +71,59 @@ fn a_section_table_at_the_top_of_the_address_space_is_no_panic() {
     assert_eq!(parse(&img).unwrap_err(), ElfError::NoXenNotes);
 }
 
+/// The guest-virtual address at which the world's domain sees (read-only)
+/// its first initial page table, and that table.
+fn first_table_alias(w: &World) -> u64 {
+    w.layout.vpt_start
+}
+
+proptest::proptest! {
+    #![proptest_config(super::prop_config())]
+    /// Any write-shaped instruction on `[rbx]`, any registers, against any
+    /// byte of the domain's read-only page tables (all levels), from a DomU
+    /// that enabled writable page tables: the hypervisor neither panics nor
+    /// lets the write break an invariant (a writable mapping of a table, a
+    /// frame not the domain's, a hypervisor slot).
+    #[test]
+    fn ptwr_of_any_write_to_any_table_byte_keeps_the_invariants(
+        prefix in proptest::sample::select(alloc::vec![alloc::vec![], alloc::vec![0x48u8], alloc::vec![0x66], alloc::vec![0xf0, 0x48], alloc::vec![0x4c], alloc::vec![0xf0], alloc::vec![0x67, 0x48]]),
+        op in proptest::sample::select(alloc::vec![
+            alloc::vec![0x89u8], alloc::vec![0x88], alloc::vec![0x87], alloc::vec![0x86], alloc::vec![0x09], alloc::vec![0x21],
+            alloc::vec![0x31], alloc::vec![0x81], alloc::vec![0x83], alloc::vec![0x80], alloc::vec![0xc7], alloc::vec![0xc6],
+            alloc::vec![0x0f, 0xb1], alloc::vec![0x0f, 0xb0], alloc::vec![0x0f, 0xab], alloc::vec![0x0f, 0xb3], alloc::vec![0x0f, 0xba],
+            alloc::vec![0x0f, 0xc7], alloc::vec![0x01], alloc::vec![0xff], alloc::vec![0xd1],
+        ]),
+        reg in 0u8..8,
+        imm: [u8; 4],
+        table in 0u64..6,
+        off in 0u64..4096,
+        frames in proptest::collection::vec((0u64..super::FRAMES, 0u64..0x1000, proptest::prelude::any::<bool>()), 5),
+        dom0: bool,
+    ) {
+        // Entry-shaped values: a frame (often one of the domain's own page
+        // tables) and any flags.
+
+        let (id, privileged) = if dom0 { (DomId(0), true) } else { (DomId(5), false) };
+        let mut w = world(id, privileged, 0);
+        assert_eq!(w.hypercall(nr::VM_ASSIST, [0, hypercall_abi::arch::VMASST_TYPE_writable_pagetables as u64, 0, 0, 0]), 0);
+        let target = first_table_alias(&w) + 4096 * (table % w.layout.nr_pt_pages) + off;
+        let mut code = prefix.clone();
+        code.extend_from_slice(&op);
+        code.push((reg << 3) | 3); // [rbx]
+        code.extend_from_slice(&imm);
+        let first = w.layout.pfn_of(w.layout.vpt_start);
+        let v: Vec<u64> = frames
+            .iter()
+            .map(|&(f, flags, own_table)| {
+                let mfn = if own_table { w.pfn(first + f % w.layout.nr_pt_pages).0 } else { f };
+                (mfn << 12) | flags
+            })
+            .collect();
+        let init = GuestRegs { rax: v[0], rbx: target, rcx: v[1], rdx: v[2], rbp: v[3], rsi: v[4], ..Default::default() };
+        let _ = run(&mut w, &code, 14, 7, target, init);
+        if let Err(e) = super::invariants::check(&w.xen) {
+            proptest::prop_assert!(false, "invariant broken: {}", e);
+        }
+    }
+}
+
