@@ -127,3 +127,30 @@ proptest::proptest! {
     }
 }
 
+#[test]
+fn a_hypercall_page_note_at_the_top_of_the_address_space_is_refused_not_a_panic() {
+    use crate::build::{build_pv_domain, BuildRequest};
+    use crate::mm::{FrameTable, Mfn};
+    use hypercall_abi::elfnote::*;
+    use pv_image::elf::test_image::{build, Note};
+    // A kernel that says its hypercall page is the last page of the address
+    // space: `page + 4096` wraps, and a release build accepted the page and
+    // indexed the physmap far out of bounds.
+    let k = build(
+        0x100000,
+        &[0x90; 64],
+        0x3000,
+        0x100000,
+        &[
+            Note { ty: XEN_ELFNOTE_HYPERCALL_PAGE, desc: &0xffff_ffff_ffff_f000u64.to_le_bytes() },
+            Note { ty: XEN_ELFNOTE_XEN_VERSION, desc: b"xen-3.0\0" },
+            Note { ty: XEN_ELFNOTE_LOADER, desc: b"generic\0" },
+        ],
+    );
+    let p = crate::testing::HostPlatform::new(4096);
+    let mut ft = FrameTable::new(4096);
+    ft.add_free(Mfn(16), 4096 - 16);
+    let req = BuildRequest { domid: DomId(0), name: "Dom0", privileged: true, kernel: &k, module: None, cmdline: "", nr_pages: 2048, max_vcpus: 1, max_pages: 0 };
+    let err = build_pv_domain(&p, &mut ft, &req).err().expect("refused");
+    assert!(matches!(err, crate::build::pv::BuildError::BadImage(_)), "{err:?}");
+}
