@@ -162,7 +162,7 @@ fn has_section(image: &[u8], name: &[u8]) -> bool {
         return false;
     }
     let sh = |i: u64| usize::try_from(shoff.checked_add(i * 64)?).ok();
-    let Some(strtab) = sh(shstrndx).and_then(|o| rd(o + 24, 8)) else { return false };
+    let Some(strtab) = sh(shstrndx).and_then(|o| rd(o.checked_add(24)?, 8)) else { return false };
     (0..shnum).any(|i| {
         let Some(o) = sh(i) else { return false };
         let Some(at) = rd(o, 4).and_then(|n| strtab.checked_add(n)).and_then(|a| usize::try_from(a).ok()) else {

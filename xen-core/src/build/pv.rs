@@ -143,7 +143,7 @@ fn plan(image: &KernelImage, req: &BuildRequest) -> Result<Plan, BuildError> {
         return Err(BuildError::BadImage("entry point outside the kernel"));
     }
     if let Some(hp) = n.hypercall_page {
-        if hp % 4096 != 0 || hp < vkern_start || hp + 4096 > vkern_end {
+        if hp % 4096 != 0 || hp < vkern_start || hp.checked_add(4096).is_none_or(|end| end > vkern_end) {
             return Err(BuildError::BadImage("hypercall page not a page inside the kernel"));
         }
     }

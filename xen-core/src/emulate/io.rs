@@ -47,6 +47,9 @@ const PCI_CONFIG_ADDRESS: u16 = 0xcf8;
 const PCI_CONFIG_DATA: u16 = 0xcfc;
 const RTC_INDEX: u16 = 0x70;
 const RTC_DATA: u16 = 0x71;
+/// Bit 7 of the RTC index port masks NMIs on the machine: the guest's latched
+/// index never carries it to the hardware (Xen's `cmos_idx & 0x7f`).
+const RTC_INDEX_MASK: u32 = 0x7f;
 
 /// A vCPU's I/O privilege (Xen's `arch.pv.iopl`, `iobmp`, `iobmp_limit`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -130,7 +133,7 @@ pub fn guest_io_read<P: Platform>(
         } else if port == RTC_INDEX {
             sub = io.cmos_idx as u32;
         } else if port == RTC_DATA && privileged {
-            p.ioport_write(RTC_INDEX, 1, io.cmos_idx as u32);
+            p.ioport_write(RTC_INDEX, 1, io.cmos_idx as u32 & RTC_INDEX_MASK);
             sub = p.ioport_read(RTC_DATA, 1);
         } else if port & !3 == PCI_CONFIG_DATA && privileged {
             size = pci_size(port, left);
@@ -170,7 +173,7 @@ pub fn guest_io_write<P: Platform>(
         } else if port == RTC_INDEX {
             io.cmos_idx = data as u8;
         } else if port == RTC_DATA && privileged {
-            p.ioport_write(RTC_INDEX, 1, io.cmos_idx as u32);
+            p.ioport_write(RTC_INDEX, 1, io.cmos_idx as u32 & RTC_INDEX_MASK);
             p.ioport_write(RTC_DATA, 1, data & 0xff);
         } else if port & !3 == PCI_CONFIG_DATA && privileged {
             size = pci_size(port, left);

@@ -4,6 +4,7 @@
 mod cpuid;
 mod domctl;
 mod emul_priv_op;
+mod emul_review;
 mod events_props;
 mod gnttab_props;
 mod hypercall_fuzz;
