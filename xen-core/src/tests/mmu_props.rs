@@ -184,7 +184,11 @@ impl World {
                 self.try_mmuext(cmd, ma, mb);
             }
             Op::SetupGrants { n } => {
-                if self.xen.guest_mem().unwrap().copy_to_guest(self.scratch + 0x4000, &[0; 24]).is_ok() {
+                // setup_grants uses the op page (scratch + 0x4000) and the
+                // frame list (scratch + 0x5000): an earlier UpdateVa may have
+                // unmapped either, which is the guest's business.
+                let g = self.xen.guest_mem().unwrap();
+                if g.copy_to_guest(self.scratch + 0x4000, &[0; 24]).is_ok() && g.copy_to_guest(self.scratch + 0x5000, &[0; 32]).is_ok() {
                     self.setup_grants(*n);
                 }
             }
