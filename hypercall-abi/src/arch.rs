@@ -155,6 +155,30 @@ pub const RFLAGS_VIF: u64 = 1 << 19;
 pub const RFLAGS_VIP: u64 = 1 << 20;
 
 impl SavedRegs {
+    /// General-purpose register `n` in the instruction encoding's order
+    /// (0 = rax, 1 = rcx, 2 = rdx, 3 = rbx, 4 = rsp, 5 = rbp, 6 = rsi,
+    /// 7 = rdi, 8-15 = r8-r15); only the low four bits of `n` count.
+    pub fn gpr_mut(&mut self, n: usize) -> &mut u64 {
+        match n & 15 {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => &mut self.rsp,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        }
+    }
+
     /// Make the frame safe to `iretq` to, whatever a guest put in it: ring 3
     /// with interrupts on (a PV guest masks events through `vcpu_info`, never
     /// through IF), no I/O privilege, no virtual-8086 or nested-task mode (an

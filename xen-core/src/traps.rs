@@ -65,13 +65,7 @@ impl<P: Platform> Xen<P> {
             // The machine's, not the guest's: see `machine_traps`.
             return self.machine_trap(regs);
         }
-        // `mov` to or from a debug register in the guest kernel: Xen emulates it.
-        if vector == TRAP_GP_FAULT && regs.error_code == 0 {
-            if let Some(next) = self.emulate_mov_dr(regs) {
-                return next;
-            }
-        }
-        // Privileged instructions (port I/O, MSRs, control registers) fault
+        // Privileged instructions (port I/O, MSRs, control and debug registers) fault
         // with #GP(0) in ring 3: emulate those Xen emulates.
         if vector == TRAP_GP_FAULT && regs.error_code == 0 {
             if let Some(next) = self.emulate_privileged_op(regs) {

@@ -29,6 +29,14 @@ const MAX_INSN_LEN: usize = 15;
 /// the CPU, as Xen's emulator breaks long repeats.
 const REP_CHUNK: u64 = 1024;
 
+/// The index of `r` among `base`'s sixteen registers (RAX..R15, DR0..DR15,
+/// CR0..CR15 are each contiguous in `iced-x86`'s numbering; its own
+/// `Register::number` needs the larger `instr_info` feature).
+pub(crate) fn reg_index(r: Register, base: Register) -> Option<usize> {
+    let i = (r as u32).checked_sub(base as u32)?;
+    (i < 16).then_some(i as usize)
+}
+
 /// What one emulation achieved.
 pub(crate) enum Emul {
     /// Done: continue after the instruction.
@@ -37,6 +45,9 @@ pub(crate) enum Emul {
     Again,
     /// Not an operation Xen emulates here, or not allowed: the guest gets #GP.
     Refused,
+    /// An encoding the processor itself rejects (a `mov` naming DR8-DR15):
+    /// the guest gets #UD.
+    Undefined,
 }
 
 impl<P: Platform> Xen<P> {
@@ -51,6 +62,10 @@ impl<P: Platform> Xen<P> {
             }
             Emul::Again => Some(self.schedule(regs)),
             Emul::Refused => None,
+            Emul::Undefined => {
+                regs.entry_vector = crate::traps::TRAP_INVALID_OP;
+                Some(self.deliver_trap(regs, crate::traps::TRAP_INVALID_OP))
+            }
         }
     }
 
@@ -71,7 +86,14 @@ impl<P: Platform> Xen<P> {
             first
         };
         let insn = Decoder::with_ip(64, &buf[..n], rip, DecoderOptions::NONE).decode();
-        (!insn.is_invalid()).then_some(insn)
+        if !insn.is_invalid() {
+            return Some(insn);
+        }
+        // A `mov` naming DR8-DR15 is an invalid encoding to the decoder, but
+        // emulation must see it to raise #UD as Xen's `read_dr`/`write_dr`
+        // do; nothing else invalid is let through.
+        let lax = Decoder::with_ip(64, &buf[..n], rip, DecoderOptions::NO_INVALID_CHECK).decode();
+        matches!(lax.code(), Code::Mov_r64_dr | Code::Mov_dr_r64).then_some(lax)
     }
 
     fn emulate(&mut self, regs: &mut GuestRegs, insn: &Instruction) -> Emul {

@@ -1,6 +1,6 @@
 //! The privileged instructions other than port I/O that Xen emulates for a
 //! PV kernel: `rdmsr`/`wrmsr` (policy in `msr`), `mov` to and from CR0, CR2,
-//! CR3 and CR4, `clts`, `cli`/`sti` under the virtual IOPL, `wbinvd`, `hlt`.
+//! CR3 and CR4, to and from debug registers (checks in `debugreg`), `clts`, `cli`/`sti` under the virtual IOPL, `wbinvd`, `hlt`.
 //! All of them only from guest kernel mode (virtual ring 1), except
 //! `cli`/`sti`, which follow the IOPL as on hardware (and do nothing).
 
@@ -29,27 +29,9 @@ const CR4_VISIBLE: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10);
 const CR4_GUEST_ALLOWED: u64 = 1 << 3;
 
 /// The 64-bit general-purpose register `r` in the frame (`mov` to and from
-/// control registers always names 64-bit registers in long mode).
+/// control and debug registers always names 64-bit registers in long mode).
 fn gpr(regs: &mut GuestRegs, r: Register) -> Option<&mut u64> {
-    Some(match r {
-        Register::RAX => &mut regs.rax,
-        Register::RBX => &mut regs.rbx,
-        Register::RCX => &mut regs.rcx,
-        Register::RDX => &mut regs.rdx,
-        Register::RSI => &mut regs.rsi,
-        Register::RDI => &mut regs.rdi,
-        Register::RBP => &mut regs.rbp,
-        Register::RSP => &mut regs.rsp,
-        Register::R8 => &mut regs.r8,
-        Register::R9 => &mut regs.r9,
-        Register::R10 => &mut regs.r10,
-        Register::R11 => &mut regs.r11,
-        Register::R12 => &mut regs.r12,
-        Register::R13 => &mut regs.r13,
-        Register::R14 => &mut regs.r14,
-        Register::R15 => &mut regs.r15,
-        _ => return None,
-    })
+    super::reg_index(r, Register::RAX).map(|i| regs.gpr_mut(i))
 }
 
 impl<P: Platform> Xen<P> {
@@ -64,6 +46,7 @@ impl<P: Platform> Xen<P> {
             // popf`, since `popf` cannot be trapped in ring 3.
             Code::Cli | Code::Sti if iopl_ok => true,
             _ if !kernel => false,
+            Code::Mov_r64_dr | Code::Mov_dr_r64 => return self.emulate_mov_dr(regs, insn, d, v),
             Code::Rdmsr => self.rdmsr(regs, d, v),
             Code::Wrmsr => self.wrmsr(regs, d, v),
             Code::Mov_r64_cr => self.read_cr(regs, insn, d, v),

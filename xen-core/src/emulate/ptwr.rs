@@ -40,27 +40,6 @@ fn gpr_slot(r: Register) -> Option<(usize, u32, u32)> {
     })
 }
 
-fn gpr_mut(regs: &mut GuestRegs, i: usize) -> &mut u64 {
-    match i {
-        0 => &mut regs.rax,
-        1 => &mut regs.rcx,
-        2 => &mut regs.rdx,
-        3 => &mut regs.rbx,
-        4 => &mut regs.rsp,
-        5 => &mut regs.rbp,
-        6 => &mut regs.rsi,
-        7 => &mut regs.rdi,
-        8 => &mut regs.r8,
-        9 => &mut regs.r9,
-        10 => &mut regs.r10,
-        11 => &mut regs.r11,
-        12 => &mut regs.r12,
-        13 => &mut regs.r13,
-        14 => &mut regs.r14,
-        _ => &mut regs.r15,
-    }
-}
-
 /// The width of an integer memory operand (anything else: 0, refused).
 fn operand_bytes(m: MemorySize) -> u32 {
     match m {
@@ -82,14 +61,14 @@ fn mask(bytes: u32) -> u64 {
 
 fn read_gpr(regs: &mut GuestRegs, r: Register) -> Option<u64> {
     let (i, shift, bytes) = gpr_slot(r)?;
-    Some((*gpr_mut(regs, i) >> shift) & mask(bytes))
+    Some((*regs.gpr_mut(i) >> shift) & mask(bytes))
 }
 
 /// Write a register operand with the CPU's rules: 32-bit writes zero the
 /// upper half, 8- and 16-bit writes keep the rest.
 fn write_gpr(regs: &mut GuestRegs, r: Register, v: u64) -> Option<()> {
     let (i, shift, bytes) = gpr_slot(r)?;
-    let g = gpr_mut(regs, i);
+    let g = regs.gpr_mut(i);
     *g = match bytes {
         4 => v & 0xffff_ffff,
         8 => v,

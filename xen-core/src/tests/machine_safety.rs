@@ -215,9 +215,30 @@ fn mov_to_and_from_debug_registers_is_emulated_with_set_debugregs_checks() {
     let (_, regs) = gp_at(&mut w, &[0x0f, 0x23, 0xc8], 0xffff_8300_0000_0000);
     assert_eq!(regs.rip, GP_HANDLER, "#GP delivered");
     assert_eq!(w.xen.domains[&DomId(0)].vcpus[0].debugreg[1], 0);
+    // mov %r12, %db0 (REX.B) reaches the high register.
+    let (_, regs) = gp_at(&mut w, &[0x41, 0x0f, 0x21, 0xc4], 0);
+    assert_eq!(regs.r12, 0x100000);
     // A #GP(0) instruction nobody emulates (lgdt (%rax)) stays the guest's.
     let (_, regs) = gp_at(&mut w, &[0x0f, 0x01, 0x10], 0);
     assert_eq!(regs.rip, GP_HANDLER);
+    // User mode keeps its #GP even for a debug register.
+    let at = w.scratch + 0x900;
+    w.write(at, &[0x0f, 0x21, 0xc1]);
+    w.xen.domains.get_mut(&DomId(0)).unwrap().vcpus[0].kernel_mode = false;
+    let mut regs = GuestRegs { entry_vector: 13, rip: at, cs: 0xe033, ss: 0xe02b, rsp: w.layout.vstack_end - 0x80, rflags: 0x202, ..GuestRegs::default() };
+    let _ = w.xen.guest_exception(&mut regs, 0);
+    assert_eq!(regs.rcx, 0, "not emulated for user mode");
+}
+
+#[test]
+fn a_mov_naming_dr8_is_an_invalid_opcode() {
+    let mut w = World::new();
+    set_gp_handler(&mut w);
+    // mov %db8, %rax (REX.R): DR8 does not exist, so #UD, not #GP.
+    let (_, regs) = gp_at(&mut w, &[0x44, 0x0f, 0x21, 0xc0], 0x55);
+    assert_eq!(regs.entry_vector, crate::traps::TRAP_INVALID_OP as u64);
+    assert_ne!(regs.rip, GP_HANDLER, "not the #GP handler");
+    assert_eq!(regs.rax, 0x55, "nothing read");
 }
 
 #[test]
