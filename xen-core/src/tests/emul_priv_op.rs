@@ -53,20 +53,7 @@ fn set_iobitmap(w: &mut World, bitmap: u64, nr_ports: u32) -> i64 {
 /// Run `code` as the guest kernel: it faults with #GP(0) at its first byte,
 /// as a ring-3 `in`/`out` does.
 fn exec(w: &mut World, code: &[u8], init: GuestRegs) -> (Next, GuestRegs) {
-    let at = w.scratch + 0x3000;
-    w.write(at, code);
-    let mut regs = GuestRegs {
-        entry_vector: TRAP_GP_FAULT,
-        error_code: 0,
-        rip: at,
-        cs: 0xe033,
-        ss: 0xe02b,
-        rsp: w.layout.vstack_end - 0x100,
-        rflags: 0x202,
-        ..init
-    };
-    let next = w.xen.guest_exception(&mut regs, 0);
-    (next, regs)
+    w.kernel_fault(w.scratch + 0x3000, code, TRAP_GP_FAULT, 0, 0, init)
 }
 
 fn emulated(w: &World, regs: &GuestRegs, len: u64) -> bool {
@@ -613,20 +600,7 @@ fn l1_alias(w: &World, va: u64) -> (u64, crate::mm::Mfn) {
 
 /// Run `code` as a kernel write to `target` that faulted (#PF, present+write).
 fn write_fault(w: &mut World, code: &[u8], target: u64, init: GuestRegs) -> GuestRegs {
-    let at = w.scratch + 0x3000;
-    w.write(at, code);
-    let mut regs = GuestRegs {
-        entry_vector: 14,
-        error_code: 7,
-        rip: at,
-        cs: 0xe033,
-        ss: 0xe02b,
-        rsp: w.layout.vstack_end - 0x100,
-        rflags: 0x202,
-        ..init
-    };
-    w.xen.guest_exception(&mut regs, target);
-    regs
+    w.kernel_fault(w.scratch + 0x3000, code, 14, 7, target, init).1
 }
 
 #[test]

@@ -22,20 +22,7 @@ fn world(dom: DomId, privileged: bool, iopl: u32) -> World {
 /// Run `code` as the guest kernel, faulting with `vector` (error code
 /// `ec`, fault address `cr2`) at its first byte.
 fn run(w: &mut World, code: &[u8], vector: u64, ec: u64, cr2: u64, init: GuestRegs) -> GuestRegs {
-    let at = w.scratch + 0x3000;
-    w.write(at, code);
-    let mut regs = GuestRegs {
-        entry_vector: vector,
-        error_code: ec,
-        rip: at,
-        cs: 0xe033,
-        ss: 0xe02b,
-        rsp: w.layout.vstack_end - 0x100,
-        rflags: 0x202,
-        ..init
-    };
-    w.xen.guest_exception(&mut regs, cr2);
-    regs
+    w.kernel_fault(w.scratch + 0x3000, code, vector, ec, cr2, init).1
 }
 
 fn log(w: &World) -> Vec<(char, u16, u8, u32)> {

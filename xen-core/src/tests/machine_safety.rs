@@ -189,11 +189,8 @@ fn a_sysenter_callback_is_accepted_as_on_xen() {
 
 /// #GP(0) in the guest kernel at `bytes` (written at a scratch address).
 fn gp_at(w: &mut World, bytes: &[u8], rax: u64) -> (Next, GuestRegs) {
-    let at = w.scratch + 0x900;
-    w.write(at, bytes);
-    let mut regs = GuestRegs { entry_vector: 13, error_code: 0, rip: at, rax, cs: 0xe033, ss: 0xe02b, rsp: w.layout.vstack_end - 0x80, rflags: 0x202, ..GuestRegs::default() };
-    let next = w.xen.guest_exception(&mut regs, 0);
-    (next, regs)
+    let init = GuestRegs { rax, ..GuestRegs::default() };
+    w.kernel_fault(w.scratch + 0x900, bytes, 13, 0, 0, init)
 }
 
 #[test]

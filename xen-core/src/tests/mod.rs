@@ -27,7 +27,7 @@ use crate::mm::pte::*;
 use crate::mm::{FrameTable, MachineMemory, Mfn};
 use crate::regs::GuestRegs;
 use crate::testing::HostPlatform;
-use crate::xen::Xen;
+use crate::xen::{Next, Xen};
 use hypercall_abi::elfnote::*;
 
 pub const FRAMES: u64 = 6144;
@@ -120,6 +120,25 @@ impl World {
             }
             return regs.rax as i64;
         }
+    }
+
+    /// Run `code` (written at `at`) as the guest kernel, faulting at its
+    /// first byte with `vector` (error code `ec`, fault address `cr2`) and
+    /// the registers of `init`. The frame as the guest resumes with it.
+    pub fn kernel_fault(&mut self, at: u64, code: &[u8], vector: u64, ec: u64, cr2: u64, init: GuestRegs) -> (Next, GuestRegs) {
+        self.write(at, code);
+        let mut regs = GuestRegs {
+            entry_vector: vector,
+            error_code: ec,
+            rip: at,
+            cs: 0xe033,
+            ss: 0xe02b,
+            rsp: self.layout.vstack_end - 0x100,
+            rflags: 0x202,
+            ..init
+        };
+        let next = self.xen.guest_exception(&mut regs, cr2);
+        (next, regs)
     }
 
     pub fn write(&self, va: u64, data: &[u8]) {
