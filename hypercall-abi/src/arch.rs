@@ -1,6 +1,6 @@
 //! x86-64 specifics: `arch-x86/xen.h` and `arch-x86/xen-x86_64.h`.
 
-use crate::assert_layout;
+use crate::{assert_layout, plain_bytes};
 
 // Flat segments in the Xen-reserved part of every GDT. A 64-bit PV kernel runs
 // in ring 3, so "kernel" and "user" selectors are the same ring-3 ones.
@@ -92,6 +92,7 @@ pub struct IretContext {
 }
 assert_layout!(IretContext, size = 72, rax = 0, r11 = 8, rcx = 16, flags = 24,
                rip = 32, cs = 40, rflags = 48, rsp = 56, ss = 64);
+plain_bytes!(IretContext);
 
 /// The registers an entry stub saves, lowest address first, in the order of
 /// Xen's `struct cpu_user_regs` (`r15` lowest), but with the vector and the

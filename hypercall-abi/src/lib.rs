@@ -67,3 +67,29 @@ macro_rules! assert_layout {
     };
 }
 pub(crate) use assert_layout;
+
+/// Marks a type as plain integers without implicit padding: every byte image
+/// is a valid value, so it converts to and from bytes safely.
+macro_rules! plain_bytes {
+    ($ty:ty) => {
+        impl $ty {
+            pub const SIZE: usize = core::mem::size_of::<$ty>();
+
+            /// The structure as the guest sees it in memory.
+            pub fn to_bytes(&self) -> [u8; core::mem::size_of::<$ty>()] {
+                // SAFETY: the type is `#[repr(C)]` integers with its padding
+                // spelt out as fields (its `assert_layout!` sums them), so all
+                // SIZE bytes are initialised.
+                unsafe { core::mem::transmute_copy(self) }
+            }
+
+            /// The structure from the bytes a guest passed.
+            pub fn from_bytes(b: &[u8; core::mem::size_of::<$ty>()]) -> Self {
+                // SAFETY: as in `to_bytes`, every bit pattern of every field
+                // is a valid value; `read_unaligned` needs no alignment.
+                unsafe { core::ptr::read_unaligned(b.as_ptr() as *const $ty) }
+            }
+        }
+    };
+}
+pub(crate) use plain_bytes;

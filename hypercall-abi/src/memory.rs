@@ -1,6 +1,6 @@
 //! `memory_op` sub-commands and structures (`memory.h`).
 
-use crate::assert_layout;
+use crate::{assert_layout, plain_bytes};
 
 /// `arg` = [`XenMemoryReservation`]; returns the extents done.
 pub const XENMEM_increase_reservation: u32 = 0;
@@ -85,6 +85,7 @@ pub struct XenMemoryReservation {
 }
 assert_layout!(XenMemoryReservation, size = 32, extent_start = 0, nr_extents = 8,
                extent_order = 16, mem_flags = 20, domid = 24);
+plain_bytes!(XenMemoryReservation);
 
 /// `struct xen_memory_exchange`.
 #[repr(C)]

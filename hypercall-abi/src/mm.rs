@@ -1,7 +1,7 @@
 //! The PV MMU interface: `mmu_update`, `mmuext_op`, `update_va_mapping`,
 //! domain ids and page-table entry bits (`xen.h`).
 
-use crate::assert_layout;
+use crate::{assert_layout, plain_bytes};
 
 pub const PAGE_SHIFT: u32 = 12;
 pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
@@ -114,6 +114,7 @@ pub struct MulticallEntry {
     pub args: [u64; 6],
 }
 assert_layout!(MulticallEntry, size = 64, op = 0, result = 8, args = 16);
+plain_bytes!(MulticallEntry);
 
 // Domain ids. Ids from DOMID_FIRST_RESERVED on never name an ordinary domain.
 pub const DOMID_FIRST_RESERVED: u16 = 0x7FF0;

@@ -19,6 +19,9 @@ pub enum RunState {
     Down,
 }
 
+/// Where MXCSR sits in an FXSAVE image (MXCSR_MASK follows it).
+pub const FXSAVE_MXCSR: usize = 24;
+
 /// An FXSAVE image.
 #[derive(Clone)]
 pub struct FpuState(pub [u8; 512]);
@@ -28,8 +31,8 @@ impl Default for FpuState {
     fn default() -> Self {
         let mut b = [0u8; 512];
         b[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
-        b[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
-        b[28..32].copy_from_slice(&0xffffu32.to_le_bytes()); // MXCSR_MASK
+        b[FXSAVE_MXCSR..FXSAVE_MXCSR + 4].copy_from_slice(&0x1f80u32.to_le_bytes());
+        b[FXSAVE_MXCSR + 4..FXSAVE_MXCSR + 8].copy_from_slice(&0xffffu32.to_le_bytes()); // MXCSR_MASK
         FpuState(b)
     }
 }

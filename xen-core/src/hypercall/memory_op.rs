@@ -106,11 +106,10 @@ impl<P: Platform> Xen<P> {
     /// extents, their order, the domain.
     fn read_reservation(&self, arg: u64) -> Result<(u64, u64, u32, u16), Errno> {
         let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-        let mut raw = [0u8; 32];
+        let mut raw = [0u8; XenMemoryReservation::SIZE];
         g.copy_from_guest(arg, &mut raw)?;
-        let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
-        let order = u32::from_le_bytes(raw[16..20].try_into().unwrap_or([0; 4]));
-        Ok((word(0), word(8), order, u16::from_le_bytes([raw[24], raw[25]])))
+        let r = XenMemoryReservation::from_bytes(&raw);
+        Ok((r.extent_start, r.nr_extents, r.extent_order, r.domid))
     }
 
     fn populate_one(&mut self, d: crate::domain::DomId, list: u64, i: u64) -> bool {

@@ -5,9 +5,12 @@ use super::{ret, Done, HcResult};
 use crate::platform::Platform;
 use crate::xen::Xen;
 use hypercall_abi::errno::Errno;
+use hypercall_abi::mm::MulticallEntry;
 use hypercall_abi::nr;
 
-const ENTRY_SIZE: u64 = 64;
+const ENTRY_SIZE: u64 = MulticallEntry::SIZE as u64;
+const RESULT: u64 = core::mem::offset_of!(MulticallEntry, result) as u64;
+const ARGS: u64 = core::mem::offset_of!(MulticallEntry, args) as u64;
 /// Calls per entry into the hypervisor before a continuation.
 const BUDGET: u64 = 64;
 
@@ -19,11 +22,11 @@ impl<P: Platform> Xen<P> {
                 return Ok(Done::Continue([list.wrapping_add(i.wrapping_mul(ENTRY_SIZE)), nr_calls - i, 0, 0, 0]));
             }
             let entry = list.wrapping_add(i * ENTRY_SIZE);
-            let mut raw = [0u8; 64];
+            let mut raw = [0u8; MulticallEntry::SIZE];
             self.guest_mem().ok_or(Errno::ESRCH)?.copy_from_guest(entry, &mut raw)?;
-            let word = |k: usize| u64::from_le_bytes(raw[8 * k..8 * k + 8].try_into().unwrap_or([0; 8]));
-            let op = word(0);
-            let args = [word(2), word(3), word(4), word(5), word(6)];
+            let call = MulticallEntry::from_bytes(&raw);
+            let op = call.op;
+            let args = [call.args[0], call.args[1], call.args[2], call.args[3], call.args[4]];
             if op == nr::IRET {
                 return Ok(Done::Iret);
             }
@@ -35,15 +38,15 @@ impl<P: Platform> Xen<P> {
             };
             let g = self.guest_mem().ok_or(Errno::ESRCH)?;
             match result {
-                Ok(Done::Ret(v)) => g.write_u64(entry.wrapping_add(8), v as u64)?,
-                Err(e) => g.write_u64(entry.wrapping_add(8), e.to_ret() as u64)?,
+                Ok(Done::Ret(v)) => g.write_u64(entry.wrapping_add(RESULT), v as u64)?,
+                Err(e) => g.write_u64(entry.wrapping_add(RESULT), e.to_ret() as u64)?,
                 // Not from `dispatch`: only a multicall's own `iret` entry.
                 Ok(Done::Iret) => return Ok(Done::Iret),
                 Ok(Done::Continue(a)) => {
                     // The call was preempted: store its progress in the entry
                     // and resume the batch from this entry.
                     for (k, v) in a.iter().enumerate() {
-                        g.write_u64(entry.wrapping_add(16 + 8 * k as u64), *v)?;
+                        g.write_u64(entry.wrapping_add(ARGS + 8 * k as u64), *v)?;
                     }
                     return Ok(Done::Continue([entry, nr_calls - i, 0, 0, 0]));
                 }

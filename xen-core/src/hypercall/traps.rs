@@ -5,7 +5,7 @@ use super::{ret, Done, HcResult};
 use crate::platform::Platform;
 use crate::regs::*;
 use crate::xen::{Next, Xen};
-use hypercall_abi::arch::{TrapInfo, VGCF_in_syscall};
+use hypercall_abi::arch::{IretContext, TrapInfo, VGCF_in_syscall};
 use hypercall_abi::errno::Errno;
 
 /// Trap-table entries read per entry into the hypervisor.
@@ -49,14 +49,13 @@ impl<P: Platform> Xen<P> {
     /// `iretq` fault in ring 0 (a non-canonical RIP too: see `return_path`).
     pub(crate) fn do_iret(&mut self, regs: &mut GuestRegs) -> Next {
         let Some((d, v)) = self.current else { return Next::Idle };
-        let mut raw = [0u8; 72];
+        let mut raw = [0u8; IretContext::SIZE];
         let read = self.guest_mem().map(|g| g.copy_from_guest(regs.rsp, &mut raw));
         if read != Some(Ok(())) {
             crate::error!("d{}v{}: fault reading the iret context at {:#x}", d.0, v, regs.rsp);
             return self.crash_domain_at(regs);
         }
-        let w = |i: usize| u64::from_le_bytes(raw[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
-        let (rax, r11, rcx, flags, rip, cs, rflags, rsp, ss) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
+        let IretContext { rax, r11, rcx, flags, rip, cs, rflags, rsp, ss } = IretContext::from_bytes(&raw);
         let to_user = cs & 3 == 3;
         // Neither a non-canonical RIP nor an unloadable selector is refused
         // here: as on Xen, where `iretq` itself faults, the return path

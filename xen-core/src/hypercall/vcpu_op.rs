@@ -239,8 +239,9 @@ impl<P: Platform> Xen<P> {
             vc.fpu.0.copy_from_slice(&raw[..512]);
             // A guest-supplied MXCSR with reserved bits would make fxrstor
             // fault in ring 0: keep only the architectural bits.
-            let mx = u32::from_le_bytes([raw[24], raw[25], raw[26], raw[27]]) & 0xffff;
-            vc.fpu.0[24..28].copy_from_slice(&mx.to_le_bytes());
+            use crate::vcpu::FXSAVE_MXCSR as M;
+            let mx = u32::from_le_bytes([raw[M], raw[M + 1], raw[M + 2], raw[M + 3]]) & 0xffff;
+            vc.fpu.0[M..M + 4].copy_from_slice(&mx.to_le_bytes());
         } else {
             *vc.fpu = FpuState::default();
         }
