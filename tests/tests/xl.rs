@@ -171,6 +171,10 @@ fn info_has_xens_fields_and_uptime_and_list_l_describe_the_guests() {
         at += i + key.len();
     }
     assert!(text.contains("xl> info xen_version\n4.17"), "info <field> prints the value alone\n{text}");
+    // The machine's CPUID feature words; 1.edx first, whose bit 0 is the FPU.
+    let caps = text.lines().find_map(|l| l.strip_prefix("hw_caps                : ")).unwrap_or_default();
+    let words: Vec<u32> = caps.split(':').filter_map(|w| u32::from_str_radix(w, 16).ok()).collect();
+    assert!(words.len() == 8 && words[0] & 1 == 1, "hw_caps are the CPU's feature words\n{text}");
     assert!(text.contains("Name                                ID Uptime"), "uptime's header\n{text}");
     assert!(text.lines().any(|l| l.starts_with("g1 ") && l.contains(" 0:00:")), "uptime lists g1, up for seconds\n{text}");
     assert!(text.contains("\"name\": \"g1\"") && text.contains("\"cmdline\": \"workload=grant-offer peer=0 timeout=0\""), "list -l\n{text}");

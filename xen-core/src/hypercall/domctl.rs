@@ -49,6 +49,21 @@ fn put(b: &mut [u8], o: usize, v: &[u8]) {
 }
 
 impl<P: Platform> Xen<P> {
+    /// The machine's CPUID feature words as Xen's `physinfo.hw_cap` lists
+    /// them (its featureset order: 1.edx, 1.ecx, 0x80000001.edx/.ecx,
+    /// 0xd[1].eax, 7[0].ebx/.ecx, 0x80000007.edx); a leaf the CPU does not
+    /// have reads as zeros.
+    fn hw_cap(&self) -> [u32; 8] {
+        let p = &self.platform;
+        let (max, max_ext) = (p.cpuid(0, 0)[0], p.cpuid(0x8000_0000, 0)[0]);
+        let leaf = |l: u32, s: u32| {
+            let have = if l >= 0x8000_0000 { l <= max_ext } else { l <= max };
+            if have { p.cpuid(l, s) } else { [0; 4] }
+        };
+        let (l1, e1, d1, l7, e7) = (leaf(1, 0), leaf(0x8000_0001, 0), leaf(0xd, 1), leaf(7, 0), leaf(0x8000_0007, 0));
+        [l1[3], l1[2], e1[3], e1[2], d1[0], l7[1], l7[2], e7[3]]
+    }
+
     fn control_domain_only(&self) -> Result<(), Errno> {
         if self.current_domain().is_some_and(|d| d.privileged) {
             Ok(())
@@ -293,6 +308,9 @@ impl<P: Platform> Xen<P> {
                 put(&mut b, sysctl!(XenSysctlPhysinfo, total_pages), &total.to_le_bytes());
                 put(&mut b, sysctl!(XenSysctlPhysinfo, free_pages), &self.frames.free_count().to_le_bytes());
                 put(&mut b, sysctl!(XenSysctlPhysinfo, max_mfn), &self.frames.len().saturating_sub(1).to_le_bytes());
+                for (i, w) in self.hw_cap().iter().enumerate() {
+                    put(&mut b, sysctl!(XenSysctlPhysinfo, hw_cap) + 4 * i, &w.to_le_bytes());
+                }
             }
             XEN_SYSCTL_getdomaininfolist => {
                 self.log_shutdown_notes();

@@ -120,3 +120,19 @@ fn debug_key_q_raises_virq_debug_on_every_vcpu() {
 }
 
 const VIRQ_DEBUG_NR: u32 = hypercall_abi::evtchn::VIRQ_DEBUG;
+
+#[test]
+fn physinfo_lists_the_machines_feature_words_as_xen() {
+    let mut w = World::new();
+    let at = w.scratch + 0x6000;
+    w.write(at, &XenSysctl::new(XEN_SYSCTL_physinfo).to_bytes());
+    assert_eq!(w.hypercall(nr::SYSCTL, [at, 0, 0, 0, 0]), 0);
+    let mut b = [0u8; XenSysctl::SIZE];
+    w.xen.guest_mem().unwrap().copy_from_guest(at, &mut b).unwrap();
+    let hw = XenSysctl::from_bytes(&b).physinfo().hw_cap;
+    let cpuid = crate::testing::qemu_max_cpuid;
+    // Xen's featureset order: 1.edx, 1.ecx, 0x80000001.edx, .ecx, 0xd[1].eax, 7[0].ebx, .ecx, 0x80000007.edx.
+    let want = [cpuid(1, 0)[3], cpuid(1, 0)[2], cpuid(0x8000_0001, 0)[3], cpuid(0x8000_0001, 0)[2], cpuid(0xd, 1)[0], cpuid(7, 0)[1], cpuid(7, 0)[2], cpuid(0x8000_0007, 0)[3]];
+    assert_eq!(hw, want);
+    assert_eq!(hw[0] & 1, 1, "the FPU bit");
+}
