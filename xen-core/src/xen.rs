@@ -64,11 +64,25 @@ pub struct Xen<P: Platform> {
     /// The vCPU whose page tables the CPU last ran (idle keeps them loaded,
     /// as Xen's lazy context switch): another one needs a global flush.
     pub(crate) tlb_vcpu: Option<(DomId, usize)>,
+    /// The first frame above the machine's physical address width: no
+    /// I/O mapping reaches it (read once at boot; see `paddr_bits`).
+    pub(crate) iomem_end: crate::mm::Mfn,
+}
+
+/// The machine's physical address width, CPUID 0x80000008.EAX[7:0]
+/// where the leaf exists, else 36 as Xen assumes; at most 52.
+fn paddr_bits<P: Platform>(p: &P) -> u32 {
+    let bits = if p.cpuid(0x8000_0000, 0)[0] >= 0x8000_0008 { p.cpuid(0x8000_0008, 0)[0] & 0xff } else { 0 };
+    match bits {
+        0 => 36,
+        b => b.min(52),
+    }
 }
 
 impl<P: Platform> Xen<P> {
     pub fn new(platform: P, frames: FrameTable, cmdline: &str) -> Self {
         let time_scale = crate::time::TimeScale::for_khz(platform.tsc_khz());
+        let iomem_end = crate::mm::Mfn(1 << (paddr_bits(&platform) - 12));
         Xen {
             platform,
             frames,
@@ -83,6 +97,7 @@ impl<P: Platform> Xen<P> {
             next_domid: 0,
             tcache: core::cell::Cell::new(crate::guest_access::TranslationCache::default()),
             tlb_vcpu: None,
+            iomem_end,
         }
     }
 

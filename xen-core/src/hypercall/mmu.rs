@@ -60,12 +60,7 @@ impl<P: Platform> Xen<P> {
         let io_domain = self.domains.values().find(|d| d.privileged).map(|d| d.id);
         let mut mm = Mm::new(&self.platform, &mut self.frames, slots);
         mm.io_domain = io_domain;
-        // CPUID 0x80000008: the physical address width (36 if not given).
-        let paddr_bits = match self.platform.cpuid(0x8000_0008, 0)[0] & 0xff {
-            0 => 36,
-            b => b.min(52),
-        };
-        mm.iomem_end = Mfn(1 << (paddr_bits - 12));
+        mm.iomem_end = self.iomem_end;
         mm
     }
 
