@@ -17,6 +17,7 @@ mod ptwr;
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, OpKind, Register};
 
+use crate::guest_access::Access;
 use crate::platform::Platform;
 use crate::regs::{GuestRegs, RFLAGS_DF};
 use crate::xen::{Next, Xen};
@@ -45,6 +46,9 @@ pub(crate) enum Emul {
     Again,
     /// Not an operation Xen emulates here, or not allowed: the guest gets #GP.
     Refused,
+    /// Guest memory the instruction needed was not accessible (a string
+    /// I/O element): the guest gets #PF at `addr`, as from the CPU.
+    PageFault { addr: u64, write: bool },
     /// An encoding the processor itself rejects (a `mov` naming DR8-DR15):
     /// the guest gets #UD.
     Undefined,
@@ -62,6 +66,12 @@ impl<P: Platform> Xen<P> {
             }
             Emul::Again => Some(self.schedule(regs)),
             Emul::Refused => None,
+            Emul::PageFault { addr, write } => {
+                let present = self.guest_mem().is_some_and(|g| g.translate(addr, Access::Read).is_ok());
+                regs.entry_vector = crate::traps::TRAP_PAGE_FAULT;
+                regs.error_code = present as u64 | if write { 2 } else { 0 };
+                Some(self.guest_exception(regs, addr))
+            }
             Emul::Undefined => {
                 regs.entry_vector = crate::traps::TRAP_INVALID_OP;
                 Some(self.deliver_trap(regs, crate::traps::TRAP_INVALID_OP))
@@ -164,8 +174,8 @@ impl<P: Platform> Xen<P> {
     }
 
     /// `ins`/`outs`, with or without `rep`: element by element through the
-    /// guest's page tables. A fault on guest memory refuses the instruction
-    /// at that element (the guest sees #GP, where Xen would give #PF).
+    /// guest's page tables. A fault on guest memory stops at that element
+    /// with #PF for the guest, as from the CPU.
     fn emulate_string_io(
         &mut self,
         regs: &mut GuestRegs,
@@ -219,7 +229,15 @@ impl<P: Platform> Xen<P> {
                 }
             };
             if !ok {
-                return Emul::Refused;
+                let (addr, write) = match f.kind {
+                    IoKind::Ins => (regs.rdi & amask, true),
+                    _ => (regs.rsi & amask, false),
+                };
+                // The element's first byte, or the page after it when only
+                // its tail crosses into a page the guest cannot reach.
+                let head_ok = self.guest_mem().is_some_and(|g| g.translate(addr, Access::Read).is_ok());
+                let addr = if head_ok { (addr | 0xfff).wrapping_add(1) } else { addr };
+                return Emul::PageFault { addr, write };
             }
             count -= 1;
             done += 1;

@@ -378,7 +378,20 @@ fn string_io_moves_guest_memory_and_counts_down() {
     assert!(emulated(&w, &regs, 3));
     assert_eq!((regs.rcx, regs.rdi), (0, buf + 6));
     assert_eq!(w.read_u64(buf) & 0xffff_ffff_ffff, 0x01f0_01f0_01f0);
-    // Into memory the guest cannot write: the instruction is refused.
+    // Into memory the guest cannot write: #PF at that address, as the CPU
+    // (and Xen's emulator) would raise it, with nothing done.
+    const PF_HANDLER: u64 = GP_HANDLER + 0x40;
+    let mut table = Vec::new();
+    for (vector, handler) in [(13u8, GP_HANDLER), (14, PF_HANDLER)] {
+        table.extend_from_slice(&[vector, 0]);
+        table.extend_from_slice(&0xe033u16.to_le_bytes());
+        table.extend_from_slice(&[0; 4]);
+        table.extend_from_slice(&handler.to_le_bytes());
+    }
+    table.extend_from_slice(&[0; 16]);
+    let t = w.scratch + 0x2000;
+    w.write(t, &table);
+    assert_eq!(w.hypercall(nr::SET_TRAP_TABLE, [t, 0, 0, 0, 0]), 0);
     let (_, regs) = exec(
         &mut w,
         &[0xf3, 0x6c],
@@ -389,7 +402,25 @@ fn string_io_moves_guest_memory_and_counts_down() {
             ..Default::default()
         },
     );
-    assert_eq!(regs.rip, GP_HANDLER);
+    assert_eq!(regs.rip, PF_HANDLER, "#PF, not #GP");
+    assert_eq!(w.xen.vcpu_info_of(DomId(0), 0).map(|vi| vi.cr2()), Some(0xffff_8300_0000_0000));
+    let frame = regs.rsp;
+    assert_eq!(w.read_u64(frame + 16) & 0x7, 0x2, "error code: a kernel write to a page not present");
+    // rep outsb reading past the end of a mapped page: the bytes before it
+    // went out and rcx says how many are left.
+    let edge = w.scratch + 0x10000 - 2;
+    let (_, regs) = exec(
+        &mut w,
+        &[0xf3, 0x6e],
+        GuestRegs {
+            rdx: 0x2f8,
+            rsi: edge,
+            rcx: 5,
+            ..Default::default()
+        },
+    );
+    assert_eq!(regs.rip, PF_HANDLER);
+    assert_eq!(w.xen.vcpu_info_of(DomId(0), 0).map(|vi| vi.cr2()), Some(edge + 2));
 }
 
 #[test]
