@@ -193,7 +193,8 @@ impl<P: Platform> Xen<P> {
         if matches!(insn.memory_segment(), Register::FS | Register::GS) && f.kind == IoKind::Outs {
             return Emul::Refused;
         }
-        let rep = insn.has_rep_prefix();
+        // F2 repeats string I/O as F3 does (there is no flag to test).
+        let rep = insn.has_rep_prefix() || insn.has_repne_prefix();
         let mut count = if rep { regs.rcx & amask } else { 1 };
         let step = if regs.rflags & RFLAGS_DF != 0 {
             (f.bytes as u64).wrapping_neg()

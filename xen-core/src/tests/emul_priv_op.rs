@@ -364,6 +364,20 @@ fn string_io_moves_guest_memory_and_counts_down() {
         })
         .collect();
     assert_eq!(written, b"hello");
+    // repne outsb repeats too, as on the CPU.
+    w.xen.platform.io_log.borrow_mut().clear();
+    let (_, regs) = exec(
+        &mut w,
+        &[0xf2, 0x6e],
+        GuestRegs {
+            rdx: 0x2f8,
+            rsi: buf,
+            rcx: 3,
+            ..Default::default()
+        },
+    );
+    assert!(emulated(&w, &regs, 2));
+    assert_eq!((regs.rcx, log(&w).len()), (0, 3));
     // rep insw: 3 words into memory.
     let (_, regs) = exec(
         &mut w,
