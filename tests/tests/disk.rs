@@ -1,0 +1,138 @@
+//! Dom0's real disk (`run.sh --disk`): a virtio-blk device QEMU backs with
+//! a host file, a FAT filesystem on it holding raw and qcow2 images, served
+//! to guests through blkback. Data a guest wrote and flushed survives the
+//! guest, `kill -9` of QEMU and a new boot; the host opens the disk and the
+//! images with its own tools (mtools, fsck.fat, qemu-img). On xen-core and
+//! on Xen 4.17 with the same Dom0.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tests::{guest_archive, image, Boot, Outcome, Status};
+
+fn cfg(name: &str, extra: &str, disk: &str) -> Vec<u8> {
+    format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nextra=\"{extra}\"\ndisk = [ '{disk}' ]\n").into_bytes()
+}
+
+fn run(boot: Boot, tag: &str, cfgs: &[(&str, &str, &str)], script: &str) -> Outcome {
+    let kernel = std::fs::read(image("pv-guest-kernel")).expect("guest image");
+    let mut files = vec![("pv-guest-kernel", kernel)];
+    let names: Vec<String> = cfgs.iter().map(|(n, ..)| format!("guests/{n}.cfg")).collect();
+    for ((name, extra, disk), path) in cfgs.iter().zip(&names) {
+        files.push((path.as_str(), cfg(name, extra, disk)));
+    }
+    let archive = guest_archive(tag, &files);
+    boot.dom0_image("dom0").module(&archive, "").dom0_cmdline(&format!("xl=\"{script}\"")).run()
+}
+
+fn host(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (scripts/ensure-qemu.sh installs qemu-utils, mtools, dosfstools)"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd} {args:?} failed:\n{text}");
+    text
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xen-core-disk-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The bytes pv-guest-kernel's `blk-write pattern=N` puts in sector `s`.
+fn pattern_sector(pattern: u8, s: u64) -> Vec<u8> {
+    (0..512).map(|i| pattern.wrapping_mul(31).wrapping_add(s as u8).wrapping_add(i as u8)).collect()
+}
+
+fn assert_pattern(raw: &Path, pattern: u8) {
+    let data = std::fs::read(raw).unwrap();
+    for s in 0..64u64 {
+        let got = &data[(s * 512) as usize..((s + 1) * 512) as usize];
+        assert_eq!(got, &pattern_sector(pattern, s)[..], "sector {s} of {} on the host", raw.display());
+    }
+    assert!(data[64 * 512..].iter().all(|&b| b == 0), "the rest of {} reads as zeroes", raw.display());
+}
+
+const QCOW: &str = "format=qcow2, vdev=xvda, access=rw, target=img1";
+const RAW: &str = "format=raw, vdev=xvda, access=rw, target=raw1";
+
+fn survives_kill_and_restart(boot: fn() -> Boot, tag: &str) {
+    let dir = scratch(tag);
+    let disk = dir.join("disk.img");
+
+    // First power-on: make the images, write (each guest flushes), read
+    // back in a new guest, then lose power: kill -9 once the reader is done.
+    let out = run(
+        boot().disk(&disk).kill_after("[r2] Test result"),
+        &format!("{tag}-1"),
+        &[
+            ("w", "workload=blk-write pattern=7", QCOW),
+            ("r", "workload=blk-read pattern=7", QCOW),
+            ("w2", "workload=blk-write pattern=5 persistent=0", RAW),
+            ("r2", "workload=blk-read pattern=5", RAW),
+        ],
+        "image-create img1 8M; image-create -f raw raw1 8M; image-list; create w; wait w; create r; wait r; create w2; wait w2; create r2; wait r2; sleep 600",
+    );
+    out.assert_status(Status::Other(-9));
+    out.assert_guest_line("image img1: qcow2, 8M");
+    out.assert_guest_line("image raw1: raw, 8M");
+    out.assert_guest_line("blkback: domain 1 vbd 51712 connected: image img1, 16384 sectors, read-write, persistent grants");
+    out.assert_guest_line("[w] blk: wrote 64 sectors of pattern 7");
+    out.assert_guest_line("[r] blk: read 64 sectors of pattern 7: same");
+    out.assert_guest_line("[w2] blk: wrote 64 sectors of pattern 5");
+    out.assert_guest_line("[r2] blk: read 64 sectors of pattern 5: same");
+    assert!(out.serial.contains("virtio-blk: 0000:00:"), "Dom0 found its disk\n{}", out.tail(40));
+
+    // Second power-on, same disk: the images and their data are there.
+    let out = run(
+        boot().disk(&disk),
+        &format!("{tag}-2"),
+        &[
+            ("r", "workload=blk-read pattern=7 persistent=0", QCOW),
+            ("r2", "workload=blk-read pattern=5", RAW),
+            ("other", "workload=blk-read pattern=8", QCOW),
+        ],
+        "image-list; create r; wait r; create r2; wait r2; create other; wait other",
+    );
+    out.assert_status(Status::PoweredOff);
+    out.assert_guest_line("dom0: images on the disk: 2");
+    out.assert_guest_line("[r] blk: read 64 sectors of pattern 7: same");
+    out.assert_guest_line("[r2] blk: read 64 sectors of pattern 5: same");
+    out.assert_guest_line("[other] blk: read 64 sectors of pattern 8: DIFFERENT");
+    let list = out.serial.lines().skip_while(|l| !l.contains("xl> image-list")).take(4).collect::<Vec<_>>().join("\n");
+    assert!(list.contains("img1       qcow2         8M") && list.contains("raw1       raw           8M"), "{list}");
+
+    // The host's tools: the filesystem is clean, the qcow2 is clean, both
+    // images hold the patterns.
+    let fat = format!("{}@@1M", disk.display());
+    let listing = host("mdir", &["-i", &fat, "::"]);
+    assert!(listing.contains("IMG1") && listing.contains("RAW1"), "{listing}");
+    let part = dir.join("part.img");
+    host("dd", &[&format!("if={}", disk.display()), &format!("of={}", part.display()), "bs=1M", "skip=1", "conv=sparse", "status=none"]);
+    host("fsck.fat", &["-n", part.to_str().unwrap()]);
+    let q = dir.join("img1.qcow2");
+    host("mcopy", &["-o", "-i", &fat, "::IMG1.QCO", q.to_str().unwrap()]);
+    let check = host("qemu-img", &["check", "-f", "qcow2", q.to_str().unwrap()]);
+    assert!(check.contains("No errors were found"), "{check}");
+    let qraw = dir.join("img1.raw");
+    host("qemu-img", &["convert", "-f", "qcow2", "-O", "raw", q.to_str().unwrap(), qraw.to_str().unwrap()]);
+    assert_pattern(&qraw, 7);
+    let r = dir.join("raw1.raw");
+    host("mcopy", &["-o", "-i", &fat, "::RAW1.RAW", r.to_str().unwrap()]);
+    assert_pattern(&r, 5);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flushed_writes_survive_kill_9_and_a_restart_on_xen_core() {
+    survives_kill_and_restart(Boot::xen_core, "core");
+}
+
+#[test]
+fn flushed_writes_survive_kill_9_and_a_restart_on_xen() {
+    survives_kill_and_restart(Boot::xen, "xen");
+}
