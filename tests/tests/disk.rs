@@ -11,7 +11,8 @@ use std::process::Command;
 use tests::{guest_archive, image, Boot, Outcome, Status};
 
 fn cfg(name: &str, extra: &str, disk: &str) -> Vec<u8> {
-    format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nextra=\"{extra}\"\ndisk = [ '{disk}' ]\n").into_bytes()
+    let disk = if disk.is_empty() { String::new() } else { format!("disk = [ '{disk}' ]\n") };
+    format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nextra=\"{extra}\"\n{disk}").into_bytes()
 }
 
 fn run(boot: Boot, tag: &str, cfgs: &[(&str, &str, &str)], script: &str) -> Outcome {
@@ -64,28 +65,38 @@ fn survives_kill_and_restart(boot: fn() -> Boot, tag: &str) {
     let dir = scratch(tag);
     let disk = dir.join("disk.img");
 
-    // First power-on: make the images, write (each guest flushes), read
-    // back in a new guest, then lose power: kill -9 once the reader is done.
+    // First power-on: a guest tries Dom0's disk's ports and gets nothing;
+    // make the images, write (each guest flushes), read back in a new
+    // guest, then lose power: kill -9 once the reader is done.
     let out = run(
         boot().disk(&disk).kill_after("[r2] Test result"),
         &format!("{tag}-1"),
         &[
+            ("io", "workload=ioport", ""),
             ("w", "workload=blk-write pattern=7", QCOW),
             ("r", "workload=blk-read pattern=7", QCOW),
             ("w2", "workload=blk-write pattern=5 persistent=0", RAW),
             ("r2", "workload=blk-read pattern=5", RAW),
         ],
-        "image-create img1 8M; image-create -f raw raw1 8M; image-list; create w; wait w; create r; wait r; create w2; wait w2; create r2; wait r2; sleep 600",
+        "create io; wait io; image-create img1 8M; image-create -f raw raw1 8M; image-list; create w; wait w; create r; wait r; create w2; wait w2; create r2; wait r2; sleep 600",
     );
     out.assert_status(Status::Other(-9));
     out.assert_guest_line("image img1: qcow2, 8M");
     out.assert_guest_line("image raw1: raw, 8M");
-    out.assert_guest_line("blkback: domain 1 vbd 51712 connected: image img1, 16384 sectors, read-write, persistent grants");
+    // The guest's I/O privilege is virtual: no port or PCI function of the
+    // machine answers it, and its writes reset nothing (the guests after
+    // it use Dom0's disk).
+    out.assert_guest_line("[io] ioport: PHYSDEVOP_set_iopl(1) = 0");
+    out.assert_guest_line("[io] ioport: PCI configuration: 0 of 32 functions on bus 0 answered");
+    out.assert_guest_line("[io] ioport: ports 0xc000-0xcfff: 0 of 1024 answered");
+    out.assert_guest_line("[io] Test result: SUCCESS");
+    out.assert_guest_line("blkback: domain 2 vbd 51712 connected: image img1, 16384 sectors, read-write, persistent grants");
     out.assert_guest_line("[w] blk: wrote 64 sectors of pattern 7");
     out.assert_guest_line("[r] blk: read 64 sectors of pattern 7: same");
     out.assert_guest_line("[w2] blk: wrote 64 sectors of pattern 5");
     out.assert_guest_line("[r2] blk: read 64 sectors of pattern 5: same");
-    assert!(out.serial.contains("virtio-blk: 0000:00:"), "Dom0 found its disk\n{}", out.tail(40));
+    let found = out.serial.lines().find(|l| l.starts_with("virtio-blk: 0000:00:")).unwrap_or_else(|| panic!("Dom0 found no disk\n{}", out.tail(40)));
+    assert!(found.contains(" I/O ports 0xc0") && found.contains("8388608 sectors (4096 MiB), flush"), "the disk's ports lie where [io] looked: {found}");
 
     // Second power-on, same disk: the images and their data are there.
     let out = run(
