@@ -14,7 +14,7 @@
 //! takes one page-frame number for it, at most three pages): it is made of
 //! pages of a static area of Dom0's whose machine frames, as the P2M shows,
 //! are consecutive, in whatever order they lie in Dom0's own address space
-//! (xen-core's builder hands out frames downwards, Xen's upwards), each
+//! (the two builders order Dom0's frames differently), each
 //! part of the queue reached through the page that holds it. If the area
 //! has no such run, the disk is refused with a message rather than given a
 //! broken queue (Xen's way out would be `XENMEM_exchange` for a contiguous
