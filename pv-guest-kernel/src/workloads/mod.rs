@@ -39,6 +39,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("echo", echo::run),
     ("ioport", ioport::run),
     ("blk-write", blk::write), ("blk-read", blk::read), ("blk-hostile", blk::hostile),
+    ("blk-bench", blk::bench),
 ];
 
 pub fn find(name: &str) -> Option<Workload> {
