@@ -36,8 +36,14 @@ const OFLAG_ZERO: u64 = 1;
 const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
 const HEADER_V3_LEN: u32 = 104;
 pub const DEFAULT_CLUSTER_BITS: u32 = 16;
-/// L2 tables kept in memory.
-const L2_CACHE: usize = 16;
+/// L2 tables kept in memory (64 KiB each at most).
+const L2_CACHE: usize = 4;
+/// Dom0's heap is fixed (8 MiB): an image's L1 and refcount tables, read
+/// whole, may take at most this much each, and clusters at most 64 KiB
+/// (an L2 table is a cluster). An image asking for more is refused, not
+/// allowed to exhaust the heap.
+const MAX_TABLE_BYTES: u64 = 256 << 10;
+const MAX_CLUSTER_BITS: u32 = 16;
 
 fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
@@ -135,8 +141,8 @@ impl<B: Backing> Qcow2<B> {
             return Err("qcow2 images with a backing file are not supported".to_string());
         }
         let cluster_bits = be32(&h, 20);
-        if !(9..=21).contains(&cluster_bits) {
-            return Err("bad cluster size".to_string());
+        if !(9..=MAX_CLUSTER_BITS).contains(&cluster_bits) {
+            return Err("cluster sizes from 512 bytes to 64 KiB are supported".to_string());
         }
         if be32(&h, 32) != 0 {
             return Err("encrypted qcow2 images are not supported".to_string());
@@ -159,8 +165,11 @@ impl<B: Backing> Qcow2<B> {
         let rt_clusters = be32(&h, 56) as u64;
         let cs = 1u64 << cluster_bits;
         let need_l1 = size.div_ceil(cs * (cs / 8));
-        if l1_size < need_l1 || l1_size > 1 << 22 || rt_clusters > 64 || rt_clusters == 0 {
+        if l1_size < need_l1 || rt_clusters == 0 {
             return Err("inconsistent qcow2 header".to_string());
+        }
+        if l1_size * 8 > MAX_TABLE_BYTES || rt_clusters * cs > MAX_TABLE_BYTES {
+            return Err("the image's tables are too large for Dom0's memory".to_string());
         }
         if !l1_offset.is_multiple_of(cs) || !refcount_table_offset.is_multiple_of(cs) {
             return Err("inconsistent qcow2 header (unaligned tables)".to_string());

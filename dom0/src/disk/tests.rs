@@ -142,6 +142,13 @@ fn qcow2_refuses_what_it_cannot_keep_consistent() {
     bad[36..40].copy_from_slice(&0u32.to_be_bytes()); // l1_size 0 for 1M
     bad[60..64].copy_from_slice(&0u32.to_be_bytes());
     assert!(Qcow2::open(Mem(bad), false).is_err(), "an L1 too small for the size");
+    // Tables that would exhaust Dom0's heap, and clusters too large.
+    run("qemu-img", &["create", "-q", "-f", "qcow2", "-o", "cluster_size=2M", p, "1M"]);
+    assert!(Qcow2::open(Mem(std::fs::read(&path).unwrap()), false).err().unwrap().contains("64 KiB"));
+    run("qemu-img", &["create", "-q", "-f", "qcow2", p, "1M"]);
+    let mut big = std::fs::read(&path).unwrap();
+    big[36..40].copy_from_slice(&(1u32 << 22).to_be_bytes());
+    assert!(Qcow2::open(Mem(big), false).err().unwrap().contains("too large"));
 }
 
 /// The host file as the filesystem crate's block device.
