@@ -12,7 +12,7 @@ Usage: scripts/make-disk.sh PATH [SIZE]
 
 Create Dom0's disk at PATH: a sparse file of SIZE (default 4G, at least
 100M; truncate's suffixes K, M, G), an MBR with one FAT32 partition from
-1 MiB on (type 0x0c, 32 KiB clusters, label XENCORE), formatted with
+1 MiB on (type 0x0c, label XENCORE; 32 KiB clusters from 4G on), formatted with
 mkfs.fat (dosfstools, installed through apt-get when missing). Refuses
 to touch an existing file.
 
@@ -42,5 +42,9 @@ le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) 
 printf "\\x00\\xfe\\xff\\xff\\x0c\\xfe\\xff\\xff$(le32 $start)$(le32 $count)" |
     dd of="$path" bs=1 seek=446 conv=notrunc status=none
 printf '\x55\xaa' | dd of="$path" bs=1 seek=510 conv=notrunc status=none
-mkfs.fat -F 32 -s 64 -n XENCORE --offset $start "$path" $((count / 2)) >/dev/null
+# 32 KiB clusters (fewer FAT entries to walk) where FAT32 still gets the
+# 65,525 clusters it needs, from 4 GiB on; mkfs.fat's choice below that.
+spc=()
+[ "$bytes" -lt $((4 << 30)) ] || spc=(-s 64)
+mkfs.fat -F 32 ${spc[@]+"${spc[@]}"} -n XENCORE --offset $start "$path" $((count / 2)) >/dev/null
 echo "make-disk: $path: $((bytes >> 20)) MiB, FAT32 from 1 MiB on" >&2
