@@ -23,7 +23,10 @@ fn run(boot: Boot, tag: &str, cfgs: &[(&str, &str, &str)], script: &str) -> Outc
         files.push((path.as_str(), cfg(name, extra, disk)));
     }
     let archive = guest_archive(tag, &files);
-    boot.dom0_image("dom0").module(&archive, "").dom0_cmdline(&format!("xl=\"{script}\"")).run()
+    // `script|flags`: words after a `|` go on Dom0's command line after the
+    // script (`xl_keep_going` runs the commands after a failing one).
+    let (script, flags) = script.split_once('|').unwrap_or((script, ""));
+    boot.dom0_image("dom0").module(&archive, "").dom0_cmdline(format!("xl=\"{script}\" {flags}").trim_end()).run()
 }
 
 fn host(cmd: &str, args: &[&str]) -> String {
@@ -106,22 +109,33 @@ fn survives_kill_and_restart(boot: fn() -> Boot, tag: &str) {
             ("r", "workload=blk-read pattern=7 persistent=0", QCOW),
             ("r2", "workload=blk-read pattern=5", RAW),
             ("other", "workload=blk-read pattern=8", QCOW),
+            ("bad", "workload=blk-read pattern=7", "format=raw, vdev=xvda, target=img1"),
         ],
-        "image-list; create r; wait r; create r2; wait r2; create other; wait other",
+        "image-list; create r; wait r; create r2; wait r2; create other; wait other; create bad; \
+         image-create -f raw gone 1M; image-rm gone; image-rm gone; image-create img1; image-list|xl_keep_going",
     );
     out.assert_status(Status::PoweredOff);
+    out.assert_guest_line("xl: cannot create domain 'bad': disk xvda: image img1 is qcow2, not raw");
+    out.assert_guest_line("image gone: raw, 1M");
+    out.assert_guest_line("xl: image-rm: no image gone");
+    out.assert_guest_line("xl: image-create: image img1 exists already");
     out.assert_guest_line("dom0: images on the disk: 2");
     out.assert_guest_line("[r] blk: read 64 sectors of pattern 7: same");
     out.assert_guest_line("[r2] blk: read 64 sectors of pattern 5: same");
     out.assert_guest_line("[other] blk: read 64 sectors of pattern 8: DIFFERENT");
-    let list = out.serial.lines().skip_while(|l| !l.contains("xl> image-list")).take(4).collect::<Vec<_>>().join("\n");
-    assert!(list.contains("img1       qcow2         8M") && list.contains("raw1       raw           8M"), "{list}");
+    for from in [0, 1] {
+        // The first listing and the last (after `gone` came and went).
+        let start = out.serial.lines().enumerate().filter(|(_, l)| l.contains("xl> image-list")).nth(from).map(|(i, _)| i).unwrap();
+        let list = out.serial.lines().skip(start).take(4).collect::<Vec<_>>().join("\n");
+        assert!(list.contains("img1       qcow2         8M") && list.contains("raw1       raw           8M"), "{list}");
+        assert!(!list.contains("gone"), "{list}");
+    }
 
     // The host's tools: the filesystem is clean, the qcow2 is clean, both
     // images hold the patterns.
     let fat = format!("{}@@1M", disk.display());
     let listing = host("mdir", &["-i", &fat, "::"]);
-    assert!(listing.contains("IMG1") && listing.contains("RAW1"), "{listing}");
+    assert!(listing.contains("IMG1") && listing.contains("RAW1") && !listing.contains("GONE"), "{listing}");
     let part = dir.join("part.img");
     host("dd", &[&format!("if={}", disk.display()), &format!("of={}", part.display()), "bs=1M", "skip=1", "conv=sparse", "status=none"]);
     host("fsck.fat", &["-n", part.to_str().unwrap()]);

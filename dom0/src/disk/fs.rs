@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 use alloc::format;
 use core::ops::ControlFlow;
 
-use embedded_sdmmc::{BlockDevice, Mode, RawDirectory, RawFile, RawVolume, TimeSource, Timestamp, VolumeIdx, VolumeManager};
+use embedded_sdmmc::{Block, BlockDevice, BlockIdx, Mode, RawDirectory, RawFile, RawVolume, TimeSource, Timestamp, VolumeIdx, VolumeManager};
 
 /// Files open at once (each attached image keeps one open).
 pub const MAX_OPEN: usize = 32;
@@ -83,6 +83,18 @@ pub struct Entry {
     pub bytes: u32,
     /// The 8.3 name on the disk, e.g. `IMG1.QCO`.
     pub file: String,
+    /// Where its directory entry lies: block, byte offset.
+    dirent: (u32, u32),
+}
+
+/// What `remove` needs to know of the FAT (from the partition's boot
+/// sector, as the FAT specification lays it out).
+struct Geometry {
+    /// First sector of each FAT copy.
+    fats: Vec<u32>,
+    fat32: bool,
+    /// Clusters on the volume (+2: cluster numbers start at 2).
+    clusters: u32,
 }
 
 pub struct Store<D: BlockDevice> {
@@ -114,7 +126,20 @@ fn describe<E: core::fmt::Debug>(e: &E) -> String {
 
 impl<D: BlockDevice> Store<D> {
     /// Opens the first partition's FAT filesystem.
+    ///
+    /// FAT32's count of free clusters (in its FSInfo sector) is set to
+    /// "unknown" first: `remove` frees clusters behind the crate's back
+    /// (see there), so the crate's own count would go wrong; with an
+    /// unknown count it keeps none, and readers such as Linux and fsck.fat
+    /// count for themselves, as the specification allows.
     pub fn open(dev: D) -> Result<Store<D>, Error> {
+        if let Some(info) = fsinfo_sector(&dev) {
+            let mut b = [Block::new()];
+            if dev.read(&mut b, BlockIdx(info)).is_ok() && b[0].contents[484..488] == *b"rrAa" {
+                b[0].contents[488..492].copy_from_slice(&u32::MAX.to_le_bytes());
+                dev.write(&b, BlockIdx(info)).map_err(err("writing FSInfo"))?;
+            }
+        }
         let vm = VolumeManager::new_with_limits(dev, Clock, 1);
         let vol = vm.open_raw_volume(VolumeIdx(0)).map_err(err("opening the filesystem"))?;
         let root = vm.open_root_dir(vol).map_err(err("opening its root directory"))?;
@@ -129,7 +154,8 @@ impl<D: BlockDevice> Store<D> {
                 if !e.attributes.is_directory() && !e.attributes.is_volume() {
                     if let Some(format) = Format::of_extension(e.name.extension()) {
                         let name = String::from_utf8_lossy(e.name.base_name()).to_ascii_lowercase();
-                        out.push(Entry { name, format, bytes: e.size, file: e.name.to_string() });
+                        let dirent = (e.entry_block.0, e.entry_offset);
+                        out.push(Entry { name, format, bytes: e.size, file: e.name.to_string(), dirent });
                     }
                 }
                 ControlFlow::Continue(())
@@ -164,8 +190,26 @@ impl<D: BlockDevice> Store<D> {
         self.vm.open_file_in_dir(self.root, e.file.as_str(), mode).map_err(err("opening the image"))
     }
 
+    /// Removes a closed file and frees its clusters. The crate only marks
+    /// the directory entry deleted and leaves the cluster chain allocated
+    /// (a leak `fsck.fat` reclaims), so the chain is freed here, in every
+    /// FAT copy, after reading its first cluster from the entry.
     pub fn remove(&self, e: &Entry) -> Result<(), Error> {
-        self.vm.delete_entry_in_dir(self.root, e.file.as_str()).map_err(err("removing the file"))
+        let first = self.vm.device(|d| {
+            let mut b = [Block::new()];
+            d.read(&mut b, BlockIdx(e.dirent.0)).ok()?;
+            let o = e.dirent.1 as usize;
+            let c = b[0].contents.get(o..o + 32)?;
+            Some(u32::from(u16::from_le_bytes([c[20], c[21]])) << 16 | u32::from(u16::from_le_bytes([c[26], c[27]])))
+        });
+        self.vm.delete_entry_in_dir(self.root, e.file.as_str()).map_err(err("removing the file"))?;
+        if let Some(first) = first.filter(|&c| c >= 2) {
+            self.vm.device(|d| free_chain(d, first)).map_err(err("freeing its clusters"))?;
+            // The crate caches one block: make it read something else, so
+            // that a FAT block it held is read anew.
+            self.vm.iterate_dir(self.root, |_| ControlFlow::Break(())).map_err(err("reading the directory"))?;
+        }
+        Ok(())
     }
 
     pub fn close(&self, f: RawFile) -> Result<(), Error> {
@@ -232,4 +276,91 @@ impl<D: BlockDevice> Store<D> {
     pub fn device<R>(&self, f: impl FnOnce(&mut D) -> R) -> R {
         self.vm.device(f)
     }
+}
+
+fn le16(b: &[u8], o: usize) -> u32 {
+    u32::from(u16::from_le_bytes([b[o], b[o + 1]]))
+}
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+/// The first partition's start (MBR entry 1) and its boot sector.
+fn boot_sector<D: BlockDevice>(dev: &D) -> Option<(u32, Block)> {
+    let mut b = [Block::new()];
+    dev.read(&mut b, BlockIdx(0)).ok()?;
+    if b[0].contents[510..512] != [0x55, 0xaa] {
+        return None;
+    }
+    let start = le32(&b[0].contents, 446 + 8);
+    dev.read(&mut b, BlockIdx(start)).ok()?;
+    (le16(&b[0].contents, 11) == 512).then(|| (start, b[0].clone()))
+}
+
+fn fsinfo_sector<D: BlockDevice>(dev: &D) -> Option<u32> {
+    let (start, bs) = boot_sector(dev)?;
+    let c = &bs.contents;
+    // FAT32 only (FAT16 has no FSInfo): the 16-bit FAT size is 0.
+    (le16(c, 22) == 0).then(|| start + le16(c, 48)).filter(|&s| s > start)
+}
+
+fn geometry<D: BlockDevice>(dev: &D) -> Option<Geometry> {
+    let (start, bs) = boot_sector(dev)?;
+    let c = &bs.contents;
+    let reserved = le16(c, 14);
+    let nfats = u32::from(c[16]);
+    let fat16_size = le16(c, 22);
+    let fat32 = fat16_size == 0;
+    let fat_size = if fat32 { le32(c, 36) } else { fat16_size };
+    let total = if le16(c, 19) != 0 { le16(c, 19) } else { le32(c, 32) };
+    let spc = u32::from(c[13]).max(1);
+    let root_sectors = (le16(c, 17) * 32).div_ceil(512);
+    let data = reserved.checked_add(nfats.checked_mul(fat_size)?)?.checked_add(root_sectors)?;
+    let clusters = total.checked_sub(data)? / spc + 2;
+    let fats = (0..nfats).map(|i| start + reserved + i * fat_size).collect();
+    Some(Geometry { fats, fat32, clusters })
+}
+
+/// Marks the chain from `first` free in every FAT copy, one block write
+/// per FAT block touched. Stops at an end-of-chain mark, a free or bad
+/// entry, or after as many steps as there are clusters (a looping chain).
+fn free_chain<D: BlockDevice>(dev: &mut D, first: u32) -> Result<(), D::Error> {
+    let Some(g) = geometry(dev) else { return Ok(()) };
+    let width = if g.fat32 { 4 } else { 2 };
+    let mut block = [Block::new()];
+    let mut loaded: Option<u32> = None;
+    let flush = |dev: &mut D, loaded: Option<u32>, block: &[Block; 1]| -> Result<(), D::Error> {
+        if let Some(rel) = loaded {
+            for &fat in &g.fats {
+                dev.write(block, BlockIdx(fat + rel))?;
+            }
+        }
+        Ok(())
+    };
+    let mut c = first;
+    for _ in 0..g.clusters {
+        if c < 2 || c >= g.clusters {
+            break;
+        }
+        let rel = c * width / 512;
+        if loaded != Some(rel) {
+            flush(dev, loaded, &block)?;
+            dev.read(&mut block, BlockIdx(g.fats[0] + rel))?;
+            loaded = Some(rel);
+        }
+        let o = (c * width % 512) as usize;
+        let b = &mut block[0].contents;
+        let next = if g.fat32 {
+            let v = le32(b, o);
+            // The top four bits are reserved: kept.
+            b[o..o + 4].copy_from_slice(&(v & 0xf000_0000).to_le_bytes());
+            v & 0x0fff_ffff
+        } else {
+            let v = le16(b, o);
+            b[o..o + 2].copy_from_slice(&[0, 0]);
+            v
+        };
+        c = next;
+    }
+    flush(dev, loaded, &block)
 }
