@@ -24,7 +24,7 @@ impl<B: Backing> ImageDisk<B> {
     pub fn open(mut backing: B, format: Format, readonly: bool) -> Result<ImageDisk<B>, String> {
         Ok(match format {
             Format::Raw => {
-                let len = backing.len()?;
+                let len = backing.size()?;
                 ImageDisk::Raw { backing, sectors: len / 512, readonly }
             }
             Format::Qcow2 => ImageDisk::Qcow2(Qcow2::open(backing, readonly)?),

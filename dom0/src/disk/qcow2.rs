@@ -25,7 +25,7 @@ use alloc::format;
 pub trait Backing {
     fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<(), String>;
     fn write_at(&mut self, off: u64, data: &[u8]) -> Result<(), String>;
-    fn len(&mut self) -> Result<u64, String>;
+    fn size(&mut self) -> Result<u64, String>;
     fn flush(&mut self) -> Result<(), String>;
 }
 
@@ -180,7 +180,7 @@ impl<B: Backing> Qcow2<B> {
         let mut buf = vec![0u8; (rt_clusters * cs) as usize];
         backing.read_at(refcount_table_offset, &mut buf)?;
         let refcount_table = buf.chunks(8).map(|c| be64(c, 0)).collect();
-        let len = backing.len()?;
+        let len = backing.size()?;
         let mut q = Qcow2 {
             backing,
             size,

@@ -155,7 +155,7 @@ impl Backing for StoreFile {
     fn write_at(&mut self, off: u64, data: &[u8]) -> Result<(), String> {
         with(|s| s.write_at(self.file, off, data))
     }
-    fn len(&mut self) -> Result<u64, String> {
+    fn size(&mut self) -> Result<u64, String> {
         with(|s| s.len(self.file))
     }
     /// The file's length in its directory entry, then the device's cache.

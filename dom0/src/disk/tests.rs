@@ -36,7 +36,7 @@ impl Backing for Mem {
         self.0[off as usize..end].copy_from_slice(data);
         Ok(())
     }
-    fn len(&mut self) -> Result<u64, String> {
+    fn size(&mut self) -> Result<u64, String> {
         Ok(self.0.len() as u64)
     }
     fn flush(&mut self) -> Result<(), String> {
@@ -182,7 +182,7 @@ impl<D: BlockDevice> Backing for InStore<'_, D> {
     fn write_at(&mut self, off: u64, data: &[u8]) -> Result<(), String> {
         self.0.write_at(self.1, off, data)
     }
-    fn len(&mut self) -> Result<u64, String> {
+    fn size(&mut self) -> Result<u64, String> {
         self.0.len(self.1)
     }
     fn flush(&mut self) -> Result<(), String> {
