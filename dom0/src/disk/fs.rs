@@ -264,7 +264,15 @@ impl<D: BlockDevice> Store<D> {
         } else {
             self.seek(f, off)?;
         }
-        self.vm.write(f, data).map_err(err("writing"))
+        self.vm.write(f, data).map_err(err("writing"))?;
+        if off + data.len() as u64 > len {
+            // The crate writes a file's length to its directory entry only
+            // when asked: a file that grew (a qcow2 allocating clusters)
+            // has it written now, so that after a crash the length still
+            // covers every cluster the image's tables point at.
+            self.sync(f)?;
+        }
+        Ok(())
     }
 
     /// Writes the file's directory entry (its length); the device's cache

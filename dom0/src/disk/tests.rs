@@ -268,3 +268,27 @@ fn images_in_the_fat_store_open_on_the_host_with_mtools_fsck_and_qemu_img() {
     let _ = std::fs::remove_file(&disk);
     let _ = std::fs::remove_file(&part);
 }
+
+#[test]
+fn a_qcow2_that_grew_without_a_flush_is_consistent_after_power_loss() {
+    let disk = tmp("power-loss.img");
+    let _ = std::fs::remove_file(&disk);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/make-disk.sh");
+    run("bash", &[script, disk.to_str().unwrap(), "4G"]);
+    let f = File::options().read(true).write(true).open(&disk).unwrap();
+    let store = Store::open(HostDisk(RefCell::new(f), 4 << 30)).unwrap();
+    let q = store.create("lost", Format::Qcow2).unwrap();
+    let mut img = ImageDisk::create(InStore(&store, q), Format::Qcow2, 16 << 20).unwrap();
+    let a = pattern(3, 4096);
+    for i in 0..8 {
+        img.write_bytes(i * 4096, &a).unwrap(); // 8 clusters allocated, no flush
+    }
+    // Power lost: nothing closed, nothing flushed.
+    std::mem::forget(img);
+    std::mem::forget(store);
+    let out = tmp("lost.qcow2");
+    run("mcopy", &["-o", "-i", &format!("{}@@1M", disk.display()), "::LOST.QCO", out.to_str().unwrap()]);
+    assert!(std::fs::metadata(&out).unwrap().len() >= (4 + 1 + 8) << 16, "the file's length covers the clusters");
+    qemu_img_check(&out);
+    let _ = std::fs::remove_file(&disk);
+}

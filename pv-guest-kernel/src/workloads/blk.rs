@@ -142,8 +142,8 @@ pub fn hostile(cmd: &str) {
     c.verdict();
 }
 
-/// `blk-bench iters=N`: blkif and XenStore costs as a guest sees them.
-/// XenStore: N writes of `data/bench`, then N reads of it. blkif, 4 KiB
+/// `blk-bench iters=N [xs=M]`: blkif and XenStore costs as a guest sees
+/// them. XenStore: M (default N) writes of `data/bench`, then M reads. blkif, 4 KiB
 /// requests (one granted page each) over the first 2 MiB of xvda (or the
 /// whole disk if smaller): a sequential write pass, a flush, a sequential
 /// read pass, then N random reads and N random writes. Each prints
@@ -153,9 +153,10 @@ pub fn hostile(cmd: &str) {
 pub fn bench(cmd: &str) {
     let mut c = Checks::default();
     let iters: u64 = cmdline::get(cmd, "iters").and_then(|p| p.parse().ok()).unwrap_or(1000).max(1);
+    let xs_iters: u64 = cmdline::get(cmd, "xs").and_then(|p| p.parse().ok()).unwrap_or(iters).max(1);
     // Connecting first also maps shared_info, which system time needs.
     let conn = connect(&mut c, cmd);
-    bench_xenstore(&mut c, iters);
+    bench_xenstore(&mut c, xs_iters);
     if let Some((env, mut b)) = conn {
         bench_blkif(&mut c, &env, &mut b, iters);
     }
