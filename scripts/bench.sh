@@ -196,7 +196,7 @@ report=$out/report.md
     echo "xl_* rows: our Dom0's \`bench create|destroy\` (TSC per guest created or destroyed),"
     echo "xs_*, blk_* rows: blk-bench in a guest under our Dom0, TSC per XenStore operation or"
     echo "4 KiB blkif request (grant copies; disk_*: to a qcow2 image on Dom0's virtio disk),"
-    [ $boot = 1 ] && echo "iters=$iters, xl-iters=$xl_iters," || echo "(report of earlier logs)"
+    [ $boot = 1 ] && echo "iters=$iters, xl-iters=$xl_iters, blk-iters=$blk_iters," || echo "(report of earlier logs)"
     echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown),"
     echo "Xen: $(cat .cache/xen/version 2>/dev/null || echo unknown)."
     echo
