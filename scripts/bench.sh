@@ -8,6 +8,12 @@
 # Any new `bench` line a workload prints shows up as a new row by itself.
 # The pseudo-workload `xl` boots our Dom0 instead, with the guest archive, and
 # runs its `bench create` / `bench destroy` commands (xl_* rows).
+# The pseudo-workloads `blk` and `blk-disk` boot our Dom0 with one guest
+# running pv-guest-kernel's blk-bench: XenStore read/write per operation and
+# blkif 4 KiB requests through grant copies, to an image in Dom0's memory
+# (blk) or to a qcow2 image on Dom0's virtio disk (blk-disk; a new disk each
+# run under target/bench/); also printed as IOPS and MB/s in the guest's
+# (virtual, -icount) time, in a second table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +22,13 @@ usage() {
 Usage: scripts/bench.sh [options]
 
   --workload NAME   a benchmark workload of pv-guest-kernel (repeatable;
-                    default: bench-null bench-mmu bench-vcpu bench-events bench-grant xl),
-                    or xl: Dom0's toolstack, `bench create guests/hello.cfg`
-                    and `bench destroy guests/idle.cfg`
+                    default: bench-null bench-mmu bench-vcpu bench-events bench-grant xl
+                    blk blk-disk), or xl: Dom0's toolstack, `bench create
+                    guests/hello.cfg` and `bench destroy guests/idle.cfg`; blk,
+                    blk-disk: a guest's XenStore and blkif costs (xs_*, blk_*
+                    rows) to an image in Dom0's memory / on Dom0's disk
+  --blk-iters N     XenStore operations and random blkif requests of the blk
+                    workloads (default 1000)
   --iters N         iterations per benchmark, passed as iters=N (default 100000)
   --xl-iters N      guests created (and destroyed) per xl benchmark (default 20)
   --timeout SECS    per boot (default 600)
@@ -34,7 +44,7 @@ cleanly or printed no bench line.
 EOF
 }
 
-workloads=() iters=100000 xl_iters=20 timeout=600 build=1 boot=1 linux=1
+workloads=() iters=100000 xl_iters=20 blk_iters=1000 timeout=600 build=1 boot=1 linux=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --workload) workloads+=("${2:?--workload needs a name}"); shift ;;
@@ -43,6 +53,8 @@ while [ $# -gt 0 ]; do
         --iters=*) iters=${1#*=} ;;
         --xl-iters) xl_iters=${2:?--xl-iters needs a number}; shift ;;
         --xl-iters=*) xl_iters=${1#*=} ;;
+        --blk-iters) blk_iters=${2:?--blk-iters needs a number}; shift ;;
+        --blk-iters=*) blk_iters=${1#*=} ;;
         --timeout) timeout=${2:?--timeout needs seconds}; shift ;;
         --timeout=*) timeout=${1#*=} ;;
         --no-build) build=0 ;;
@@ -53,7 +65,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null bench-mmu bench-vcpu bench-events bench-grant xl)
+[ ${#workloads[@]} -gt 0 ] || workloads=(bench-null bench-mmu bench-vcpu bench-events bench-grant xl blk blk-disk)
 
 say() { echo "bench: $*" >&2; }
 
@@ -78,6 +90,19 @@ boot() {
     if [ "$wl" = xl ]; then
         say "$hv: Dom0's xl benchmarks, $xl_iters guests each (-icount shift=0) ..."
         flag+=(--xl "bench create guests/hello.cfg $xl_iters; bench destroy guests/idle.cfg $xl_iters")
+    elif [ "$wl" = blk ] || [ "$wl" = blk-disk ]; then
+        # Grant copies (persistent=0): the hypervisor's part of each request.
+        local cfg=$out/$hv-$wl.d/blkbench.cfg format=raw script="create guests/blkbench.cfg; wait blkbench"
+        rm -rf "$out/$hv-$wl.d" && mkdir -p "$out/$hv-$wl.d"
+        if [ "$wl" = blk-disk ]; then
+            format=qcow2 script="image-create bench 8M; $script"
+            flag+=(--disk "$out/$hv-$wl.d/disk.img")
+        fi
+        printf '%s\n' 'name="blkbench"' 'kernel="pv-guest-kernel"' 'memory=16' \
+            "extra=\"workload=blk-bench iters=$blk_iters persistent=0\"" \
+            "disk = [ 'format=$format, vdev=xvda, access=rw, target=bench' ]" >"$cfg"
+        say "$hv: $wl: blk-bench iters=$blk_iters in a guest (-icount shift=0) ..."
+        flag+=(--guest "$cfg" --xl "$script")
     else
         say "$hv: workload=$wl iters=$iters (-icount shift=0) ..."
         flag+=(--dom0 target/images/pv-guest-kernel --dom0-cmdline "workload=$wl iters=$iters")
@@ -90,7 +115,7 @@ boot() {
         say "$hv: workload=$wl ended with status $rc (see $log)"
         return 1
     fi
-    say "$hv: workload=$wl done: $(grep -c '^bench ' "$log" || true) bench line(s)"
+    say "$hv: workload=$wl done: $(grep -c '^\(\[[a-z]*\] \)\{0,1\}bench ' "$log" || true) bench line(s)"
 }
 
 # Two cores: the two hypervisors run side by side (icount makes the numbers
@@ -140,13 +165,26 @@ if [ $boot = 1 ] && [ $linux = 1 ]; then
     linux_boot xen || failed=1
 fi
 
-# per_call_tsc of each benchmark, in order of first appearance: "name value".
+# per_call_tsc of each benchmark, in order of first appearance: "name value"
+# (blk-disk's rows get a disk_ prefix: the same guest runs in blk).
 results() {
+    local f prefix
+    for wl in "${workloads[@]}"; do
+        f=$out/$1-$wl.log
+        [ -f "$f" ] || continue
+        prefix=
+        [ "$wl" = blk-disk ] && prefix=disk_
+        tr -d '\r' <"$f" | sed -n 's/^\(([dD]0) \)\{0,1\}\(\[[a-z]*\] \)\{0,1\}bench \([^ ]*\) .*per_call_tsc=\([0-9][0-9]*\).*/\3 \4/p' | sed "s/^/$prefix/"
+    done
+}
+
+# blk-bench's rates: "name value unit".
+rates() {
     local f
     for wl in "${workloads[@]}"; do
         f=$out/$1-$wl.log
         [ -f "$f" ] || continue
-        tr -d '\r' <"$f" | sed -n 's/^\(([dD]0) \)\{0,1\}bench \([^ ]*\) .*per_call_tsc=\([0-9][0-9]*\).*/\2 \3/p'
+        tr -d '\r' <"$f" | sed -n "s/^\[[a-z]*\] rate \([^ ]*\) \([0-9.]*\) \(.*\)/$wl:\1 \2 \3/p"
     done
 }
 
@@ -156,7 +194,9 @@ report=$out/report.md
     echo
     echo "pv-guest-kernel as Dom0 under QEMU TCG \`-icount shift=0\` (TSC = instructions);"
     echo "xl_* rows: our Dom0's \`bench create|destroy\` (TSC per guest created or destroyed),"
-    [ $boot = 1 ] && echo "iters=$iters, xl-iters=$xl_iters," || echo "(report of earlier logs)"
+    echo "xs_*, blk_* rows: blk-bench in a guest under our Dom0, TSC per XenStore operation or"
+    echo "4 KiB blkif request (grant copies; disk_*: to a qcow2 image on Dom0's virtio disk),"
+    [ $boot = 1 ] && echo "iters=$iters, xl-iters=$xl_iters, blk-iters=$blk_iters," || echo "(report of earlier logs)"
     echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown),"
     echo "Xen: $(cat .cache/xen/version 2>/dev/null || echo unknown)."
     echo
@@ -169,8 +209,24 @@ report=$out/report.md
         ratio = ($2 != "-" && $3 != "-" && $3 > 0) ? sprintf("%.2f", $2 / $3) : "-"
         printf "| %s | %s | %s | %s |\n", $1, $2, $3, ratio
     }'
-    lx=$(cat "$out/xen-core-linux.log.result" 2>/dev/null | awk '{print $2}')
-    lz=$(cat "$out/xen-linux.log.result" 2>/dev/null | awk '{print $2}')
+    if [ -n "$(rates xen-core)$(rates xen)" ]; then
+        echo
+        echo "blk-bench rates in the guest's system time (virtual under -icount: comparable"
+        echo "between the hypervisors, not wall-clock figures); higher is better:"
+        echo
+        echo "| workload:rate | xen-core | Xen 4.17 | ratio |"
+        echo "|---|---:|---:|---:|"
+        join -a1 -a2 -e - -o 0,1.2,2.2,1.3 \
+            <(rates xen-core | sort -k1,1) <(rates xen | sort -k1,1) |
+        awk '{
+            ratio = ($2 != "-" && $3 != "-" && $3 > 0) ? sprintf("%.2f", $2 / $3) : "-"
+            printf "| %s | %s %s | %s %s | %s |\n", $1, $2, $4, $3, $4, ratio
+        }'
+    fi
+    # (|| true: without a Linux run there is no result file, and set -e
+    # would end the script here.)
+    lx=$(cat "$out/xen-core-linux.log.result" 2>/dev/null | awk '{print $2}' || true)
+    lz=$(cat "$out/xen-linux.log.result" 2>/dev/null | awk '{print $2}' || true)
     if [ -n "$lx$lz" ]; then
         echo
         echo "Debian's Linux 6.1 as Dom0 (1 GiB, dom0_mem=512M, smap=0), wall seconds from"

@@ -30,6 +30,9 @@ Boot target/images/xen-core (default) or Xen 4.17 in QEMU (TCG) with a Dom0.
                          that fails ends the run with status 1
   --keep-going           with --xl: run every command even after one failed
                          (the status is still 1 if one did)
+  --disk PATH            Dom0's disk: a virtio-blk device backed by the host
+                         file PATH, where Dom0 keeps guest images (made on
+                         first use by scripts/make-disk.sh: 4 GiB sparse, FAT32)
   --xen                  boot real Xen 4.17 (.cache/xen/xen.bin, fetched if missing)
   --kvm                  use KVM instead of TCG (needs /dev/kvm; see notes: the
                          KVM on the project's machines breaks on SSE)
@@ -79,7 +82,7 @@ abspath() { case "$1" in /*) echo "$1" ;; *) echo "$orig_pwd/$1" ;; esac; }
 
 feeder=
 mem=512 dom0_mem=64M append="" dom0="" dom0_cmdline="" modules=() guests=() xl_script=
-xen=0 kvm=0 icount=0 gdb=0 timeout=0 build=1 dry_run=0 qemu_extra=() keep_going=0
+disk= xen=0 kvm=0 icount=0 gdb=0 timeout=0 build=1 dry_run=0 qemu_extra=() keep_going=0
 
 need() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
@@ -98,6 +101,7 @@ while [ $# -gt 0 ]; do
         --xl)           need "$@"; xl_script=$2; shift ;;
         --timeout)      need "$@"; timeout=$2; shift ;;
         --qemu)         need "$@"; qemu_extra+=("$2"); shift ;;
+        --disk)         need "$@"; disk=$(abspath "$2"); shift ;;
         --xen)          xen=1 ;;
         --kvm)          kvm=1 ;;
         --icount)       icount=1 ;;
@@ -228,6 +232,14 @@ if [ $kvm = 1 ]; then
     qemu+=(-accel kvm)
 else
     qemu+=(-accel tcg)
+fi
+if [ -n "$disk" ]; then
+    case "$disk" in *,*) die "--disk: QEMU cannot take a path with a comma: $disk" ;; esac
+    [ -e "$disk" ] || [ $dry_run = 1 ] || scripts/make-disk.sh "$disk" || exit 2
+    # Legacy virtio (an I/O-port BAR) is what Dom0 drives; writeback cache,
+    # so Dom0's flush is the host's fdatasync.
+    qemu+=(-drive "file=$disk,if=none,id=disk0,format=raw,cache=writeback"
+           -device virtio-blk-pci,drive=disk0,disable-modern=on)
 fi
 [ $icount = 0 ] || qemu+=(-icount shift=0)
 [ $gdb = 0 ] || qemu+=(-s -S)

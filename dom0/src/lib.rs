@@ -11,6 +11,8 @@
 //!   [`listing`]: `xl list`'s rows;
 //! - [`cmdline`]: splitting typed lines and Dom0's `xl=` option.
 //! - [`lineedit`]: the prompt's line editor (history, editing keys);
+//! - [`disk`]: Dom0's own disk (virtio-blk), its FAT image store, raw
+//!   and qcow2 images;
 //!
 //! The pure parts are unit-tested on the host (`cargo test -p dom0`); the
 //! parts that make hypercalls use pv-rt, whose panic handler and entry
@@ -27,6 +29,7 @@ pub mod blkback;
 pub mod cmdline;
 pub mod config;
 pub mod cpio;
+pub mod disk;
 #[cfg(not(test))]
 pub mod domain_tree;
 pub mod elf;
@@ -43,6 +46,8 @@ pub mod xl;
 mod xl_block;
 #[cfg(not(test))]
 mod xl_console;
+#[cfg(not(test))]
+mod xl_image;
 #[cfg(not(test))]
 mod xl_shutdown;
 #[cfg(not(test))]

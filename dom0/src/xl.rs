@@ -203,6 +203,7 @@ impl Toolstack {
         self.virq_console = hv::bind_virq(VIRQ_CONSOLE)?;
         self.virq_dom_exc = hv::bind_virq(VIRQ_DOM_EXC)?;
         self.xs.start();
+        crate::disk::store::init();
         if let Err(e) = domain_tree::init_dom0(&mut self.xs) {
             println!("xenstored: writing Domain-0's nodes failed: {}", e);
         }
@@ -677,6 +678,7 @@ impl Toolstack {
             "ls" => self.cmd_ls(),
             "console" => self.cmd_console(args),
             "block-attach" | "block-detach" | "block-list" => self.cmd_block(cmd, args),
+            "image-create" | "image-list" | "image-rm" => self.cmd_image(cmd, args),
             c if c.starts_with("xenstore-") => self.cmd_xenstore(c, args),
             "poweroff" => {
                 self.poweroff = true;
@@ -1732,6 +1734,9 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("repeat", "[-q] <N> <command...>", "Dom0: run the command(s) N times ('cmd; cmd' quoted), stopping at the first that fails; -q: errors and progress only"),
     ("bench", "create|destroy <ConfigFile> [N] [key=value ...]", "Dom0: TSC per xl create (to the guest's first console byte) or per destroy of a running guest"),
     ("poweroff", "", "Dom0: destroy every guest and power off (^D on an empty line does the same)"),
+    ("image-create", "[-f raw|qcow2] <Name> [Size]", "Dom0: make an image on Dom0's disk (default qcow2, 8M; Size as 64M, 1G); a disk= target names it"),
+    ("image-list", "", "Dom0: the images on Dom0's disk: format, virtual size, bytes used, the domains using it"),
+    ("image-rm", "<Name>", "Dom0: remove an image no domain uses"),
     ("", "", ""),
     ("xenstore-ls", "[-f] [-p] [Path]", "The store's tree below Path (default /)"),
     ("xenstore-read", "Path...", "The values"),

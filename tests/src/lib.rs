@@ -232,7 +232,8 @@ pub enum Status {
     TripleFault,
     /// Nothing ended the run in time; the harness killed QEMU.
     Timeout,
-    /// Any other QEMU exit status (-1: killed by a signal).
+    /// Any other QEMU exit status (-1: killed by a signal; -9: killed with
+    /// SIGKILL by the harness, see [`Boot::kill_after`]).
     Other(i32),
 }
 
@@ -306,6 +307,7 @@ pub struct Boot {
     /// Bytes typed on the serial console once a line containing the text
     /// has been seen, in order.
     inputs: Vec<(String, Vec<u8>)>,
+    kill_after: Option<String>,
 }
 
 impl Boot {
@@ -333,6 +335,7 @@ impl Boot {
             timeout: None,
             qemu_extra: Vec::new(),
             inputs: Vec::new(),
+            kill_after: None,
         }
     }
 
@@ -396,6 +399,27 @@ impl Boot {
     pub fn timeout(mut self, timeout: Duration) -> Boot {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// `kill -9` QEMU as soon as a console line contains `trigger` (a
+    /// machine losing power): the run ends with `Status::Other(-9)`.
+    pub fn kill_after(mut self, trigger: &str) -> Boot {
+        self.kill_after = Some(trigger.into());
+        self
+    }
+
+    /// Dom0's disk: a virtio-blk device backed by the host file `path`
+    /// (made by `scripts/make-disk.sh` if missing), as `run.sh --disk`.
+    pub fn disk(self, path: &Path) -> Boot {
+        if !path.exists() {
+            let script = repo_root().join("scripts/make-disk.sh");
+            let st = Command::new("bash").arg(script).arg(path).status().expect("make-disk.sh runs");
+            assert!(st.success(), "make-disk.sh {} failed", path.display());
+        }
+        self.qemu_arg("-drive")
+            .qemu_arg(&format!("file={},if=none,id=disk0,format=raw,cache=writeback", path.display()))
+            .qemu_arg("-device")
+            .qemu_arg("virtio-blk-pci,drive=disk0,disable-modern=on")
     }
 
     /// Extra raw QEMU arguments.
@@ -473,7 +497,7 @@ impl Boot {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {qemu} (scripts/ensure-qemu.sh installs it): {e}"));
         let mut qemu_proc = KillOnDrop(child);
-        let (serial, status, stderr) = watch(&mut qemu_proc, self.hypervisor, start + timeout, self.inputs);
+        let (serial, status, stderr) = watch(&mut qemu_proc, self.hypervisor, start + timeout, self.inputs, self.kill_after);
         let outcome = Outcome {
             hypervisor: self.hypervisor,
             status,
@@ -561,7 +585,13 @@ enum Event {
 
 /// Read the serial log until QEMU ends (xen-core), Xen prints its final line, or
 /// the deadline passes. Returns the log, the status, and QEMU's stderr.
-fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant, inputs: Vec<(String, Vec<u8>)>) -> (String, Status, String) {
+fn watch(
+    qemu: &mut KillOnDrop,
+    hypervisor: Hypervisor,
+    deadline: Instant,
+    inputs: Vec<(String, Vec<u8>)>,
+    kill_after: Option<String>,
+) -> (String, Status, String) {
     let mut stdin = qemu.0.stdin.take();
     let mut inputs = inputs.into_iter().peekable();
     let stdout = qemu.0.stdout.take().expect("stdout is piped");
@@ -595,6 +625,7 @@ fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant, input
     let mut xen_status = None;
     let mut end_by = deadline;
     let mut eof = false;
+    let mut killed = false;
     loop {
         let now = Instant::now();
         if now >= end_by {
@@ -616,6 +647,12 @@ fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant, input
                 }
                 serial.push_str(&line);
                 serial.push('\n');
+                if kill_after.as_deref().is_some_and(|t| line.contains(t)) {
+                    // Child::kill is SIGKILL: QEMU gets no chance to flush.
+                    let _ = qemu.0.kill();
+                    killed = true;
+                    break;
+                }
             }
             Ok(Event::Eof) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 eof = true;
@@ -645,6 +682,7 @@ fn watch(qemu: &mut KillOnDrop, hypervisor: Hypervisor, deadline: Instant, input
     let triple_fault = stderr.contains("Triple fault");
 
     let status = match (hypervisor, xen_status, exit_code) {
+        _ if killed => Status::Other(-9),
         (Hypervisor::Xen, Some(s), _) => s,
         (_, _, Some(0)) if triple_fault => Status::TripleFault,
         (Hypervisor::XenCore, _, Some(code)) => Status::from_qemu_exit(code),

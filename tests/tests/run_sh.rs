@@ -241,6 +241,16 @@ fn help_does_no_work_and_a_dom0_larger_than_the_machine_is_refused() {
     let out = Command::new("bash").args(["scripts/run.sh", "--no-build", "--dry-run"]).current_dir(repo_root()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("xen-core-run.XXXXXX/guests.cpio"), "{text}");
+    // --disk: a dry run names the device and makes no disk.
+    let disk = std::env::temp_dir().join(format!("xen-core-dry-disk-{}.img", std::process::id()));
+    let out = Command::new("bash")
+        .args(["scripts/run.sh", "--no-build", "--dry-run", "--disk", disk.to_str().unwrap()])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("file={}", disk.display())) && text.contains("virtio-blk-pci"), "{text}");
+    assert!(!disk.exists(), "a dry run made {}", disk.display());
 }
 
 /// guests/mmu.cfg, the sample config that ended in FAILURE as a guest,

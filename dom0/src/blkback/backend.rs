@@ -25,7 +25,9 @@ use hypercall_abi::xs_wire::xenbus_state::*;
 use hypercall_abi::{DomId, EvtchnPort};
 use pv_rt::println;
 
-use super::disk::MemDisk;
+use alloc::boxed::Box;
+
+use super::disk::{Disk, MemDisk};
 use super::request::{self, Grants};
 use super::ring::BackRing;
 use super::spec::DiskSpec;
@@ -43,7 +45,10 @@ const BATCH: usize = BLKIF_RING_SIZE;
 
 pub struct Image {
     pub name: String,
-    disk: MemDisk,
+    /// In memory, or a file on Dom0's disk.
+    disk: Box<dyn Disk>,
+    /// The format the image was opened as (memory images are raw).
+    pub format: crate::disk::fs::Format,
     /// Domains using it, and whether read-write.
     pub users: Vec<(DomId, bool)>,
 }
@@ -215,11 +220,15 @@ impl Blkback {
         let image = match self.images.iter().position(|i| i.name == spec.target.as_str()) {
             Some(i) => i,
             None => {
-                self.images.push(Image { name: String::from(spec.target.as_str()), disk: MemDisk::new(IMAGE_SIZE), users: Vec::new() });
+                let disk = open_image(spec)?;
+                self.images.push(Image { name: String::from(spec.target.as_str()), disk, format: spec.format, users: Vec::new() });
                 self.images.len() - 1
             }
         };
         let img = &self.images[image];
+        if img.format != spec.format {
+            return Err(format!("image {} is {}, not {}", img.name, img.format.name(), spec.format.name()));
+        }
         if let Some((d, _)) = img.users.iter().find(|(d, rw)| *d != domid && (*rw || !spec.readonly)) {
             return Err(format!("image {} is in use by domain {}{}", img.name, d, if spec.readonly { " read-write" } else { "" }));
         }
@@ -412,7 +421,7 @@ impl Blkback {
             while served < BATCH {
                 let Some(slot) = c.ring.next_request() else { break };
                 let img = &mut self.images[v.image];
-                let rsp = request::handle(&slot, &mut img.disk, &mut copier, v.readonly);
+                let rsp = request::handle(&slot, &mut *img.disk, &mut copier, v.readonly);
                 c.ring.respond(&rsp);
                 served += 1;
             }
@@ -428,8 +437,51 @@ impl Blkback {
 
 impl Image {
     fn disk_sectors(&self) -> u64 {
-        use super::disk::Disk;
         self.disk.sectors()
+    }
+}
+
+/// An image's disk: the file on Dom0's disk when it has one (made on first
+/// use, as memory images are), else an image in memory.
+fn open_image(spec: &DiskSpec) -> Result<Box<dyn Disk>, String> {
+    use crate::disk::{fs, store};
+    let name = spec.target.as_str();
+    if !store::present() {
+        if spec.format != fs::Format::Raw {
+            return Err(String::from("qcow2 images need Dom0's disk (scripts/run.sh --disk PATH)"));
+        }
+        return Ok(Box::new(MemDisk::new(IMAGE_SIZE)));
+    }
+    if !fs::valid_name(name) {
+        return Err(String::from("an image name is 1 to 8 letters, digits, '-' or '_'"));
+    }
+    if store::list()?.iter().all(|e| !e.name.eq_ignore_ascii_case(name)) {
+        store::create(name, spec.format, IMAGE_SIZE)?;
+        println!("dom0: image {} made on first use: {} MiB, {}", name, IMAGE_SIZE >> 20, spec.format.name());
+    }
+    // Opened writable even for `ro`: blkback refuses the writes, and the
+    // next guest may have it read-write.
+    store::open(name, spec.format, false)
+}
+
+impl Blkback {
+    /// The size of image `name` in sectors, if it is open here.
+    pub fn image_sectors(&self, name: &str) -> Option<u64> {
+        self.images.iter().find(|i| !i.name.is_empty() && i.name.eq_ignore_ascii_case(name)).map(|i| i.disk.sectors())
+    }
+
+    /// Forgets image `name` if no domain uses it (its file closes), so
+    /// that it can be removed; an image in use says by whom.
+    pub fn release_image(&mut self, name: &str) -> Result<(), String> {
+        for img in self.images.iter_mut().filter(|i| i.name.eq_ignore_ascii_case(name)) {
+            if let Some((d, _)) = img.users.first() {
+                return Err(format!("image {} is in use by domain {}", img.name, d));
+            }
+            // Indices of images stay valid: the entry stays, nameless.
+            img.name.clear();
+            img.disk = Box::new(MemDisk::new(0));
+        }
+        Ok(())
     }
 }
 

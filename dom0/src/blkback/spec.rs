@@ -1,9 +1,12 @@
 //! A disk as `xl.cfg`'s `disk=` writes it (Xen's xl-disk-configuration):
 //! `[format=raw,] [vdev=xvda,] [access=rw,] target=NAME` in any order, or
 //! positionally `NAME,raw,xvda,rw`; `target=` takes the rest of the spec.
-//! The target names an image in Dom0's memory (made on first use).
+//! The target names an image: a file on Dom0's disk when it has one, else
+//! an image in Dom0's memory (see `docs/block.md`).
 
 use heapless::String;
+
+use crate::disk::fs::Format;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskSpec {
@@ -13,6 +16,7 @@ pub struct DiskSpec {
     pub devid: u32,
     pub vdev: String<16>,
     pub readonly: bool,
+    pub format: Format,
 }
 
 /// `xvda` -> 51712 (202 << 8), `xvdb` -> 51728, ...
@@ -60,11 +64,10 @@ pub fn parse(spec: &str) -> Result<DiskSpec, &'static str> {
     if !target.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)) {
         return Err("a target is an image name: letters, digits, '-', '_', '.'");
     }
-    match format.unwrap_or("raw") {
-        "raw" | "" => {}
-        "qcow2" => return Err("qcow2 images are not offered yet (raw only)"),
-        _ => return Err("unknown format (raw)"),
-    }
+    let format = match format.unwrap_or("raw") {
+        "" => Format::Raw,
+        f => Format::parse(f).ok_or("unknown format (raw, qcow2)")?,
+    };
     let vdev = vdev.unwrap_or("xvda");
     let devid = vdev_number(vdev).ok_or("vdev must be xvda..xvdz")?;
     let readonly = match access.unwrap_or("rw") {
@@ -77,6 +80,7 @@ pub fn parse(spec: &str) -> Result<DiskSpec, &'static str> {
         devid,
         vdev: String::try_from(vdev).map_err(|_| "vdev too long")?,
         readonly,
+        format,
     })
 }
 
@@ -92,7 +96,9 @@ mod tests {
         assert_eq!((d.target.as_str(), d.devid, d.readonly), ("img2", 51712, false));
         assert_eq!(parse("target=x").unwrap().vdev.as_str(), "xvda");
         assert!(parse("vdev=hda, target=x").is_err());
-        assert!(parse("format=qcow2, target=x").is_err());
+        assert_eq!(parse("format=qcow2, target=x").unwrap().format, Format::Qcow2);
+        assert_eq!(parse("x,,xvdc").unwrap().format, Format::Raw);
+        assert!(parse("format=vmdk, target=x").is_err());
         assert!(parse("colour=red, target=x").is_err());
         assert!(parse("vdev=xvda").is_err());
         assert!(parse("target=../etc").is_err());

@@ -141,3 +141,105 @@ pub fn hostile(cmd: &str) {
     }
     c.verdict();
 }
+
+/// `blk-bench iters=N [xs=M]`: blkif and XenStore costs as a guest sees
+/// them. XenStore: M (default N) writes of `data/bench`, then M reads. blkif, 4 KiB
+/// requests (one granted page each) over the first 2 MiB of xvda (or the
+/// whole disk if smaller): a sequential write pass, a flush, a sequential
+/// read pass, then N random reads and N random writes. Each prints
+/// `bench <name> iterations= total_tsc= per_call_tsc=` and a
+/// `rate <name> <value> <unit>` line in the guest's system time (IOPS,
+/// MB/s; under `-icount` virtual time).
+pub fn bench(cmd: &str) {
+    let mut c = Checks::default();
+    let iters: u64 = cmdline::get(cmd, "iters").and_then(|p| p.parse().ok()).unwrap_or(1000).max(1);
+    let xs_iters: u64 = cmdline::get(cmd, "xs").and_then(|p| p.parse().ok()).unwrap_or(iters).max(1);
+    // Connecting first also maps shared_info, which system time needs.
+    let conn = connect(&mut c, cmd);
+    bench_xenstore(&mut c, xs_iters);
+    if let Some((env, mut b)) = conn {
+        bench_blkif(&mut c, &env, &mut b, iters);
+    }
+    c.verdict();
+}
+
+fn report(name: &str, n: u64, tsc: u64, ns: u64, bytes: u64) {
+    println!("bench {} iterations={} total_tsc={} per_call_tsc={}", name, n, tsc, tsc / n.max(1));
+    let ns = ns.max(1);
+    if bytes > 0 {
+        println!("rate {}_mb_s {}.{:02} MB/s", name, bytes * 1000 / ns, bytes * 100_000 / ns % 100);
+    } else {
+        println!("rate {}_iops {} IOPS", name, n * 1_000_000_000 / ns);
+    }
+}
+
+fn time() -> (u64, u64) {
+    (pv_rt::tsc::rdtsc_fenced(), pv_rt::time::system_time())
+}
+
+/// Separate frames: the guest's stack is small, and the store client and
+/// the block front end are both large.
+#[inline(never)]
+fn bench_xenstore(c: &mut Checks, iters: u64) {
+    let Some(mut xs) = Xenbus::new(start_info()) else {
+        c.eq("blk-bench store ring", false, true);
+        return;
+    };
+    let mut ok = true;
+    let (t0, n0) = time();
+    for i in 0..iters {
+        ok &= xs.write(0, "data/bench", if i % 2 == 0 { b"0123456789abcdef" } else { b"fedcba9876543210" }).is_ok();
+    }
+    let (t1, n1) = time();
+    report("xs_write", iters, t1 - t0, n1 - n0, 0);
+    for _ in 0..iters {
+        ok &= xs.read(0, "data/bench").is_ok_and(|v| v.len() == 16);
+    }
+    let (t2, n2) = time();
+    report("xs_read", iters, t2 - t1, n2 - n1, 0);
+    c.eq("xenstore write and read", ok, true);
+}
+
+#[inline(never)]
+fn bench_blkif(c: &mut Checks, env: &Env, b: &mut Blkfront, iters: u64) {
+    let pages = (b.sectors / 8).min(512);
+    let deadline = env.now_ns() + 3_600_000_000_000;
+    let mut buf = [0u8; 4096];
+    let mut ok = true;
+    let op = |b: &mut Blkfront, o: u8, page: u64, buf: &mut [u8; 4096]| b.io(o, page * 8, buf, deadline) == Some(BLKIF_RSP_OKAY);
+    let (t0, n0) = time();
+    for p in 0..pages {
+        buf[0..8].copy_from_slice(&p.to_le_bytes());
+        ok &= op(b, BLKIF_OP_WRITE, p, &mut buf);
+    }
+    ok &= b.io(BLKIF_OP_FLUSH_DISKCACHE, 0, &mut [0u8; 512], deadline) == Some(BLKIF_RSP_OKAY);
+    let (t1, n1) = time();
+    report("blk_seq_write_4k", pages, t1 - t0, n1 - n0, pages * 4096);
+    for p in 0..pages {
+        ok &= op(b, BLKIF_OP_READ, p, &mut buf) && buf[0..8] == p.to_le_bytes();
+    }
+    let (t2, n2) = time();
+    report("blk_seq_read_4k", pages, t2 - t1, n2 - n1, pages * 4096);
+    // xorshift64: the same "random" pages on both hypervisors.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % pages.max(1)
+    };
+    for _ in 0..iters {
+        let p = next();
+        ok &= op(b, BLKIF_OP_READ, p, &mut buf) && buf[0..8] == p.to_le_bytes();
+    }
+    let (t3, n3) = time();
+    report("blk_rand_read_4k", iters, t3 - t2, n3 - n2, 0);
+    for _ in 0..iters {
+        let p = next();
+        buf[0..8].copy_from_slice(&p.to_le_bytes());
+        ok &= op(b, BLKIF_OP_WRITE, p, &mut buf);
+    }
+    let (t4, n4) = time();
+    report("blk_rand_write_4k", iters, t4 - t3, n4 - n3, 0);
+    c.eq("blk-bench requests answered OKAY, data as written", ok, true);
+}

@@ -10,6 +10,7 @@ mod efault;
 mod enosys;
 mod events;
 mod hostile;
+mod ioport;
 mod mmu;
 mod privop;
 mod shutdown;
@@ -36,7 +37,9 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("bench-vcpu", crate::vcpu::bench::run),
     ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile), ("control", xenstore::control),
     ("echo", echo::run),
+    ("ioport", ioport::run),
     ("blk-write", blk::write), ("blk-read", blk::read), ("blk-hostile", blk::hostile),
+    ("blk-bench", blk::bench),
 ];
 
 pub fn find(name: &str) -> Option<Workload> {
