@@ -11,6 +11,8 @@
 //!   [`listing`]: `xl list`'s rows;
 //! - [`cmdline`]: splitting typed lines and Dom0's `xl=` option.
 //! - [`lineedit`]: the prompt's line editor (history, editing keys);
+//! - `com2`, `host_channel`, `xl_host`, [`host_files`]: xl commands from
+//!   the host (`scripts/xl.sh`) over the second serial port;
 //!
 //! The pure parts are unit-tested on the host (`cargo test -p dom0`); the
 //! parts that make hypercalls use pv-rt, whose panic handler and entry
@@ -25,6 +27,8 @@ extern crate alloc;
 pub mod builder;
 pub mod blkback;
 pub mod cmdline;
+#[cfg(not(test))]
+mod com2;
 pub mod config;
 pub mod cpio;
 #[cfg(not(test))]
@@ -32,6 +36,9 @@ pub mod domain_tree;
 pub mod elf;
 #[cfg(not(test))]
 pub mod heap;
+#[cfg(not(test))]
+mod host_channel;
+pub mod host_files;
 #[cfg(not(test))]
 pub mod hv;
 pub mod layout;
@@ -43,6 +50,8 @@ pub mod xl;
 mod xl_block;
 #[cfg(not(test))]
 mod xl_console;
+#[cfg(not(test))]
+mod xl_host;
 #[cfg(not(test))]
 mod xl_shutdown;
 #[cfg(not(test))]
