@@ -9,8 +9,9 @@ use core::ptr::{addr_of_mut, NonNull};
 use linked_list_allocator::Heap;
 use spin::Mutex;
 
-// 16 MiB: the store, and files the host sends (`host_files`, `host_channel`).
-const HEAP_SIZE: usize = 16 << 20;
+// 24 MiB: the store, and files the host sends (`host_files`,
+// `host_channel`: a request being read, and those kept).
+const HEAP_SIZE: usize = 24 << 20;
 
 #[repr(align(4096))]
 struct Area([u8; HEAP_SIZE]);

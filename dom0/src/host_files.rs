@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Deref;
 
-/// What Dom0 keeps of the host's files (its heap is 16 MiB, and a request
+/// What Dom0 keeps of the host's files (its heap is 24 MiB, and a request
 /// being read takes up to twice `xl_proto::FRAME_MAX` more).
 pub const TOTAL_MAX: usize = 4 << 20;
 
@@ -21,7 +21,7 @@ pub const TOTAL_MAX: usize = 4 << 20;
 #[derive(Clone)]
 pub enum FileData {
     Initrd(&'static [u8]),
-    Host(Rc<[u8]>),
+    Host(Rc<Vec<u8>>),
 }
 
 impl Deref for FileData {
@@ -37,7 +37,7 @@ impl Deref for FileData {
 #[derive(Default)]
 pub struct HostFiles {
     /// Oldest first.
-    files: Vec<(String, Rc<[u8]>)>,
+    files: Vec<(String, Rc<Vec<u8>>)>,
 }
 
 impl HostFiles {
@@ -45,7 +45,7 @@ impl HostFiles {
         HostFiles { files: Vec::new() }
     }
 
-    pub fn get(&self, name: &str) -> Option<Rc<[u8]>> {
+    pub fn get(&self, name: &str) -> Option<Rc<Vec<u8>>> {
         self.files.iter().find(|(n, _)| n == name).map(|(_, d)| d.clone())
     }
 
@@ -72,7 +72,8 @@ impl HostFiles {
         if self.total() + data.len() > TOTAL_MAX {
             return Err(());
         }
-        self.files.push((name, Rc::from(data)));
+        // Moved, not copied: the request's bytes become the store's.
+        self.files.push((name, Rc::new(data)));
         Ok(())
     }
 

@@ -289,7 +289,7 @@ impl Toolstack {
             let mut longest = if all { 1_000_000_000 } else { POLL_SHORT_NS };
             if self.host {
                 // COM2 raises no event: it is looked at this often.
-                longest = longest.min(crate::xl_host::POLL_NS);
+                longest = longest.min(crate::xl_host::poll_ns());
             }
             let _ = hv::poll(&ports, deadline.min(now + longest));
         }

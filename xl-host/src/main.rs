@@ -36,10 +36,11 @@ initrd.
 Exit status: the command's (0 success, 1 failure); 2 bad usage or a request
 Dom0 refused; 3 Dom0 not reachable (no run, or QEMU ended).";
 
-/// How long to wait for Dom0 to acknowledge a request before sending it
-/// again (it may still be booting), and how many times.
-const ACK_WAIT: Duration = Duration::from_secs(2);
-const ACK_TRIES: u32 = 60;
+/// How long Dom0 may take to acknowledge a request before we say that we
+/// wait (it may still be booting: QEMU keeps the bytes until it reads).
+const ACK_WAIT: Duration = Duration::from_secs(10);
+/// Files larger than this take noticeably long to send: say so.
+const SLOW_BYTES: usize = 64 << 10;
 
 fn die(status: i32, msg: impl std::fmt::Display) -> ! {
     eprintln!("xl: {msg}");
@@ -101,8 +102,9 @@ fn files_for(args: &[String]) -> Result<Vec<File>, String> {
         for candidate in [name.clone(), beside] {
             if Path::new(&candidate).is_file() {
                 let data = std::fs::read(&candidate).map_err(|e| format!("{candidate}: {e}"))?;
-                if data.len() > FRAME_MAX / 2 {
-                    return Err(format!("{candidate}: {} bytes, more than the channel takes ({} MiB)", data.len(), FRAME_MAX >> 21));
+                let sent: usize = files.iter().map(|f: &File| f.data.len()).sum();
+                if sent + data.len() > FRAME_MAX - (64 << 10) {
+                    return Err(format!("{candidate}: {} bytes: more than the channel takes ({} MiB in all); put it in Dom0's initrd (run.sh --module)", data.len(), FRAME_MAX >> 20));
                 }
                 files.push(File { name: candidate, data });
                 break;
@@ -138,19 +140,29 @@ fn run(socket: &Path, args: Vec<String>, files: Vec<File>) -> i32 {
     };
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let id = (std::process::id() << 12 ^ nanos) | 1;
+    let bytes: usize = files.iter().map(|f| f.data.len()).sum();
+    if bytes > SLOW_BYTES {
+        // About 10 KB/s under QEMU's TCG: a serial port, polled.
+        eprintln!("xl: sending {} KiB of files to Dom0 over its serial channel (about {} s)", bytes >> 10, bytes / 10_000);
+    }
     let frame = encode(&Request::Run { id, args, files });
     let frame_len = frame.len() as u32 - 1;
     // A lone zero first ends whatever a client before us left half-sent.
     let mut wire = vec![0u8];
     wire.extend_from_slice(&frame);
-    let send = |s: &mut UnixStream| {
-        if let Err(e) = s.write_all(&wire) {
+    // Written by a thread: a large request takes a while to go through
+    // the UART, and Dom0's replies must be read meanwhile.
+    let mut w = match s.try_clone() {
+        Ok(w) => w,
+        Err(e) => die(3, format!("the socket: {e}")),
+    };
+    std::thread::spawn(move || {
+        if let Err(e) = w.write_all(&wire) {
             die(3, format!("sending to Dom0: {e}"));
         }
-    };
-    send(&mut s);
+    });
     let mut accepted = false;
-    let mut tries = 1;
+    let mut told = false;
     let _ = s.set_read_timeout(Some(ACK_WAIT));
     let mut de = Deframer::new();
     let mut buf = vec![0u8; 64 << 10];
@@ -160,14 +172,10 @@ fn run(socket: &Path, args: Vec<String>, files: Vec<File>) -> i32 {
             Ok(0) => die(3, "Dom0's channel closed (QEMU ended?)"),
             Ok(n) => n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                if accepted {
-                    continue;
+                if !accepted && !told && bytes <= SLOW_BYTES {
+                    eprintln!("xl: waiting for Dom0 to take the request (still booting?)");
+                    told = true;
                 }
-                if tries == ACK_TRIES {
-                    die(3, format!("Dom0 does not answer on {} (is it at its xl> prompt?)", socket.display()));
-                }
-                tries += 1;
-                send(&mut s);
                 continue;
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,

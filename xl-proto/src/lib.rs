@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// zero): a small guest kernel and its config fit, and Dom0's heap holds
 /// a frame while it decodes it. A longer one is dropped and answered with
 /// [`Reply::Rejected`].
-pub const FRAME_MAX: usize = 2 << 20;
+pub const FRAME_MAX: usize = 3 << 20;
 
 /// Host to Dom0.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -52,9 +52,8 @@ pub enum Stream {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Request `id` arrived and waits its turn (Dom0 runs one command at a
-    /// time: a command typed at the console may be running). A client that
-    /// sees no `Accepted` sends its request again (Dom0 was not yet
-    /// listening); Dom0 runs a repeated id once.
+    /// time: a command typed at the console may be running). Dom0 runs a
+    /// repeated id once.
     Accepted { id: u32 },
     /// Some of request `id`'s output, as it is produced.
     Output { id: u32, stream: Stream, data: Vec<u8> },
