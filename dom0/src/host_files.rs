@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Deref;
 
-/// What Dom0 keeps of the host's files (its heap is 24 MiB, and a request
+/// What Dom0 keeps of the host's files (its heap is 16 MiB, and a request
 /// being read takes up to twice `xl_proto::FRAME_MAX` more).
 pub const TOTAL_MAX: usize = 4 << 20;
 

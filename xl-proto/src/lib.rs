@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// zero): a small guest kernel and its config fit, and Dom0's heap holds
 /// a frame while it decodes it. A longer one is dropped and answered with
 /// [`Reply::Rejected`].
-pub const FRAME_MAX: usize = 3 << 20;
+pub const FRAME_MAX: usize = 2 << 20;
 
 /// Host to Dom0.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
