@@ -31,7 +31,8 @@ Boot target/images/xen-core (default) or Xen 4.17 in QEMU (TCG) with a Dom0.
   --keep-going           with --xl: run every command even after one failed
                          (the status is still 1 if one did)
   --xl-socket PATH       the host channel's Unix socket, for scripts/xl.sh
-                         (default target/xl.sock; "none": no channel). Not
+                         (default target/xl.sock, or one of its own if
+                         another run holds that; "none": no channel). Not
                          with --xl. See docs/host-xl.md
   --xen                  boot real Xen 4.17 (.cache/xen/xen.bin, fetched if missing)
   --kvm                  use KVM instead of TCG (needs /dev/kvm; see notes: the
@@ -84,7 +85,8 @@ abspath() { case "$1" in /*) echo "$1" ;; *) echo "$orig_pwd/$1" ;; esac; }
 feeder=
 mem=512 dom0_mem=64M append="" dom0="" dom0_cmdline="" modules=() guests=() xl_script=
 xen=0 kvm=0 icount=0 gdb=0 timeout=0 build=1 dry_run=0 qemu_extra=() keep_going=0
-xl_socket=$PWD/target/xl.sock
+xl_socket_default=$PWD/target/xl.sock
+xl_socket=$xl_socket_default
 
 need() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
@@ -233,6 +235,19 @@ qemu=(qemu-system-x86_64 -cpu max -m "$mem" -display none -no-reboot
 # Unix socket that QEMU listens on; only the prompt serves it.
 if [ -n "$xl_script" ]; then
     xl_socket=none
+fi
+# The default socket belongs to one run at a time (its owner's pid is kept
+# next to it); a run started while another holds it gets its own, and says so.
+if [ "$xl_socket" = "$xl_socket_default" ] && [ $dry_run = 0 ]; then
+    owner=$(cat "$xl_socket.pid" 2>/dev/null || true)
+    if [ -n "$owner" ] && [ "$owner" != $$ ] && kill -0 "$owner" 2>/dev/null; then
+        xl_socket=$tmp/xl.sock
+        echo "run: $xl_socket_default is run $owner's; this run's host channel is $xl_socket" >&2
+    else
+        mkdir -p "$(dirname "$xl_socket")"
+        echo $$ > "$xl_socket.pid"
+        trap 'rm -rf "$tmp"; [ "$(cat "$xl_socket.pid" 2>/dev/null)" != $$ ] || rm -f "$xl_socket.pid"' EXIT
+    fi
 fi
 if [ "$xl_socket" != none ]; then
     case "$xl_socket" in *,*) die "--xl-socket: QEMU cannot take a path with a comma: $xl_socket" ;; esac

@@ -25,6 +25,7 @@ Exit status:
   1    the command failed (it printed why)
   2    bad usage, or Dom0 refused the request
   3    Dom0 not reachable (no run.sh, QEMU ended, Dom0 not answering)
+  130  ^C: the command was stopped in Dom0 (as ^C at its prompt)
 Examples:
   scripts/run.sh &                 # or in another terminal
   scripts/xl.sh create guests/hello.cfg

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tests::run_sh::Run;
@@ -128,6 +128,22 @@ tests::on_both_hypervisors! {
         assert!(!text.contains("Parsing config from mine.cfg"), "{text}");
         assert!(!text.contains("is not a domain name or id"), "{text}");
         assert!(text.contains("[mine] workload: grant-offer"), "the guest's console is Dom0's: {text}");
+
+        // ^C to xl.sh stops the command in Dom0: its output, then 130.
+        let sleeper = Command::new(repo_root().join("scripts/xl.sh"))
+            .args(["sleep", "600"])
+            .env("XL_SOCKET", &sock)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        tests::run_sh::signal(sleeper.id(), "-INT");
+        let out = sleeper.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "xl: sleep: interrupted\n");
+        let list = xl(&sock, &dir, &["list"]);
+        assert_eq!(list.code, 0, "Dom0 serves after the interrupt: {}", list.stderr);
 
         // No run: xl.sh says so with status 3.
         let none = xl(&dir.join("nothing.sock"), &dir, &["list"]);

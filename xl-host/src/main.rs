@@ -8,12 +8,15 @@
 //! up in its initrd.
 //!
 //! Exit status: the command's own (0 success, 1 failure, as xl's); 2 for a
-//! usage error or a request Dom0 refused; 3 when Dom0 cannot be reached.
+//! usage error or a request Dom0 refused; 3 when Dom0 cannot be reached;
+//! 130 after ^C (which stops the command in Dom0, as ^C at its prompt).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::exit;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xl_proto::{decode, encode, Deframer, File, Frame, Reply, Request, Stream, FRAME_MAX};
@@ -33,8 +36,10 @@ xl create FILE sends FILE (and the kernel and ramdisk it names, if they are
 host files) to Dom0; names that are not host files are looked up in Dom0's
 initrd.
 
+^C stops the command in Dom0 (as at its prompt); a second ^C leaves at once.
+
 Exit status: the command's (0 success, 1 failure); 2 bad usage or a request
-Dom0 refused; 3 Dom0 not reachable (no run, or QEMU ended).";
+Dom0 refused; 3 Dom0 not reachable (no run, or QEMU ended); 130 after ^C.";
 
 /// How long Dom0 may take to acknowledge a request before we say that we
 /// wait (it may still be booting: QEMU keeps the bytes until it reads).
@@ -151,15 +156,29 @@ fn run(socket: &Path, args: Vec<String>, files: Vec<File>) -> i32 {
     let mut wire = vec![0u8];
     wire.extend_from_slice(&frame);
     // Written by a thread: a large request takes a while to go through
-    // the UART, and Dom0's replies must be read meanwhile.
-    let mut w = match s.try_clone() {
-        Ok(w) => w,
+    // the UART, and Dom0's replies must be read meanwhile. One writer at a
+    // time, so that an interrupt never lands inside the request's frame.
+    let w = match s.try_clone() {
+        Ok(w) => Arc::new(Mutex::new(w)),
         Err(e) => die(3, format!("the socket: {e}")),
     };
+    let writer = w.clone();
     std::thread::spawn(move || {
+        let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = w.write_all(&wire) {
             die(3, format!("sending to Dom0: {e}"));
         }
+    });
+    // ^C asks Dom0 to stop the command (its output and status still come
+    // back; we then exit 130); a second ^C leaves at once.
+    let interrupted = Arc::new(AtomicU32::new(0));
+    let hits = interrupted.clone();
+    let _ = ctrlc::set_handler(move || {
+        if hits.fetch_add(1, Ordering::SeqCst) > 0 {
+            exit(130);
+        }
+        let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = w.write_all(&encode(&Request::Interrupt { id }));
     });
     let mut accepted = false;
     let mut told = false;
@@ -196,6 +215,9 @@ fn run(socket: &Path, args: Vec<String>, files: Vec<File>) -> i32 {
                 }
                 Ok(Reply::Exit { id: i, status }) if i == id => {
                     let _ = out.flush();
+                    if interrupted.load(Ordering::SeqCst) > 0 {
+                        return 130;
+                    }
                     return status as i32;
                 }
                 Ok(Reply::Rejected { frame_len: l, why }) if l == frame_len => die(2, format!("Dom0 refused the request: {why}")),
