@@ -52,6 +52,7 @@ mod xl_block;
 mod xl_console;
 #[cfg(not(test))]
 mod xl_host;
+mod xl_mem;
 #[cfg(not(test))]
 mod xl_shutdown;
 #[cfg(not(test))]

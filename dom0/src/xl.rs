@@ -149,7 +149,7 @@ pub struct Toolstack {
 /// What a command reports: `Err` after it printed why it failed.
 type CmdResult = Result<(), ()>;
 
-fn xerr(args: core::fmt::Arguments) {
+pub(crate) fn xerr(args: core::fmt::Arguments) {
     crate::host_channel::as_error(|| println!("xl: {}", args));
 }
 
@@ -697,6 +697,7 @@ impl Toolstack {
             "create" => self.cmd_create(args),
             "list" | "li" => self.cmd_list(args),
             "destroy" => self.cmd_destroy(args),
+            "mem-set" | "mem-max" => self.cmd_mem(cmd, args),
             "pause" => self.with_domain(cmd, args, |_, d| hv::pausedomain(d)),
             "unpause" => self.with_domain(cmd, args, |_, d| hv::unpausedomain(d)),
             "shutdown" | "reboot" => self.cmd_shutdown(cmd, args),
@@ -1761,6 +1762,8 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("destroy", "<Domain>", "Terminate a domain immediately"),
     ("shutdown", "[-F] [-T <Seconds>] <Domain>", "Issue a shutdown signal to a domain (control/shutdown) and wait for it; -F: force it after the timeout (default 10 s)"),
     ("reboot", "[-F] [-T <Seconds>] <Domain>", "Issue a reboot signal to a domain (same options)"),
+    ("mem-set", "<Domain> <Mem>", "Set the current memory usage for a domain (its balloon driver gives or takes pages); Mem in MiB, or with a b/k/m/g/t suffix"),
+    ("mem-max", "<Domain> <Mem>", "Set the maximum amount of memory for a domain"),
     ("pause", "<Domain>", "Pause execution of a domain"),
     ("unpause", "<Domain>", "Unpause a paused domain"),
     ("info", "[field]", "Get information about Xen host; with a field name (xen_version, free_memory, ...), only its value"),
