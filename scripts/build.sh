@@ -16,7 +16,8 @@ case "${1:-}" in
 Usage: scripts/build.sh
 
 Build the bare-metal images (xen-core, dom0, pv-guest-kernel) with the
-installed stable Rust and copy them to target/images/.
+installed stable Rust and copy them to target/images/, with the host tool
+behind scripts/xl.sh (target/images/xl).
 
   PROFILE=dev scripts/build.sh    unoptimised images (default: release)
   -h, --help                      this text
@@ -53,8 +54,12 @@ RUSTFLAGS="-C no-redzone=yes -C force-frame-pointers=yes" \
     --target x86_64-unknown-linux-gnu --target-dir target/bare \
     -p xen-core -p dom0 -p pv-guest-kernel --bins
 
+# The host tool behind scripts/xl.sh: an ordinary host program.
+cargo build --quiet --profile "$profile" -p xl-host --bin xl
+
 mkdir -p "$out"
 for img in xen-core dom0 pv-guest-kernel; do
     cp "target/bare/x86_64-unknown-linux-gnu/$dir/$img" "$out/$img"
 done
+cp "target/$dir/xl" "$out/xl"
 ls -l "$out" >&2

@@ -33,6 +33,10 @@ Boot target/images/xen-core (default) or Xen 4.17 in QEMU (TCG) with a Dom0.
   --disk PATH            Dom0's disk: a virtio-blk device backed by the host
                          file PATH, where Dom0 keeps guest images (made on
                          first use by scripts/make-disk.sh: 4 GiB sparse, FAT32)
+  --xl-socket PATH       the host channel's Unix socket, for scripts/xl.sh
+                         (default target/xl.sock, or one of its own if
+                         another run holds that; "none": no channel). Not
+                         with --xl. See docs/host-xl.md
   --xen                  boot real Xen 4.17 (.cache/xen/xen.bin, fetched if missing)
   --kvm                  use KVM instead of TCG (needs /dev/kvm; see notes: the
                          KVM on the project's machines breaks on SSE)
@@ -70,6 +74,7 @@ Examples:
   scripts/run.sh --xen --dom0 target/images/pv-guest-kernel --dom0-cmdline workload=banner
   scripts/run.sh --xl "create guests/hello.cfg; list"
   scripts/run.sh --guest my.cfg        # then at xl>: create guests/my.cfg
+  scripts/run.sh & scripts/xl.sh list  # xl from another terminal or a script
 EOF
 }
 
@@ -83,6 +88,8 @@ abspath() { case "$1" in /*) echo "$1" ;; *) echo "$orig_pwd/$1" ;; esac; }
 feeder=
 mem=512 dom0_mem=64M append="" dom0="" dom0_cmdline="" modules=() guests=() xl_script=
 disk= xen=0 kvm=0 icount=0 gdb=0 timeout=0 build=1 dry_run=0 qemu_extra=() keep_going=0
+xl_socket_default=$PWD/target/xl.sock
+xl_socket=$xl_socket_default
 
 need() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
@@ -108,6 +115,7 @@ while [ $# -gt 0 ]; do
         --gdb)          gdb=1 ;;
         --no-build)     build=0 ;;
         --keep-going)   keep_going=1 ;;
+        --xl-socket)    need "$@"; xl_socket=$2; [ "$2" = none ] || xl_socket=$(abspath "$2"); shift ;;
         --dry-run)      dry_run=1 ;;
         -h|--help)      usage; exit 0 ;;
         *)              die "unknown option: $opt (see --help)" ;;
@@ -227,6 +235,29 @@ qemu=(qemu-system-x86_64 -cpu max -m "$mem" -display none -no-reboot
       -device isa-debug-exit,iobase=0xf4,iosize=0x04
       -d cpu_reset -D "$tmp/qemu.log"
       -kernel "$kernel" -append "$opts" -initrd "$initrd")
+# The host channel (scripts/xl.sh): Dom0's second serial port (COM2) on a
+# Unix socket that QEMU listens on; only the prompt serves it.
+if [ -n "$xl_script" ]; then
+    xl_socket=none
+fi
+# The default socket belongs to one run at a time (its owner's pid is kept
+# next to it); a run started while another holds it gets its own, and says so.
+if [ "$xl_socket" = "$xl_socket_default" ] && [ $dry_run = 0 ]; then
+    owner=$(cat "$xl_socket.pid" 2>/dev/null || true)
+    if [ -n "$owner" ] && [ "$owner" != $$ ] && kill -0 "$owner" 2>/dev/null; then
+        xl_socket=$tmp/xl.sock
+        echo "run: $xl_socket_default is run $owner's; this run's host channel is $xl_socket" >&2
+    else
+        mkdir -p "$(dirname "$xl_socket")"
+        echo $$ > "$xl_socket.pid"
+        trap 'rm -rf "$tmp"; [ "$(cat "$xl_socket.pid" 2>/dev/null)" != $$ ] || rm -f "$xl_socket.pid"' EXIT
+    fi
+fi
+if [ "$xl_socket" != none ]; then
+    case "$xl_socket" in *,*) die "--xl-socket: QEMU cannot take a path with a comma: $xl_socket" ;; esac
+    [ $dry_run = 1 ] || mkdir -p "$(dirname "$xl_socket")"
+    qemu+=(-chardev "socket,id=xl,path=$xl_socket,server=on,wait=off" -serial chardev:xl)
+fi
 if [ $kvm = 1 ]; then
     [ -e /dev/kvm ] || die "--kvm: /dev/kvm does not exist"
     qemu+=(-accel kvm)
@@ -257,6 +288,10 @@ if [ $gdb = 1 ]; then
     echo "run: QEMU waits for gdb: gdb $sym -ex 'target remote :1234'" >&2
 fi
 echo "run: $(printf '%q ' "${qemu[@]}")" >&2
+if [ "$xl_socket" != none ]; then
+    hint=""; [ "$xl_socket" = "$root/target/xl.sock" ] || hint="XL_SOCKET=$xl_socket "
+    echo "run: xl from another terminal: ${hint}scripts/xl.sh list (host channel $xl_socket)" >&2
+fi
 
 # Real Xen's last words (Debian's 4.17.7, noreboot) and the status they mean.
 XEN_FINAL='\(XEN\) (Hardware Dom0 halted|Hardware Dom0 shutdown|Hardware Dom0 crashed|Panic on CPU)'

@@ -37,7 +37,7 @@ use crate::layout::{Layout, LayoutError, PAGE_SIZE};
 /// The largest guest this toolstack builds: its P2M lives in Dom0's .bss.
 pub const MAX_GUEST_PAGES: usize = 128 * 1024;
 /// libxl's `LIBXL_MAXMEM_CONSTANT`: slack above the configured maximum.
-const MAXMEM_SLACK_KB: u64 = 1024;
+pub(crate) const MAXMEM_SLACK_KB: u64 = 1024;
 /// Pages per `populate_physmap` call.
 const POPULATE_BATCH: usize = 1024;
 

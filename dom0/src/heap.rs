@@ -9,7 +9,11 @@ use core::ptr::{addr_of_mut, NonNull};
 use linked_list_allocator::Heap;
 use spin::Mutex;
 
-const HEAP_SIZE: usize = 8 << 20;
+// 16 MiB: the store, and files the host sends (`host_files`,
+// `host_channel`: a request being read, and those kept). More would not
+// fit Xen's Dom0 builder with dom0_mem=64M ("allocation is too small for
+// kernel image").
+const HEAP_SIZE: usize = 16 << 20;
 
 #[repr(align(4096))]
 struct Area([u8; HEAP_SIZE]);

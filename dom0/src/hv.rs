@@ -301,3 +301,14 @@ pub unsafe fn unmap(va: u64) -> Result<(), Errno> {
     // SAFETY: the caller gives the page up.
     check(unsafe { hypercall_abi::guest::update_va_mapping(va, 0, UVMF_INVLPG) }).map(drop)
 }
+
+/// `physdev_op(PHYSDEVOP_set_iopl)`: lets our kernel's `in`/`out` through
+/// (the hypervisor emulates them for the ports it allows Dom0).
+pub fn set_iopl(iopl: u32) -> Result<(), Errno> {
+    let mut arg = hypercall_abi::physdev::PhysdevSetIopl { iopl };
+    // SAFETY: the hypervisor reads the 4-byte structure on our stack.
+    check(unsafe {
+        hypercall2(nr::PHYSDEV_OP, hypercall_abi::physdev::PHYSDEVOP_set_iopl as u64, &mut arg as *mut _ as u64)
+    })
+    .map(drop)
+}

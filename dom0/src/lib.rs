@@ -13,6 +13,8 @@
 //! - [`lineedit`]: the prompt's line editor (history, editing keys);
 //! - [`disk`]: Dom0's own disk (virtio-blk), its FAT image store, raw
 //!   and qcow2 images;
+//! - `com2`, `host_channel`, `xl_host`, [`host_files`]: xl commands from
+//!   the host (`scripts/xl.sh`) over the second serial port;
 //!
 //! The pure parts are unit-tested on the host (`cargo test -p dom0`); the
 //! parts that make hypercalls use pv-rt, whose panic handler and entry
@@ -27,6 +29,8 @@ extern crate alloc;
 pub mod builder;
 pub mod blkback;
 pub mod cmdline;
+#[cfg(not(test))]
+mod com2;
 pub mod config;
 pub mod cpio;
 pub mod disk;
@@ -35,6 +39,9 @@ pub mod domain_tree;
 pub mod elf;
 #[cfg(not(test))]
 pub mod heap;
+#[cfg(not(test))]
+mod host_channel;
+pub mod host_files;
 #[cfg(not(test))]
 pub mod hv;
 pub mod layout;
@@ -48,6 +55,9 @@ mod xl_block;
 mod xl_console;
 #[cfg(not(test))]
 mod xl_image;
+#[cfg(not(test))]
+mod xl_host;
+mod xl_mem;
 #[cfg(not(test))]
 mod xl_shutdown;
 #[cfg(not(test))]

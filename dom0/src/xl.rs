@@ -39,6 +39,7 @@ use crate::blkback::backend::{Blkback, PGRANTS_PER_VBD};
 use crate::blkback::spec;
 use crate::domain_tree;
 use crate::xenstore::daemon::Xenstored;
+use crate::host_files::{FileData, HostFiles};
 
 /// Guests the toolstack can hold: more than the memory of a machine here
 /// allows (each needs a MiB at least, and the hypervisor's own share). Their
@@ -139,13 +140,17 @@ pub struct Toolstack {
     attached: Option<usize>,
     /// The block back end and its images.
     blk: Blkback,
+    /// COM2 answers: xl requests from the host are served (`xl_host`).
+    pub(crate) host: bool,
+    /// Files the host sent, looked up before the initrd's.
+    pub(crate) host_files: HostFiles,
 }
 
 /// What a command reports: `Err` after it printed why it failed.
 type CmdResult = Result<(), ()>;
 
-fn xerr(args: core::fmt::Arguments) {
-    println!("xl: {}", args);
+pub(crate) fn xerr(args: core::fmt::Arguments) {
+    crate::host_channel::as_error(|| println!("xl: {}", args));
 }
 
 macro_rules! fail {
@@ -183,6 +188,8 @@ impl Toolstack {
             xs: Xenstored::new(STORE_VA, MAX_GUESTS),
             attached: None,
             blk: Blkback::new(BLK_VA, PGRANT_VA, MAX_GUESTS),
+            host: false,
+            host_files: HostFiles::new(),
         }
     }
 
@@ -202,6 +209,7 @@ impl Toolstack {
         unsafe { ptr::write_volatile((SHINFO_VA as *mut u8).add(1), 1) };
         self.virq_console = hv::bind_virq(VIRQ_CONSOLE)?;
         self.virq_dom_exc = hv::bind_virq(VIRQ_DOM_EXC)?;
+        self.host = crate::host_channel::init();
         self.xs.start();
         crate::disk::store::init();
         if let Err(e) = domain_tree::init_dom0(&mut self.xs) {
@@ -279,7 +287,11 @@ impl Toolstack {
         if deadline > now {
             // A timeout in the past would make Xen wake us at once; a second
             // at most keeps us looking even if an event were lost.
-            let longest = if all { 1_000_000_000 } else { POLL_SHORT_NS };
+            let mut longest = if all { 1_000_000_000 } else { POLL_SHORT_NS };
+            if self.host {
+                // COM2 raises no event: it is looked at this often.
+                longest = longest.min(crate::xl_host::poll_ns());
+            }
             let _ = hv::poll(&ports, deadline.min(now + longest));
         }
         let input = self.take_pending(self.virq_console);
@@ -300,6 +312,7 @@ impl Toolstack {
         if input || self.interactive {
             self.read_input();
         }
+        self.host_poll();
         if dom_exc {
             self.domains_changed();
         }
@@ -342,13 +355,13 @@ impl Toolstack {
                 // `xl console`: the guest's bytes as they come, but no
                 // control characters that could drive our terminal.
                 if c == b'\n' || c == b'\t' || c == 0x08 || (0x20..0x7f).contains(&c) || c >= 0x80 {
-                    pv_rt::console::write_bytes(&[c]);
+                    pv_rt::console::write_console(&[c]);
                 }
                 continue;
             }
             if c == b'\n' || g.line.is_full() {
                 if !self.printed && self.interactive && !self.busy {
-                    pv_rt::console::write_bytes(b"\n");
+                    pv_rt::console::write_console(b"\n");
                 }
                 self.printed = true;
                 if !self.quiet {
@@ -405,7 +418,7 @@ impl Toolstack {
                     if !self.interrupted {
                         self.interrupted = true;
                         self.typeahead.clear();
-                        pv_rt::console::write_bytes(b"^C\n");
+                        pv_rt::console::write_console(b"^C\n");
                     }
                     continue;
                 }
@@ -466,12 +479,37 @@ impl Toolstack {
         self.printed = false;
     }
 
+    /// A command starts (typed or from the host): keys typed now wait,
+    /// ^C interrupts it.
+    pub(crate) fn begin_command(&mut self) {
+        self.busy = true;
+        self.interrupted = false;
+        self.typeahead_lost = false;
+    }
+
+    pub(crate) fn end_command(&mut self) {
+        self.busy = false;
+        self.interrupted = false;
+    }
+
+    /// ^C from the host (`xl_host`).
+    pub(crate) fn interrupt_command(&mut self) {
+        if self.busy {
+            self.interrupted = true;
+        }
+    }
+
+    /// The kernels running guests were built from (needed for a restart).
+    pub(crate) fn kernels_in_use(&self) -> alloc::vec::Vec<alloc::string::String> {
+        self.guests.iter().flatten().map(|g| alloc::string::String::from(g.kernel.as_str())).collect()
+    }
+
     // ---- domains that shut down or died ---------------------------------
 
     /// Before printing news the user did not ask for: leave the prompt's line.
     fn note_async(&mut self) {
         if self.interactive && !self.busy && !self.printed {
-            pv_rt::console::write_bytes(b"\n");
+            pv_rt::console::write_console(b"\n");
         }
         self.printed = true;
     }
@@ -626,6 +664,7 @@ impl Toolstack {
             let now = self.now_ns();
             self.pump(now + 1_000_000_000);
             self.serve_prompt();
+            self.serve_host();
         }
     }
 
@@ -642,7 +681,12 @@ impl Toolstack {
             Ok(w) => w,
             Err(e) => fail!("{}", e),
         };
-        let mut w = words.as_slice();
+        self.run_words(&words)
+    }
+
+    /// One command as words (`[xl] <command> [args...]`).
+    pub(crate) fn run_words(&mut self, words: &[&str]) -> CmdResult {
+        let mut w = words;
         if w.first() == Some(&"xl") {
             w = &w[1..];
         }
@@ -654,6 +698,7 @@ impl Toolstack {
             "create" => self.cmd_create(args),
             "list" | "li" => self.cmd_list(args),
             "destroy" => self.cmd_destroy(args),
+            "mem-set" | "mem-max" => self.cmd_mem(cmd, args),
             "pause" => self.with_domain(cmd, args, |_, d| hv::pausedomain(d)),
             "unpause" => self.with_domain(cmd, args, |_, d| hv::unpausedomain(d)),
             "shutdown" | "reboot" => self.cmd_shutdown(cmd, args),
@@ -740,8 +785,12 @@ impl Toolstack {
     }
 
     /// A file of the initrd: the first of `candidates` that exists.
-    fn find_file<'a>(&self, candidates: &[&'a str]) -> Option<(&'a str, &'static [u8])> {
-        candidates.iter().find_map(|c| cpio::find(self.initrd, c).map(|d| (*c, d)))
+    /// Files the host sent come first (`xl create` from `scripts/xl.sh`).
+    fn find_file<'a>(&self, candidates: &[&'a str]) -> Option<(&'a str, FileData)> {
+        candidates.iter().find_map(|c| {
+            let d = self.host_files.get(c).map(FileData::Host);
+            d.or_else(|| cpio::find(self.initrd, c).map(FileData::Initrd)).map(|d| (*c, d))
+        })
     }
 
     fn cmd_create(&mut self, args: &[&str]) -> CmdResult {
@@ -758,7 +807,7 @@ impl Toolstack {
             fail!("config file '{}' not found in Dom0's initrd (try 'ls')", path)
         };
         say!(self, "Parsing config from {}", cfg_path);
-        let Ok(text) = core::str::from_utf8(text) else { fail!("{}: not a text file", cfg_path) };
+        let Ok(text) = core::str::from_utf8(&text) else { fail!("{}: not a text file", cfg_path) };
         let cfg = match config::parse(text, overrides.iter().copied()) {
             Ok(c) => c,
             Err(e) => fail!("{}: {}", cfg_path, e),
@@ -790,6 +839,7 @@ impl Toolstack {
             fail!("this toolstack runs at most {} guests", MAX_GUESTS)
         };
         let Some((_, image)) = self.find_file(&[kernel]) else { fail!("kernel '{}' not found", kernel) };
+        let image: &[u8] = &image;
         let mut disks: Vec<spec::DiskSpec, { config::MAX_DISKS }> = Vec::new();
         for d in &cfg.disks {
             match spec::parse(d) {
@@ -1703,7 +1753,7 @@ fn emit(name: &str, line: &[u8]) {
         let _ = out.push(if c == b'\t' || (0x20..0x7f).contains(&c) || c >= 0x80 { c } else { b'.' });
     }
     let _ = out.push(b'\n');
-    pv_rt::console::write_bytes(&out);
+    pv_rt::console::write_console(&out);
 }
 
 /// Every command: name, usage (its arguments), what it does. Dom0's own
@@ -1714,6 +1764,8 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("destroy", "<Domain>", "Terminate a domain immediately"),
     ("shutdown", "[-F] [-T <Seconds>] <Domain>", "Issue a shutdown signal to a domain (control/shutdown) and wait for it; -F: force it after the timeout (default 10 s)"),
     ("reboot", "[-F] [-T <Seconds>] <Domain>", "Issue a reboot signal to a domain (same options)"),
+    ("mem-set", "<Domain> <Mem>", "Set the current memory usage for a domain (its balloon driver gives or takes pages); Mem in MiB, or with a b/k/m/g/t suffix"),
+    ("mem-max", "<Domain> <Mem>", "Set the maximum amount of memory for a domain"),
     ("pause", "<Domain>", "Pause execution of a domain"),
     ("unpause", "<Domain>", "Unpause a paused domain"),
     ("info", "[field]", "Get information about Xen host; with a field name (xen_version, free_memory, ...), only its value"),
@@ -1775,7 +1827,7 @@ fn help_for(cmd: &str) -> Result<(), ()> {
 
 /// The line editor's output: Dom0's console.
 fn term(bytes: &[u8]) {
-    pv_rt::console::write_bytes(bytes);
+    pv_rt::console::write_console(bytes);
 }
 
 /// A string inside JSON quotes: `"` and `\` escaped, control characters

@@ -5,9 +5,38 @@
 //! cheaper, and a line never interleaves with the hypervisor's own messages.
 
 use core::fmt;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
-/// Writes `bytes` as they are; returns the hypercall result (0 or -errno).
+/// Where output goes instead of the console while set (Dom0 sends a host
+/// request's output back to the host); null: the console.
+static SINK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Sends everything printed (`println!`, [`write_bytes`]) to `sink` until
+/// called with `None`; [`write_console`] still reaches the console.
+pub fn set_sink(sink: Option<fn(&[u8])>) {
+    SINK.store(sink.map_or(core::ptr::null_mut(), |f| f as *mut ()), Ordering::Relaxed);
+}
+
+/// Writes `bytes` as they are, to the sink if one is set; returns the
+/// hypercall result (0 or -errno).
 pub fn write_bytes(bytes: &[u8]) -> i64 {
+    if bytes.is_empty() {
+        return 0;
+    }
+    let sink = SINK.load(Ordering::Relaxed);
+    if !sink.is_null() {
+        // SAFETY: SINK only ever holds null or a `fn(&[u8])` stored by
+        // `set_sink`; function pointers and data pointers have one size here.
+        let f: fn(&[u8]) = unsafe { core::mem::transmute::<*mut (), fn(&[u8])>(sink) };
+        f(bytes);
+        return 0;
+    }
+    crate::xencons::console_write(bytes)
+}
+
+/// Writes `bytes` to the console even while a sink is set (what belongs
+/// on the console whoever asked: guests' lines, the prompt's editing).
+pub fn write_console(bytes: &[u8]) -> i64 {
     if bytes.is_empty() {
         return 0;
     }

@@ -5,6 +5,8 @@ use core::panic::PanicInfo;
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
+    // The report goes to the console, whoever was being answered.
+    crate::console::set_sink(None);
     match info.location() {
         Some(loc) => crate::println!("panic at {}:{}: {}", loc.file(), loc.line(), info.message()),
         None => crate::println!("panic: {}", info.message()),

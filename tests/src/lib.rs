@@ -40,6 +40,8 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+pub mod run_sh;
+
 /// The images that `scripts/build.sh` puts into `target/images/`.
 pub const IMAGES: [&str; 3] = ["xen-core", "dom0", "pv-guest-kernel"];
 

@@ -1,6 +1,7 @@
 //! Workloads, chosen by `workload=<name>` on the command line. Each gets the
 //! whole command line for its own options.
 
+mod balloon;
 mod bench;
 mod blk;
 mod bench_mmu;
@@ -38,6 +39,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile), ("control", xenstore::control),
     ("echo", echo::run),
     ("ioport", ioport::run),
+    ("balloon", balloon::run),
     ("blk-write", blk::write), ("blk-read", blk::read), ("blk-hostile", blk::hostile),
     ("blk-bench", blk::bench),
 ];

@@ -18,6 +18,7 @@ use crate::events;
 use crate::mm::{self, VIRT_BASE};
 use crate::StartInfo;
 
+pub mod balloon;
 pub mod control;
 
 /// A reply's payload.
