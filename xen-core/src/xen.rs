@@ -64,6 +64,9 @@ pub struct Xen<P: Platform> {
     /// The vCPU whose page tables the CPU last ran (idle keeps them loaded,
     /// as Xen's lazy context switch): another one needs a global flush.
     pub(crate) tlb_vcpu: Option<(DomId, usize)>,
+    /// The wallclock at system time zero as Dom0 set it
+    /// (`XENPF_settime*`); `None`: the firmware's, read at boot.
+    pub(crate) wallclock: Option<(u64, u32)>,
 }
 
 impl<P: Platform> Xen<P> {
@@ -77,6 +80,7 @@ impl<P: Platform> Xen<P> {
             cmdline: String::from(cmdline),
             options: Options::parse(cmdline),
             yield_pending: false,
+            wallclock: None,
             shutdown_notes: alloc::vec::Vec::new(),
             sched: crate::sched::SchedState::default(),
             time_scale,

@@ -17,6 +17,7 @@ mod misc;
 mod mmu;
 mod multicall;
 mod physdev_op;
+mod platform_op;
 mod sched_op;
 mod sched_op_compat;
 mod traps;
@@ -162,6 +163,7 @@ impl<P: Platform> Xen<P> {
             nr::DOMCTL => self.do_domctl(args),
             nr::SYSCTL => self.do_sysctl(args),
             nr::PHYSDEV_OP => self.do_physdev_op(args),
+            nr::PLATFORM_OP => self.do_platform_op(args),
             nr::SET_TIMER_OP => {
                 let (d, v) = self.current.ok_or(Errno::ESRCH)?;
                 self.set_vcpu_timer(d, v, args[0]);

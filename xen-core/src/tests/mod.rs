@@ -15,6 +15,7 @@ mod lifecycle;
 mod machine_safety;
 mod mmu_props;
 mod mmu_regressions;
+mod platform_op;
 mod vcpu_hostile;
 
 use alloc::vec::Vec;
