@@ -11,6 +11,7 @@ mod descriptor_tables;
 mod domctl;
 mod event_channel_op;
 mod grant_table_op;
+mod memory_exchange;
 mod memory_map;
 mod memory_op;
 mod misc;

@@ -14,6 +14,7 @@ mod linux_abi;
 mod lifecycle;
 mod machine_safety;
 mod mmu_props;
+mod memory_exchange;
 mod mmu_regressions;
 mod platform_op;
 mod vcpu_hostile;
