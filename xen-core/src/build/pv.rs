@@ -211,6 +211,7 @@ fn construct<P: Platform>(
         pause_count: 0,
         created_ns: 0,
         io: Default::default(),
+        pirq_eoi_map: None,
     };
     Ok(Built { domain, layout: *l, entry: plan.entry })
 }

@@ -31,6 +31,9 @@ pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
     for loc in d.vcpus.iter().filter_map(|v| v.vcpu_info) {
         mm.unshare_guest_frame(loc.page());
     }
+    if let Some(page) = d.pirq_eoi_map {
+        mm.unshare_guest_frame(page);
+    }
     let pinned: alloc::vec::Vec<Mfn> = mm.ft.iter().filter(|(_, pg)| pg.pinned && pg.owner == Owner::Dom(dom)).map(|(m, _)| m).collect();
     for m in pinned {
         mm.unpin(m, dom).expect("unpin");
