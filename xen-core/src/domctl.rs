@@ -75,6 +75,7 @@ impl<P: Platform> Xen<P> {
             created_ns: self.platform.now_ns(),
             io: Default::default(),
         pirq_eoi_map: None,
+        fifo: None,
         };
         self.domains.insert(id, d);
         self.update_wallclock(id);

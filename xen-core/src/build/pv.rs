@@ -212,6 +212,7 @@ fn construct<P: Platform>(
         created_ns: 0,
         io: Default::default(),
         pirq_eoi_map: None,
+        fifo: None,
     };
     Ok(Built { domain, layout: *l, entry: plan.entry })
 }

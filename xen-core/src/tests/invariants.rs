@@ -17,6 +17,7 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
 /// its tables) and give back its memory.
 pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
     let slots = xen.platform.hypervisor_slots;
+    xen.fifo_destroy(dom);
     let d = xen.domains.remove(&dom).expect("domain");
     let mut mm = crate::mm::validate::Mm::new(&xen.platform, &mut xen.frames, slots);
     for v in d.vcpus.iter().filter(|v| v.initialised) {
