@@ -57,6 +57,9 @@ pub struct Xen<P: Platform> {
     pub(crate) sched: crate::sched::SchedState,
     /// TSC to system time, for `vcpu_time_info` (the TSC rate is fixed at boot).
     pub(crate) time_scale: crate::time::TimeScale,
+    /// The wallclock at system time zero as Dom0 set it
+    /// (`XENPF_settime*`); `None`: the firmware's, read at boot.
+    pub(crate) wallclock: Option<(u64, u32)>,
     /// The last domain id handed out.
     pub(crate) next_domid: u16,
     /// The last guest translation (see `guest_access::TranslationCache`).
@@ -64,9 +67,6 @@ pub struct Xen<P: Platform> {
     /// The vCPU whose page tables the CPU last ran (idle keeps them loaded,
     /// as Xen's lazy context switch): another one needs a global flush.
     pub(crate) tlb_vcpu: Option<(DomId, usize)>,
-    /// The wallclock at system time zero as Dom0 set it
-    /// (`XENPF_settime*`); `None`: the firmware's, read at boot.
-    pub(crate) wallclock: Option<(u64, u32)>,
 }
 
 impl<P: Platform> Xen<P> {
