@@ -30,7 +30,7 @@ use hypercall_abi::start_info::{StartInfo, StartInfoConsole, START_INFO_MAGIC};
 use hypercall_abi::{DomId, EvtchnPort};
 
 use crate::config::DomainConfig;
-use crate::elf::{self, ElfError, Kernel};
+use crate::kernel::{self, Kernel, KernelError};
 use crate::hv;
 use crate::layout::{Layout, LayoutError, PAGE_SIZE};
 
@@ -67,7 +67,9 @@ pub struct Window {
 
 #[derive(Debug)]
 pub enum BuildError {
-    Kernel(ElfError),
+    Kernel(KernelError),
+    /// The kernel's addresses leave no room for the initial mapping.
+    BadLayout,
     /// The kernel needs more memory than the configuration gives it.
     TooLittleMemory { needed_mib: u64, memory_mib: u64 },
     /// More than [`MAX_GUEST_PAGES`].
@@ -81,7 +83,8 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::Kernel(e) => write!(f, "bad kernel image: {}", e.what()),
+            BuildError::Kernel(e) => write!(f, "{}", e),
+            BuildError::BadLayout => write!(f, "bad kernel image: its initial mapping would overflow or reach the hypervisor"),
             BuildError::TooLittleMemory { needed_mib, memory_mib } => write!(
                 f,
                 "memory={} MiB is too little for this kernel: it needs at least {} MiB",
@@ -118,17 +121,21 @@ pub struct Built {
     pub entry: u64,
 }
 
-/// Builds `cfg`'s domain from `image` with domain id `want` (0: the
-/// hypervisor's choice); returns it paused.
+/// Builds `cfg`'s domain from `image` (an ELF or a bzImage) and its
+/// `ramdisk`, with domain id `want` (0: the hypervisor's choice); returns
+/// it paused. `heap_free` is what Dom0's heap has free for unpacking.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     want: DomId,
     cfg: &DomainConfig,
     image: &[u8],
+    ramdisk: Option<&[u8]>,
+    heap_free: usize,
     scratch: &mut Scratch,
     window: &Window,
     physinfo: &XenSysctlPhysinfo,
 ) -> Result<Built, BuildError> {
-    let kernel = elf::parse(image).map_err(BuildError::Kernel)?;
+    let kernel = kernel::load(image, heap_free).map_err(BuildError::Kernel)?;
     let nr_pages = cfg.memory * 256;
     if physinfo.free_pages < nr_pages {
         return Err(BuildError::HostMemory { free_mib: physinfo.free_pages / 256, asked_mib: cfg.memory });
@@ -136,17 +143,19 @@ pub fn build(
     if nr_pages as usize > MAX_GUEST_PAGES {
         return Err(BuildError::TooMuchMemory { max_mib: MAX_GUEST_PAGES as u64 / 256 });
     }
-    let layout = match Layout::compute(kernel.virt_base, kernel.virt_kstart, kernel.virt_kend, nr_pages) {
+    let p = &kernel.place;
+    let ramdisk_len = ramdisk.map_or(0, |r| r.len() as u64);
+    let layout = match Layout::compute(p.virt_base, p.vkern_start, p.vkern_end, ramdisk_len, nr_pages) {
         Ok(l) => l,
         Err(LayoutError::TooLittleMemory { needed_pages }) => {
             return Err(BuildError::TooLittleMemory { needed_mib: needed_pages.div_ceil(256), memory_mib: cfg.memory })
         }
-        Err(LayoutError::BadImage) => return Err(BuildError::Kernel(ElfError::BadSegment)),
+        Err(LayoutError::BadImage) => return Err(BuildError::BadLayout),
     };
     // As xl: the highest grant-table version the host offers.
     let grant_version = if physinfo.capabilities & XEN_SYSCTL_PHYSCAP_gnttab_v2 != 0 { 2 } else { 1 };
     let domid = hc("createdomain", hv::createdomain(want, cfg.vcpus, grant_version))?;
-    match construct(cfg, &kernel, image, &layout, domid, nr_pages, scratch, window) {
+    match construct(cfg, &kernel, ramdisk, &layout, domid, nr_pages, scratch, window) {
         Ok(b) => Ok(b),
         Err(e) => {
             // SAFETY: the window maps one of the dying domain's frames, which
@@ -162,7 +171,7 @@ pub fn build(
 fn construct(
     cfg: &DomainConfig,
     kernel: &Kernel,
-    image: &[u8],
+    ramdisk: Option<&[u8]>,
     l: &Layout,
     domid: DomId,
     nr_pages: u64,
@@ -209,10 +218,18 @@ fn construct(
     si.pt_base = l.va(l.pt_pfn);
     si.nr_pt_frames = l.nr_pt_pages;
     si.mfn_list = l.va(l.p2m_pfn);
+    if ramdisk.is_some() {
+        // A virtual address, as libxc gives a kernel whose ramdisk it maps
+        // (no SIF_MOD_START_PFN).
+        si.mod_start = l.va(l.ramdisk_pfn);
+        si.mod_len = l.ramdisk_len;
+    }
     si.set_cmd_line(cfg.cmdline.as_bytes());
 
     // Every page of the initial mapping, in pfn order.
-    let hcall_pfn = kernel.hypercall_page.map(|va| l.pfn(va));
+    let hcall_pfn = p_hcall(kernel, l);
+    let image: &[u8] = &kernel.elf;
+    let virt_offset = kernel.place.virt_offset;
     for pfn in 0..l.pages() {
         let mfn = p2m[pfn as usize];
         // SAFETY: the window is ours alone and nothing holds a reference into
@@ -223,12 +240,20 @@ fn construct(
         let bytes = unsafe { core::slice::from_raw_parts_mut(page, PAGE_SIZE as usize) };
         bytes.fill(0);
         let va = l.va(pfn);
-        for s in &kernel.segments {
-            let seg_va = s.paddr + kernel.virt_offset;
+        for s in &kernel.image.segments {
+            let seg_va = s.paddr.wrapping_add(virt_offset);
             let (lo, hi) = (va.max(seg_va), (va + PAGE_SIZE).min(seg_va + s.filesz));
             if lo < hi {
                 let src = (s.offset + (lo - seg_va)) as usize;
                 bytes[(lo - va) as usize..(hi - va) as usize].copy_from_slice(&image[src..src + (hi - lo) as usize]);
+            }
+        }
+        if let Some(rd) = ramdisk {
+            let rd_va = l.va(l.ramdisk_pfn);
+            let (lo, hi) = (va.max(rd_va), (va + PAGE_SIZE).min(rd_va + l.ramdisk_len));
+            if lo < hi {
+                let src = (lo - rd_va) as usize;
+                bytes[(lo - va) as usize..(hi - va) as usize].copy_from_slice(&rd[src..src + (hi - lo) as usize]);
             }
         }
         if Some(pfn) == hcall_pfn {
@@ -278,7 +303,7 @@ fn construct(
     hc("unmapping the window", unsafe { hv::unmap(window.va) })?;
 
     let mut ctxt = VcpuGuestContext::zeroed();
-    ctxt.user_regs.rip = kernel.entry;
+    ctxt.user_regs.rip = kernel.place.entry;
     ctxt.user_regs.rsp = l.va(l.stack_pfn + 1);
     ctxt.user_regs.rsi = l.va(l.start_info_pfn);
     ctxt.user_regs.rflags = 1 << 9;
@@ -290,5 +315,11 @@ fn construct(
     ctxt.ctrlreg[3] = xen_pfn_to_cr3(l4_mfn);
     hc("setvcpucontext", hv::setvcpucontext(domid, 0, &ctxt))?;
 
-    Ok(Built { domid, nr_pages, console_mfn, console_port, store_mfn, store_port, layout: *l, entry: kernel.entry })
+    Ok(Built { domid, nr_pages, console_mfn, console_port, store_mfn, store_port, layout: *l, entry: kernel.place.entry })
+}
+
+/// The pfn of the kernel's hypercall page (`place` checked it lies inside
+/// the kernel).
+fn p_hcall(kernel: &Kernel, l: &Layout) -> Option<u64> {
+    kernel.place.hypercall_page.map(|va| l.pfn(va))
 }

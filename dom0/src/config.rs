@@ -4,9 +4,11 @@
 //! or `[ ... ]` lists. As with `xl create cfg k=v`,
 //! extra statements given on the command line are applied after the file.
 //!
-//! Keys understood: `name`, `kernel`, `memory` (MiB), `maxmem` (MiB),
-//! `vcpus`, `extra` (the guest's command line; `cmdline` is accepted as an
-//! alias; `${domid:NAME}` in it becomes the id of domain NAME, see
+//! Keys understood: `name`, `kernel` (an ELF or a bzImage), `ramdisk` (the
+//! initial ramdisk, e.g. a Linux initramfs), `memory` (MiB), `maxmem` (MiB),
+//! `vcpus`, the guest's command line as xl makes it (`cmdline`, else
+//! `root=ROOT EXTRA` from `root` and `extra`; `cmdline` wins over both, with
+//! a warning; `${domid:NAME}` in it becomes the id of domain NAME, see
 //! [`expand`]), `on_poweroff`, `on_reboot`, `on_crash`, `disk` (a list of
 //! xl-disk-configuration strings). Other keys are ignored with a warning
 //! (`vif` says networking is not offered yet), so a mistyped key does not
@@ -56,6 +58,8 @@ impl Action {
 pub struct DomainConfig {
     pub name: String<NAME_MAX>,
     pub kernel: String<PATH_MAX>,
+    /// `ramdisk=`: the initial ramdisk's path, if any.
+    pub ramdisk: Option<String<PATH_MAX>>,
     /// Initial memory in MiB (xl's default: 32).
     pub memory: u64,
     /// Most memory the guest may balloon up to, in MiB (default: `memory`).
@@ -131,7 +135,10 @@ struct Partial {
     memory_line: usize,
     maxmem_line: usize,
     vcpus: u32,
-    cmdline: String<CMDLINE_MAX>,
+    ramdisk: Option<String<PATH_MAX>>,
+    cmdline: Option<String<CMDLINE_MAX>>,
+    root: Option<String<CMDLINE_MAX>>,
+    extra: Option<String<CMDLINE_MAX>>,
     on_poweroff: Action,
     on_reboot: Action,
     on_crash: Action,
@@ -335,7 +342,10 @@ impl Partial {
                 }
                 self.vcpus = n as u32;
             }
-            "extra" | "cmdline" => self.cmdline = string(line, key, v)?,
+            "ramdisk" => self.ramdisk = Some(string(line, key, v)?),
+            "cmdline" => self.cmdline = Some(string(line, key, v)?),
+            "root" => self.root = Some(string(line, key, v)?),
+            "extra" => self.extra = Some(string(line, key, v)?),
             "on_poweroff" | "on_reboot" | "on_crash" => {
                 let s: String<16> = string(line, key, v).map_err(|_| bad(line, key, "expected destroy, restart or preserve"))?;
                 let a = Action::parse(&s).ok_or(bad(line, key, "expected destroy, restart or preserve"))?;
@@ -367,7 +377,10 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
         memory_line: 0,
         maxmem_line: 0,
         vcpus: 1,
-        cmdline: String::new(),
+        ramdisk: None,
+        cmdline: None,
+        root: None,
+        extra: None,
         on_poweroff: Action::Destroy,
         on_reboot: Action::Restart,
         on_crash: Action::Destroy,
@@ -392,13 +405,33 @@ pub fn parse<'a>(text: &str, overrides: impl IntoIterator<Item = &'a str>) -> Re
     if maxmem < memory {
         return Err(bad(p.maxmem_line.max(p.memory_line), "maxmem", "is less than memory"));
     }
+    // libxl's parse_cmdline: cmdline= alone, else "root=R E", "root=R" or E.
+    let cmdline = match (p.cmdline.take(), p.root.take(), p.extra.take()) {
+        (Some(c), root, extra) => {
+            if root.is_some() || extra.is_some() {
+                p.warn(0, format_args!("ignoring root= and extra= in favour of cmdline="));
+            }
+            c
+        }
+        (None, Some(root), extra) => {
+            let mut c = String::new();
+            let joined = match extra {
+                Some(e) => fmt::write(&mut c, format_args!("root={} {}", root, e)),
+                None => fmt::write(&mut c, format_args!("root={}", root)),
+            };
+            joined.map_err(|_| bad(0, "root", "root= and extra= together are too long"))?;
+            c
+        }
+        (None, None, extra) => extra.unwrap_or_default(),
+    };
     Ok(DomainConfig {
         name: p.name.ok_or(ConfigError::Missing("name"))?,
         kernel: p.kernel.ok_or(ConfigError::Missing("kernel"))?,
+        ramdisk: p.ramdisk,
         memory,
         maxmem,
         vcpus: p.vcpus,
-        cmdline: p.cmdline,
+        cmdline,
         on_poweroff: p.on_poweroff,
         on_reboot: p.on_reboot,
         on_crash: p.on_crash,
@@ -448,6 +481,22 @@ fn write_num(out: &mut String<CMDLINE_MAX>, n: u16) -> Result<(), ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_is_made_as_xl_makes_it() {
+        let cmd = |text: &str| parse(&alloc::format!("name=\"l\"\nkernel=\"vmlinuz\"\n{text}"), []).unwrap();
+        assert_eq!(cmd("root=\"/dev/xvda1\"\nextra=\"console=hvc0\"").cmdline.as_str(), "root=/dev/xvda1 console=hvc0");
+        assert_eq!(cmd("root=\"/dev/xvda1\"").cmdline.as_str(), "root=/dev/xvda1");
+        assert_eq!(cmd("extra=\"console=hvc0\"").cmdline.as_str(), "console=hvc0");
+        let c = cmd("cmdline=\"quiet\"\nroot=\"/dev/xvda1\"\nextra=\"x\"");
+        assert_eq!(c.cmdline.as_str(), "quiet");
+        assert_eq!(c.warnings.iter().map(|w| w.as_str()).collect::<std::vec::Vec<_>>(), ["ignoring root= and extra= in favour of cmdline="]);
+        assert!(cmd("").cmdline.is_empty());
+        let c = cmd("ramdisk=\"initrd.cpio\"");
+        assert_eq!(c.ramdisk.as_deref(), Some("initrd.cpio"));
+        assert!(c.warnings.is_empty());
+        assert_eq!(cmd("").ramdisk, None);
+    }
 
     #[test]
     fn reads_an_xl_cfg() {

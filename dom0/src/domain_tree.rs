@@ -79,7 +79,7 @@ fn write_tree(xs: &mut Xenstored, tx: u32, d: &NewDomain, serial: u64) -> Result
         xs.mkdir(tx, &p)?;
         xs.set_perms(tx, &p, &roperm)?;
     }
-    for dir in ["control/shutdown", "control/feature-poweroff", "control/feature-reboot", "control/sysrq", "data", "drivers", "feature", "attr", "error", "messages"] {
+    for dir in ["control/shutdown", "control/feature-poweroff", "control/feature-reboot", "control/feature-suspend", "control/feature-s3", "control/feature-s4", "control/sysrq", "data", "drivers", "feature", "attr", "error", "messages"] {
         let p = format!("{}/{}", home, dir);
         xs.mkdir(tx, &p)?;
         xs.set_perms(tx, &p, &rwperm)?;

@@ -2,10 +2,12 @@
 //! (`xg_dom_x86.c`, `xg_dom_core.c`) arranges it and `xen.h` documents it:
 //!
 //! 1. the kernel's segments (and nothing below them is used),
-//! 2. the P2M list (`nr_pages` MFNs),
-//! 3. start_info, the xenstore page, the console page (a page each),
-//! 4. the bootstrap page tables (L4 first),
-//! 5. one page of boot stack,
+//! 2. the initial ramdisk, if any (`ramdisk=`; `start_info.mod_start` is
+//!    its virtual address),
+//! 3. the P2M list (`nr_pages` MFNs),
+//! 4. start_info, the xenstore page, the console page (a page each),
+//! 5. the bootstrap page tables (L4 first),
+//! 6. one page of boot stack,
 //!
 //! then padding to a 4 MiB boundary with at least 512 KiB to spare; all of
 //! `[v_start, v_end)` is mapped onto pfns `0..` in order, the page-table
@@ -30,6 +32,8 @@ pub struct Layout {
     pub vkern_start: u64,
     pub vkern_end: u64,
     /// pfns of each element.
+    pub ramdisk_pfn: u64,
+    pub ramdisk_len: u64,
     pub p2m_pfn: u64,
     pub nr_p2m_pages: u64,
     pub start_info_pfn: u64,
@@ -67,14 +71,15 @@ fn tables_for(lo: u64, hi: u64, level: u32) -> u64 {
 }
 
 impl Layout {
-    pub fn compute(v_start: u64, vkern_start: u64, vkern_end: u64, nr_pages: u64) -> Result<Layout, LayoutError> {
+    pub fn compute(v_start: u64, vkern_start: u64, vkern_end: u64, ramdisk_len: u64, nr_pages: u64) -> Result<Layout, LayoutError> {
         let pgup = |x: u64| x.checked_add(PAGE_SIZE - 1).map(|v| v & !(PAGE_SIZE - 1));
         if vkern_start < v_start || vkern_end < vkern_start || !v_start.is_multiple_of(PAGE_SIZE) {
             return Err(LayoutError::BadImage);
         }
         let kern_end = pgup(vkern_end).ok_or(LayoutError::BadImage)?;
         let pfn = |va: u64| (va - v_start) / PAGE_SIZE;
-        let p2m_pfn = pfn(kern_end);
+        let ramdisk_pfn = pfn(kern_end);
+        let p2m_pfn = ramdisk_pfn.checked_add(ramdisk_len.div_ceil(PAGE_SIZE)).ok_or(LayoutError::BadImage)?;
         let nr_p2m_pages = nr_pages.checked_mul(8).ok_or(LayoutError::BadImage)?.div_ceil(PAGE_SIZE);
         let start_info_pfn = p2m_pfn + nr_p2m_pages;
         let xenstore_pfn = start_info_pfn + 1;
@@ -97,6 +102,8 @@ impl Layout {
                     v_start,
                     vkern_start,
                     vkern_end,
+                    ramdisk_pfn,
+                    ramdisk_len,
                     p2m_pfn,
                     nr_p2m_pages,
                     start_info_pfn,
@@ -185,7 +192,7 @@ mod tests {
     #[test]
     fn elements_follow_libxcs_order() {
         // Our kernels: linked at 1 MiB, v_start 0; 16 MiB of memory.
-        let l = Layout::compute(0, 0x100000, 0x116110, 4096).unwrap();
+        let l = Layout::compute(0, 0x100000, 0x116110, 0, 4096).unwrap();
         assert_eq!(l.p2m_pfn, 0x117);
         assert_eq!(l.nr_p2m_pages, 8);
         assert_eq!(l.start_info_pfn, 0x11f);
@@ -199,14 +206,14 @@ mod tests {
 
     #[test]
     fn too_little_memory_says_how_much_is_needed() {
-        assert_eq!(Layout::compute(0, 0x100000, 0x116110, 512), Err(LayoutError::TooLittleMemory { needed_pages: 1024 }));
-        assert!(Layout::compute(0, 0x100000, u64::MAX - 5, 4096).is_err());
-        assert!(Layout::compute(0, 0x100000, 0xffff_8000_0000_0000, 4096).is_err());
+        assert_eq!(Layout::compute(0, 0x100000, 0x116110, 0, 512), Err(LayoutError::TooLittleMemory { needed_pages: 1024 }));
+        assert!(Layout::compute(0, 0x100000, u64::MAX - 5, 0, 4096).is_err());
+        assert!(Layout::compute(0, 0x100000, 0xffff_8000_0000_0000, 0, 4096).is_err());
     }
 
     #[test]
     fn tables_map_the_region_and_themselves_read_only() {
-        let l = Layout::compute(0, 0x100000, 0x116110, 4096).unwrap();
+        let l = Layout::compute(0, 0x100000, 0x116110, 0, 4096).unwrap();
         let p2m: std::vec::Vec<u64> = (0..4096).map(|p| 0x10000 + p).collect();
         let mut t = [0u64; 512];
         let mfn = |e: u64| (e >> 12) & 0xff_ffff_ffff;
@@ -230,9 +237,23 @@ mod tests {
     }
 
     #[test]
+    fn the_ramdisk_follows_the_kernel_and_moves_the_rest_up() {
+        let plain = Layout::compute(0, 0x100000, 0x116110, 0, 4096).unwrap();
+        let l = Layout::compute(0, 0x100000, 0x116110, 0x2001, 4096).unwrap();
+        assert_eq!(l.ramdisk_pfn, 0x117);
+        assert_eq!(l.p2m_pfn, 0x117 + 3);
+        assert_eq!(l.stack_pfn, plain.stack_pfn + 3);
+        assert_eq!(
+            Layout::compute(0, 0x100000, 0x116110, 64 << 20, 4096),
+            Err(LayoutError::TooLittleMemory { needed_pages: 0x4400 })
+        );
+        assert_eq!(Layout::compute(0, 0x100000, 0x116110, u64::MAX, 4096), Err(LayoutError::BadImage));
+    }
+
+    #[test]
     fn a_high_v_start_is_mapped_from_its_own_slots() {
         let v = 0xffff_ffff_8000_0000;
-        let l = Layout::compute(v, v + 0x200000, v + 0x300000, 8192).unwrap();
+        let l = Layout::compute(v, v + 0x200000, v + 0x300000, 0, 8192).unwrap();
         let p2m: std::vec::Vec<u64> = (0..8192).collect();
         let mut t = [0u64; 512];
         l.table(0, &p2m, &mut t);

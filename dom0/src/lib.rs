@@ -5,7 +5,9 @@
 //! - [`cpio`]: guest images and configs arrive in Dom0's initrd, a `newc`
 //!   archive;
 //! - [`config`]: `xl.cfg` files;
-//! - [`elf`], [`layout`], `builder`: libxc's PV builder, from Dom0;
+//! - [`kernel`] (bzImage, ELF and notes, through the `pv-image` crate the
+//!   hypervisor's builder shares), [`layout`], `builder`: libxc's PV
+//!   builder, from Dom0;
 //! - `hv`: the domctl/sysctl/memory/event-channel hypercalls it uses;
 //! - `xl`: the commands, the guests' console back end, the event loop;
 //!   [`listing`]: `xl list`'s rows;
@@ -36,9 +38,9 @@ pub mod cpio;
 pub mod disk;
 #[cfg(not(test))]
 pub mod domain_tree;
-pub mod elf;
 #[cfg(not(test))]
 pub mod heap;
+pub mod kernel;
 #[cfg(not(test))]
 mod host_channel;
 pub mod host_files;

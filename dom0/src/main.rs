@@ -20,7 +20,6 @@ static mut TOOLSTACK: Toolstack = Toolstack::new();
 
 fn main(si: &'static StartInfo) {
     pv_rt::banner::print(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), si);
-    dom0::heap::init();
     // SAFETY: `main` runs once, on one vCPU, and is the only code that
     // names TOOLSTACK, so this is the only reference ever made.
     let ts = unsafe { &mut *addr_of_mut!(TOOLSTACK) };
@@ -32,6 +31,13 @@ fn main(si: &'static StartInfo) {
             return;
         }
     };
+    match dom0::heap::init(&mut mm) {
+        Ok(bytes) => println!("dom0: heap of {} MiB in Dom0's RAM", bytes >> 20),
+        Err(e) => {
+            println!("dom0: no free RAM for a heap ({}): give Dom0 more memory (dom0_mem=)", e);
+            return;
+        }
+    }
     if let Err(e) = ts.init(si, &mut mm) {
         println!("dom0: toolstack set-up failed: {}", e);
         return;

@@ -827,6 +827,16 @@ impl Toolstack {
             }
             None => fail!("{}: kernel '{}' not found in Dom0's initrd", cfg_path, cfg.kernel),
         };
+        // The ramdisk likewise; kept resolved, for restarts.
+        let mut cfg = cfg;
+        if let Some(r) = cfg.ramdisk.take() {
+            let mut beside: String<PATH_MAX> = String::new();
+            let _ = write!(beside, "{}/{}", dir, r);
+            match self.find_file(&[r.as_str(), &beside]) {
+                Some((found, _)) => cfg.ramdisk = found.try_into().ok(),
+                None => fail!("{}: ramdisk '{}' not found in Dom0's initrd", cfg_path, r),
+            }
+        }
         self.start(cfg, &kernel)
     }
 
@@ -840,6 +850,13 @@ impl Toolstack {
         };
         let Some((_, image)) = self.find_file(&[kernel]) else { fail!("kernel '{}' not found", kernel) };
         let image: &[u8] = &image;
+        let ramdisk = match &cfg.ramdisk {
+            Some(r) => match self.find_file(&[r.as_str()]) {
+                Some((_, rd)) => Some(rd),
+                None => fail!("{}: ramdisk '{}' not found in Dom0's initrd", cfg.name, r),
+            },
+            None => None,
+        };
         let mut disks: Vec<spec::DiskSpec, { config::MAX_DISKS }> = Vec::new();
         for d in &cfg.disks {
             match spec::parse(d) {
@@ -867,7 +884,7 @@ impl Toolstack {
             Ok(p) => p,
             Err(e) => fail!("physinfo failed: {}", e),
         };
-        let built = match builder::build(want, &built_cfg, image, &mut self.scratch, &Window { va: WINDOW_VA }, &physinfo) {
+        let built = match builder::build(want, &built_cfg, image, ramdisk.as_deref(), crate::heap::free(), &mut self.scratch, &Window { va: WINDOW_VA }, &physinfo) {
             Ok(b) => b,
             Err(e) => fail!("cannot create domain '{}': {}", cfg.name, e),
         };

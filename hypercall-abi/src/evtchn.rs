@@ -183,3 +183,34 @@ impl EvtchnStatus {
         self.u = [irq, 0];
     }
 }
+
+// ---------------------------------------------------------------------------
+// The FIFO ABI (`event_channel.h`): event words in guest pages, one control
+// block per vCPU with a queue head per priority.
+
+/// An event word's bits.
+pub const EVTCHN_FIFO_PENDING: u32 = 31;
+pub const EVTCHN_FIFO_MASKED: u32 = 30;
+pub const EVTCHN_FIFO_LINKED: u32 = 29;
+pub const EVTCHN_FIFO_BUSY: u32 = 28;
+pub const EVTCHN_FIFO_LINK_BITS: u32 = 17;
+pub const EVTCHN_FIFO_LINK_MASK: u32 = (1 << EVTCHN_FIFO_LINK_BITS) - 1;
+pub const EVTCHN_FIFO_NR_CHANNELS: u32 = 1 << EVTCHN_FIFO_LINK_BITS;
+pub const EVTCHN_FIFO_PRIORITY_MAX: u32 = 0;
+pub const EVTCHN_FIFO_PRIORITY_DEFAULT: u32 = 7;
+pub const EVTCHN_FIFO_PRIORITY_MIN: u32 = 15;
+pub const EVTCHN_FIFO_MAX_QUEUES: usize = 16;
+/// Event words in one page of the event array.
+pub const EVTCHN_FIFO_EVENT_WORDS_PER_PAGE: u32 = 1024;
+pub const EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES: u32 = EVTCHN_FIFO_NR_CHANNELS / EVTCHN_FIFO_EVENT_WORDS_PER_PAGE;
+
+/// `struct evtchn_fifo_control_block`: a bit per queue with events, then
+/// each queue's head.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtchnFifoControlBlock {
+    pub ready: u32,
+    pub _rsvd: u32,
+    pub head: [u32; EVTCHN_FIFO_MAX_QUEUES],
+}
+crate::assert_layout!(EvtchnFifoControlBlock, size = 72, ready = 0, head = 8);

@@ -36,6 +36,7 @@ pub mod memory;
 pub mod mm;
 pub mod nr;
 pub mod physdev;
+pub mod platform;
 pub mod sched;
 pub mod shared_info;
 pub mod start_info;

@@ -32,6 +32,15 @@ pub const PHYSDEVOP_prepare_msix: u32 = 30;
 pub const PHYSDEVOP_release_msix: u32 = 31;
 pub const PHYSDEVOP_pci_device_reset: u32 = 32;
 
+/// `struct physdev_pirq_eoi_gmfn` (`PHYSDEVOP_pirq_eoi_gmfn_v1`/`_v2`): the
+/// guest frame Xen keeps the "this PIRQ needs an EOI" bitmap in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhysdevPirqEoiGmfn {
+    pub gmfn: u64,
+}
+assert_layout!(PhysdevPirqEoiGmfn, size = 8, gmfn = 0);
+
 /// The size of a full I/O permission bitmap (one bit per port, 65536 ports).
 pub const IOBMP_BYTES: u64 = 8192;
 

@@ -9,9 +9,11 @@ extern crate alloc;
 
 pub mod bzimage;
 pub mod elf;
+pub mod place;
 
 pub use bzimage::{Compression, Payload};
 pub use elf::{parse, ElfError, KernelImage, Segment, XenNotes};
+pub use place::{place, PlaceError, Placement};
 
 /// Why an image cannot be unpacked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

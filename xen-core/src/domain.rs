@@ -91,6 +91,12 @@ pub struct Domain {
     pub created_ns: u64,
     /// The PCI config address and CMOS index it last wrote (port I/O emulation).
     pub io: crate::emulate::io::DomainIo,
+    /// The PIRQ EOI bitmap it registered (`PHYSDEVOP_pirq_eoi_gmfn_v*`):
+    /// a frame of its own, held writable until it dies.
+    pub pirq_eoi_map: Option<crate::mm::SharedPage>,
+    /// The FIFO event-channel ABI, once the guest asked for it
+    /// (`EVTCHNOP_init_control`); `None`: the 2-level ABI.
+    pub fifo: Option<crate::evtchn_fifo::Fifo>,
 }
 
 impl Domain {

@@ -74,6 +74,8 @@ impl<P: Platform> Xen<P> {
             pause_count: 1,
             created_ns: self.platform.now_ns(),
             io: Default::default(),
+        pirq_eoi_map: None,
+        fifo: None,
         };
         self.domains.insert(id, d);
         self.update_wallclock(id);
@@ -198,6 +200,7 @@ impl<P: Platform> Xen<P> {
             .iter()
             .map(|v| (v.cr3, v.user_cr3, v.gdt_frames.clone(), v.initialised, v.vcpu_info.map(|l| l.page())))
             .collect();
+        let eoi_map = self.domains.get_mut(&d).and_then(|dd| dd.pirq_eoi_map.take());
         let pinned: Vec<Mfn> =
             self.frames.iter().filter(|(_, pg)| pg.pinned && pg.owner == Owner::Dom(d)).map(|(m, _)| m).collect();
         {
@@ -215,6 +218,9 @@ impl<P: Platform> Xen<P> {
                 if let Some(page) = vinfo {
                     mm.unshare_guest_frame(page);
                 }
+            }
+            if let Some(page) = eoi_map {
+                mm.unshare_guest_frame(page);
             }
             for m in pinned {
                 let _ = mm.unpin(m, d);

@@ -17,17 +17,41 @@ impl<P: Platform> Xen<P> {
         self.domains.get(&d).map(|dd| dd.shared_info.shared_info(&self.platform))
     }
 
+    fn fifo_active(&self, d: DomId) -> bool {
+        self.domains.get(&d).is_some_and(|dd| dd.fifo.is_some())
+    }
+
     pub(crate) fn port_pending(&self, d: DomId, port: u32) -> bool {
+        if self.fifo_active(d) {
+            let word = self.fifo_word(d, port);
+            return word.is_some_and(|w| w & (1 << hypercall_abi::evtchn::EVTCHN_FIFO_PENDING) != 0);
+        }
         let (w, b) = bit(port);
         self.shared_info_of(d).is_some_and(|si| si.evtchn_pending(w) & b != 0)
     }
 
     pub(crate) fn port_masked(&self, d: DomId, port: u32) -> bool {
+        if self.fifo_active(d) {
+            // A port the array does not cover counts as masked, as Xen's.
+            let word = self.fifo_word(d, port);
+            return word.is_none_or(|w| w & (1 << hypercall_abi::evtchn::EVTCHN_FIFO_MASKED) != 0);
+        }
         let (w, b) = bit(port);
         self.shared_info_of(d).is_some_and(|si| si.evtchn_mask(w) & b != 0)
     }
 
-    pub(crate) fn clear_pending(&self, d: DomId, port: u32) {
+    pub(crate) fn clear_pending(&mut self, d: DomId, port: u32) {
+        if self.fifo_active(d) {
+            // Only the P bit: a linked event stays linked and the guest
+            // skips it (Xen's evtchn_fifo_clear_pending).
+            if let Some(w) = self.fifo_word(d, port) {
+                self.fifo_write_word(d, port, w & !(1 << hypercall_abi::evtchn::EVTCHN_FIFO_PENDING));
+            }
+            if let Some(c) = self.domains.get_mut(&d).and_then(|dd| dd.evtchn.get_mut(port)) {
+                c.pending = false;
+            }
+            return;
+        }
         let (w, b) = bit(port);
         if let Some(si) = self.shared_info_of(d) {
             si.set_evtchn_pending(w, si.evtchn_pending(w) & !b);
@@ -37,6 +61,9 @@ impl<P: Platform> Xen<P> {
     /// Xen's `evtchn_2l_set_pending`: mark `port` of `d` pending, and tell
     /// its vCPU unless the port is masked or was already pending.
     pub fn evtchn_set_pending(&mut self, d: DomId, port: u32) {
+        if self.fifo_active(d) {
+            return self.fifo_set_pending(d, port);
+        }
         let Some(chan) = self.domains.get(&d).and_then(|dd| dd.evtchn.get(port)).copied() else { return };
         let (w, b) = bit(port);
         let word = self.shared_info_of(d).map_or(0, |si| si.evtchn_pending(w));
@@ -80,7 +107,7 @@ impl<P: Platform> Xen<P> {
         }
     }
 
-    fn wake_pollers(&mut self, d: DomId, port: u32) {
+    pub(crate) fn wake_pollers(&mut self, d: DomId, port: u32) {
         let Some(dd) = self.domains.get(&d) else { return };
         let pollers: alloc::vec::Vec<usize> = dd
             .vcpus

@@ -35,6 +35,17 @@ pub struct Channel {
     pub state: State,
     /// The vCPU that is told about events on this port.
     pub notify_vcpu: u32,
+    /// FIFO ABI: the queue it goes on (0 highest .. 15).
+    pub priority: u8,
+    /// FIFO ABI: an event arrived before the event array covered the port
+    /// (set in its word when the page comes, as Xen's `evtchn->pending`).
+    pub pending: bool,
+}
+
+impl Channel {
+    pub const fn new(state: State, notify_vcpu: u32) -> Channel {
+        Channel { state, notify_vcpu, priority: hypercall_abi::evtchn::EVTCHN_FIFO_PRIORITY_DEFAULT as u8, pending: false }
+    }
 }
 
 /// A domain's ports.
@@ -47,7 +58,7 @@ pub struct Ports {
 impl Ports {
     pub fn new(max: u32) -> Ports {
         let max = max.clamp(1, EVTCHN_2L_NR_CHANNELS);
-        Ports { chans: alloc::vec![Channel { state: State::Reserved, notify_vcpu: 0 }], max }
+        Ports { chans: alloc::vec![Channel::new(State::Reserved, 0)], max }
     }
 
     pub fn get(&self, port: u32) -> Option<&Channel> {
@@ -64,12 +75,12 @@ impl Ports {
         let port = match self.chans.iter().position(|c| c.state == State::Free) {
             Some(p) => p,
             None if (self.chans.len() as u32) < self.max => {
-                self.chans.push(Channel { state: State::Free, notify_vcpu: 0 });
+                self.chans.push(Channel::new(State::Free, 0));
                 self.chans.len() - 1
             }
             None => return None,
         };
-        self.chans[port] = Channel { state, notify_vcpu };
+        self.chans[port] = Channel::new(state, notify_vcpu);
         Some(port as u32)
     }
 

@@ -22,6 +22,7 @@ pub mod domctl;
 pub mod emulate;
 pub mod events;
 pub mod evtchn;
+pub mod evtchn_fifo;
 pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;

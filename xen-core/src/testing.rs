@@ -710,6 +710,16 @@ pub fn audit_frame_table(xen: &Xen<HostPlatform>) -> Result<(), String> {
             }
             add(m, 1, 1);
         }
+        // The same for the guest frames held for the PIRQ EOI bitmap and the
+        // FIFO event ABI (control blocks, event array).
+        let fifo = d.fifo.iter().flat_map(|f| f.vcpus.iter().filter_map(|v| v.control.map(|(p, _)| p)).chain(f.array.iter().copied()));
+        for page in d.pirq_eoi_map.into_iter().chain(fifo) {
+            let m = page.mfn();
+            if !xen.frames.get(m).is_some_and(|pg| pg.ty == PageType::Writable && pg.owner == Owner::Dom(d.id)) {
+                return Err(alloc::format!("d{}: held frame {m:?} is not a writable frame of the domain", d.id.0));
+            }
+            add(m, 1, 1);
+        }
     }
     for (mfn, pg) in xen.frames.iter() {
         if pg.allocated {

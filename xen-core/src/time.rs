@@ -52,7 +52,7 @@ impl<P: Platform> Xen<P> {
     /// Publish the wallclock at system time zero (`wc_sec`, `wc_nsec`).
     pub fn update_wallclock(&self, d: DomId) {
         let Some(dd) = self.domains.get(&d) else { return };
-        let (sec, nsec) = self.platform.wallclock_at_boot();
+        let (sec, nsec) = self.wallclock.unwrap_or_else(|| self.platform.wallclock_at_boot());
         dd.shared_info.shared_info(&self.platform).publish_wallclock(sec, nsec);
     }
 

@@ -57,6 +57,9 @@ pub struct Xen<P: Platform> {
     pub(crate) sched: crate::sched::SchedState,
     /// TSC to system time, for `vcpu_time_info` (the TSC rate is fixed at boot).
     pub(crate) time_scale: crate::time::TimeScale,
+    /// The wallclock at system time zero as Dom0 set it
+    /// (`XENPF_settime*`); `None`: the firmware's, read at boot.
+    pub(crate) wallclock: Option<(u64, u32)>,
     /// The last domain id handed out.
     pub(crate) next_domid: u16,
     /// The last guest translation (see `guest_access::TranslationCache`).
@@ -91,6 +94,7 @@ impl<P: Platform> Xen<P> {
             cmdline: String::from(cmdline),
             options: Options::parse(cmdline),
             yield_pending: false,
+            wallclock: None,
             shutdown_notes: alloc::vec::Vec::new(),
             sched: crate::sched::SchedState::default(),
             time_scale,

@@ -38,7 +38,7 @@ const HEADER_V3_LEN: u32 = 104;
 pub const DEFAULT_CLUSTER_BITS: u32 = 16;
 /// L2 tables kept in memory (64 KiB each at most).
 const L2_CACHE: usize = 4;
-/// Dom0's heap is fixed (8 MiB): an image's L1 and refcount tables, read
+/// Dom0's heap is shared (the store, the builder, every open image): an image's L1 and refcount tables, read
 /// whole, may take at most this much each, and clusters at most 64 KiB
 /// (an L2 table is a cluster). An image asking for more is refused, not
 /// allowed to exhaust the heap.

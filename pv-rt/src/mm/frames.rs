@@ -76,6 +76,11 @@ impl FrameAllocator {
         self.free_high.pop().or_else(|| self.high.take()).or_else(|| self.alloc_low())
     }
 
+    /// A frame past the initial mapping (mapped nowhere), if any is left.
+    pub fn alloc_high(&mut self) -> Option<u64> {
+        self.free_high.pop().or_else(|| self.high.take())
+    }
+
     /// Returns `pfn` for reuse. The caller has unmapped it everywhere it
     /// mapped it (and restored its alias if it was a low frame).
     pub fn free(&mut self, pfn: u64) {

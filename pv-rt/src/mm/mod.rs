@@ -331,11 +331,17 @@ impl Mm {
     /// As [`Mm::ensure_l1`], on the walk from top-level table `l4_mfn` (ours,
     /// or one from [`Mm::new_l4`]).
     fn ensure_l1_in(&mut self, l4_mfn: u64, va: u64) -> Result<u64, Errno> {
+        self.ensure_table_in(l4_mfn, va, 1)
+    }
+
+    /// The mfn of `va`'s table of `level` (1..=3) on the walk from
+    /// `l4_mfn`, making and hooking in any missing table above it.
+    fn ensure_table_in(&mut self, l4_mfn: u64, va: u64, level: u32) -> Result<u64, Errno> {
         if !pte::is_canonical(va) || pte::in_hypervisor_hole(va) {
             return Err(Errno::EINVAL);
         }
         let mut table = l4_mfn;
-        for level in (2..=4).rev() {
+        for level in (level + 1..=4).rev() {
             let index = table_offset(va, level);
             let e = self.read_entry(table, index).ok_or(Errno::EINVAL)?;
             table = if present(e) {
@@ -372,6 +378,51 @@ impl Mm {
         let flags = if writable { LEAF_RW } else { LEAF_RO };
         // SAFETY: the caller gives up what `va` mapped.
         unsafe { self.write_entry(l1, l1_table_offset(va), pte::pte(mfn, flags)) }
+    }
+
+    /// Maps up to `max_pages` free frames from past the initial mapping at
+    /// `va..`, in whole 2 MiB blocks, leaving `keep` such frames free; returns
+    /// how many pages are mapped (contiguous from `va`). For large areas
+    /// (Dom0's heap): each block's L1 table is a free frame filled whole
+    /// through `scratch_va` before it is pinned, so a block costs a few
+    /// hypercalls and none of the scarce frames of the initial mapping,
+    /// where [`Mm::map`] takes one hypercall a page and an L1 from there.
+    ///
+    /// # Safety
+    /// `va..` (as far as it is mapped) and `scratch_va` must be unused:
+    /// whatever they mapped is gone. `va` must be 2 MiB aligned, outside
+    /// the initial mapping, and have no L1 tables yet.
+    pub unsafe fn map_fresh(&mut self, va: u64, max_pages: u64, keep: u64, scratch_va: u64) -> Result<u64, Errno> {
+        const BLOCK: u64 = pte::ENTRIES as u64;
+        if !va.is_multiple_of(BLOCK * PAGE_SIZE) || self.in_initial_mapping(va) {
+            return Err(Errno::EINVAL);
+        }
+        let mut done = 0;
+        // One frame for the L1 table and a full block of pages each time.
+        while done + BLOCK <= max_pages && self.frames.high_remaining() > keep + BLOCK {
+            let block_va = va + done * PAGE_SIZE;
+            let l2 = self.ensure_table_in(self.l4_mfn, block_va, 2)?;
+            let Some(l1_pfn) = self.frames.alloc_high() else { break };
+            let l1_mfn = self.p2m(l1_pfn).ok_or(Errno::EINVAL)?;
+            // SAFETY: the caller gives scratch_va up; the frame is free.
+            unsafe { self.map(scratch_va, l1_pfn, true)? };
+            for i in 0..BLOCK as usize {
+                let pfn = self.frames.alloc_high().ok_or(Errno::ENOMEM)?;
+                let mfn = self.p2m(pfn).ok_or(Errno::EINVAL)?;
+                // SAFETY: scratch_va maps the L1-to-be, a whole writable page.
+                unsafe { ptr::write_volatile((scratch_va as *mut u64).add(i), pte::pte(mfn, LEAF_RW)) };
+            }
+            // A page table may have no writable mapping anywhere.
+            // SAFETY: done writing through scratch_va.
+            unsafe { self.unmap(scratch_va)? };
+            let pin = MmuextOp::new(MMUEXT_PIN_L1_TABLE, l1_mfn, 0);
+            // SAFETY: pinning a table that no L2 refers to changes no mapping.
+            check(unsafe { guest::mmuext_op(&[pin], None, DOMID_SELF as u32) })?;
+            // SAFETY: the caller gives `va..` up; the slot maps nothing of ours.
+            unsafe { self.write_entry(l2, pte::l2_table_offset(block_va), pte::pte(l1_mfn, TABLE_FLAGS))? };
+            done += BLOCK;
+        }
+        Ok(done)
     }
 
     /// Unmaps the page at `va` with `update_va_mapping(va, 0, UVMF_INVLPG)`;

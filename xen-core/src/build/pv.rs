@@ -75,10 +75,6 @@ impl core::fmt::Display for BuildError {
 const TABLE_PROT: u64 = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY;
 const PAGE_PROT: u64 = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED;
 
-/// Features of the `FEATURES` note this hypervisor can honour when a kernel
-/// marks them required (`!name`).
-const SUPPORTED_REQUIRED: &[&str] = &["writable_page_tables", "pae_pgdir_above_4gb"];
-
 pub fn build_pv_domain<P: Platform>(p: &P, ft: &mut FrameTable, req: &BuildRequest) -> Result<Built, BuildError> {
     let image = elf::parse(req.kernel).map_err(BuildError::Elf)?;
     let plan = plan(&image, req)?;
@@ -101,36 +97,16 @@ struct Plan {
 }
 
 fn plan(image: &KernelImage, req: &BuildRequest) -> Result<Plan, BuildError> {
-    let n = &image.notes;
-    if n.xen_version.as_deref() != Some("xen-3.0") {
-        return Err(BuildError::Unsupported("will only load images built for Xen v3.0".into()));
-    }
-    let generic = n.loader.as_deref() == Some("generic");
-    let linux = n.guest_os.as_deref().is_some_and(|os| os.starts_with("linux"));
-    if !generic && !linux {
-        return Err(BuildError::Unsupported("will only load images built for the generic loader or Linux".into()));
-    }
-    if let Some(features) = n.features.as_deref() {
-        if let Some(f) = elf::required_features(features).find(|f| !SUPPORTED_REQUIRED.contains(f)) {
-            return Err(BuildError::Unsupported(alloc::format!("requires feature '{f}'")));
-        }
-    }
-    if n.mod_start_pfn {
+    // The same checks and arithmetic as Dom0's DomU builder (pv-image).
+    let p = pv_image::place(image).map_err(|e| match e {
+        pv_image::PlaceError::Unsupported(s) => BuildError::Unsupported(s),
+        pv_image::PlaceError::BadImage(s) => BuildError::BadImage(s),
+    })?;
+    if image.notes.mod_start_pfn {
         crate::debug!("{}: kernel accepts MOD_START_PFN; mapping the ramdisk anyway", req.name);
     }
-    // Xen's elf_xen_addr_calc_check: no VIRT_BASE means 0; no PADDR_OFFSET
-    // with notes present means 0.
-    let virt_base = n.virt_base.unwrap_or(0);
-    let virt_offset = virt_base.wrapping_sub(n.paddr_offset.unwrap_or(0));
-    let pstart = image.segments.iter().map(|s| s.paddr).min().ok_or(BuildError::BadImage("no segments"))?;
-    let pend = image.segments.iter().map(|s| s.paddr + s.memsz).max().ok_or(BuildError::BadImage("no segments"))?;
-    let vkern_start = pstart.wrapping_add(virt_offset);
-    let vkern_end = vkern_start.checked_add(pend - pstart).ok_or(BuildError::BadImage("kernel wraps"))?;
-    if vkern_start < virt_base {
-        return Err(BuildError::BadImage("kernel below its virtual base"));
-    }
     let initrd_len = req.module.map_or(0, |m| m.len() as u64);
-    let layout = Layout::compute(virt_base, vkern_start, vkern_end, initrd_len, req.nr_pages)
+    let layout = Layout::compute(p.virt_base, p.vkern_start, p.vkern_end, initrd_len, req.nr_pages)
         .ok_or(BuildError::BadImage("layout overflows"))?;
     if !guest_range_ok(layout.v_start, layout.v_end - layout.v_start) {
         return Err(BuildError::BadImage("initial mapping overlaps the hypervisor or is not canonical"));
@@ -138,16 +114,7 @@ fn plan(image: &KernelImage, req: &BuildRequest) -> Result<Plan, BuildError> {
     if layout.pages() > req.nr_pages {
         return Err(BuildError::TooSmall { needed: layout.pages(), have: req.nr_pages });
     }
-    let entry = n.entry.unwrap_or(image.entry);
-    if !(vkern_start..vkern_end).contains(&entry) {
-        return Err(BuildError::BadImage("entry point outside the kernel"));
-    }
-    if let Some(hp) = n.hypercall_page {
-        if hp % 4096 != 0 || hp < vkern_start || hp.checked_add(4096).is_none_or(|end| end > vkern_end) {
-            return Err(BuildError::BadImage("hypercall page not a page inside the kernel"));
-        }
-    }
-    Ok(Plan { virt_offset, layout, entry, hypercall_page: n.hypercall_page })
+    Ok(Plan { virt_offset: p.virt_offset, layout, entry: p.entry, hypercall_page: p.hypercall_page })
 }
 
 /// Copy bytes to a guest virtual address of the initial region. The
@@ -244,6 +211,8 @@ fn construct<P: Platform>(
         pause_count: 0,
         created_ns: 0,
         io: Default::default(),
+        pirq_eoi_map: None,
+        fifo: None,
     };
     Ok(Built { domain, layout: *l, entry: plan.entry })
 }

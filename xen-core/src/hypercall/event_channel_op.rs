@@ -1,5 +1,6 @@
 //! `event_channel_op`: create, connect, signal and close event channels
-//! (Xen's `do_event_channel_op`, 2-level ABI).
+//! (Xen's `do_event_channel_op`), with the 2-level ABI or, once the guest
+//! asks (`init_control`), the FIFO one (`evtchn_fifo`).
 
 use super::{ret, HcResult};
 use crate::domain::DomId;
@@ -22,8 +23,9 @@ impl<P: Platform> Xen<P> {
             EVTCHNOP_close | EVTCHNOP_send | EVTCHNOP_unmask => 4,
             EVTCHNOP_status => 24,
             EVTCHNOP_reset => 2,
-            // No physical interrupts to bind; the FIFO ABI is not offered, so
-            // guests stay on the 2-level one (as Linux falls back to).
+            EVTCHNOP_init_control => 16,
+            EVTCHNOP_expand_array | EVTCHNOP_set_priority => 8,
+            // No physical interrupts to bind.
             _ => return Err(Errno::ENOSYS),
         };
         g.copy_from_guest(arg, &mut b[..size])?;
@@ -112,6 +114,23 @@ impl<P: Platform> Xen<P> {
                 self.evtchn_reset(d);
                 ret(0)
             }
+            EVTCHNOP_init_control => {
+                let gfn = u64::from(u32_at(0)) | u64::from(u32_at(4)) << 32;
+                self.fifo_init_control(me, gfn, u32_at(8), u32_at(12))?;
+                // OUT: link_bits.
+                let g = self.guest_mem().ok_or(Errno::ESRCH)?;
+                g.copy_to_guest(arg.wrapping_add(core::mem::offset_of!(EvtchnInitControl, link_bits) as u64), &[EVTCHN_FIFO_LINK_BITS as u8])?;
+                ret(0)
+            }
+            EVTCHNOP_expand_array => {
+                let gfn = u64::from(u32_at(0)) | u64::from(u32_at(4)) << 32;
+                self.fifo_expand_array(me, gfn)?;
+                ret(0)
+            }
+            EVTCHNOP_set_priority => {
+                self.fifo_set_priority(me, u32_at(0), u32_at(4))?;
+                ret(0)
+            }
             _ => Err(Errno::ENOSYS),
         }
     }
@@ -177,10 +196,16 @@ impl<P: Platform> Xen<P> {
         for p in ports {
             let _ = self.evtchn_close(d, p);
         }
+        // Back to the 2-level ABI, as Xen's evtchn_reset.
+        self.fifo_destroy(d);
     }
 
     fn evtchn_unmask(&mut self, d: DomId, port: u32) -> Result<(), Errno> {
         let chan = self.domains[&d].evtchn.get(port).copied().ok_or(Errno::EINVAL)?;
+        if self.domains[&d].fifo.is_some() {
+            self.fifo_unmask(d, port);
+            return Ok(());
+        }
         let (w, bit) = ((port / 64) as usize, 1u64 << (port % 64));
         let si = self.domains[&d].shared_info.shared_info(&self.platform);
         let mask = si.evtchn_mask(w);

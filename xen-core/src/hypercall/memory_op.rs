@@ -22,6 +22,7 @@ impl<P: Platform> Xen<P> {
             XENMEM_populate_physmap => self.populate_physmap_op(start, arg),
             XENMEM_maximum_ram_page => ret(self.frames.len() as i64),
             XENMEM_memory_map | XENMEM_machine_memory_map => self.memory_map(op, arg),
+            XENMEM_exchange => self.memory_exchange(arg),
             XENMEM_current_reservation | XENMEM_maximum_reservation => {
                 let domid = self.guest_mem().ok_or(Errno::ESRCH)?.copy_u16(arg)?;
                 let d = self.target_domain(domid)?;

@@ -11,12 +11,14 @@ mod descriptor_tables;
 mod domctl;
 mod event_channel_op;
 mod grant_table_op;
+mod memory_exchange;
 mod memory_map;
 mod memory_op;
 mod misc;
 mod mmu;
 mod multicall;
 mod physdev_op;
+mod platform_op;
 mod sched_op;
 mod sched_op_compat;
 mod traps;
@@ -162,6 +164,7 @@ impl<P: Platform> Xen<P> {
             nr::DOMCTL => self.do_domctl(args),
             nr::SYSCTL => self.do_sysctl(args),
             nr::PHYSDEV_OP => self.do_physdev_op(args),
+            nr::PLATFORM_OP => self.do_platform_op(args),
             nr::SET_TIMER_OP => {
                 let (d, v) = self.current.ok_or(Errno::ESRCH)?;
                 self.set_vcpu_timer(d, v, args[0]);

@@ -222,6 +222,31 @@ impl FrameTable {
         Some(mfn)
     }
 
+    /// Take `2^order` free frames in a row, naturally aligned and all below
+    /// frame `limit`, for `owner` (each zeroed, with its "allocated"
+    /// reference): Xen's `alloc_domheap_pages` with `MEMF_bits`, for
+    /// `XENMEM_exchange`'s machine-contiguous extents. A scan of the frame
+    /// table: only Dom0's rare DMA-buffer requests come here.
+    pub fn alloc_contiguous(&mut self, mem: &impl MachineMemory, owner: Owner, order: u32, limit: u64) -> Option<Mfn> {
+        let n = 1u64.checked_shl(order)?;
+        let end = limit.min(self.len());
+        let mut base = 0u64;
+        while base.checked_add(n)? <= end {
+            match (base..base + n).find(|&m| self.frames[m as usize].owner != Owner::Free) {
+                Some(busy) => base = (busy / n + 1) * n,
+                None => {
+                    self.free.retain(|&m| m < base || m >= base + n);
+                    for m in base..base + n {
+                        mem.zero_frame(Mfn(m));
+                        self.frames[m as usize] = PageInfo { owner, count: 1, ty: PageType::None, type_count: 0, pinned: false, allocated: true, shared: false, partial: false, nr_validated: 0 };
+                    }
+                    return Some(Mfn(base));
+                }
+            }
+        }
+        None
+    }
+
     /// Take a free frame for `dom` that the hypervisor will write on its
     /// behalf (Xen's `share_xen_page_with_guest`): zeroed, owned by `dom`,
     /// and typed `Writable` for good, so no validation can ever make it a

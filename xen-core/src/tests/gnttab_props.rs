@@ -301,3 +301,33 @@ proptest! {
         check(&w.xen).map_err(|e| TestCaseError::fail(e))?;
     }
 }
+
+#[test]
+fn version_1_has_no_status_frames_and_dump_table_checks_the_domain() {
+    let (mut w, _) = granter_and_mapper();
+    let einval = hypercall_abi::errno::Errno::EINVAL.to_ret();
+    let status_frames = |w: &mut World, nr: u32, dom: u16, list: u64| {
+        let mut op = [0u8; 16];
+        op[0..4].copy_from_slice(&nr.to_le_bytes());
+        op[4..6].copy_from_slice(&dom.to_le_bytes());
+        op[8..16].copy_from_slice(&list.to_le_bytes());
+        let (rc, out) = w.gnttab(GNTTABOP_get_status_frames, &op, 1);
+        (rc, i16::from_le_bytes([out[6], out[7]]))
+    };
+    let list = w.scratch + 0x6000;
+    assert_eq!(status_frames(&mut w, 0, 0x7ff0, list), (0, GNTST_okay));
+    assert_eq!(status_frames(&mut w, 1, 0x7ff0, list), (0, GNTST_general_error), "v1: none to give");
+    assert_eq!(status_frames(&mut w, 1, 0x1234, list), (0, GNTST_bad_domain));
+    assert_eq!(status_frames(&mut w, 4, 0x7ff0, 0xffff_8300_0000_0000).0, hypercall_abi::errno::Errno::EFAULT.to_ret());
+    assert_eq!(w.gnttab(GNTTABOP_get_status_frames, &[0; 16], 2).0, einval, "one op at a time");
+    let dump = |w: &mut World, dom: u16| {
+        let mut op = [0u8; 4];
+        op[0..2].copy_from_slice(&dom.to_le_bytes());
+        op[2..4].copy_from_slice(&0x5555u16.to_le_bytes());
+        let (rc, out) = w.gnttab(GNTTABOP_dump_table, &op, 1);
+        (rc, i16::from_le_bytes([out[2], out[3]]))
+    };
+    assert_eq!(dump(&mut w, 0x7ff0), (0, GNTST_okay));
+    assert_eq!(dump(&mut w, 0x1234), (0, GNTST_bad_domain));
+    assert_eq!(w.gnttab(GNTTABOP_dump_table, &[0; 4], 0).0, einval);
+}

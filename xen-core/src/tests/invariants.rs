@@ -17,6 +17,7 @@ pub fn check(xen: &Xen<HostPlatform>) -> Result<(), String> {
 /// its tables) and give back its memory.
 pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
     let slots = xen.platform.hypervisor_slots;
+    xen.fifo_destroy(dom);
     let d = xen.domains.remove(&dom).expect("domain");
     let mut mm = crate::mm::validate::Mm::new(&xen.platform, &mut xen.frames, slots);
     for v in d.vcpus.iter().filter(|v| v.initialised) {
@@ -30,6 +31,9 @@ pub fn teardown(xen: &mut Xen<HostPlatform>, dom: DomId) {
     }
     for loc in d.vcpus.iter().filter_map(|v| v.vcpu_info) {
         mm.unshare_guest_frame(loc.page());
+    }
+    if let Some(page) = d.pirq_eoi_map {
+        mm.unshare_guest_frame(page);
     }
     let pinned: alloc::vec::Vec<Mfn> = mm.ft.iter().filter(|(_, pg)| pg.pinned && pg.owner == Owner::Dom(dom)).map(|(m, _)| m).collect();
     for m in pinned {

@@ -157,3 +157,45 @@ fn sched_op_compat_yields_and_shuts_down_with_the_reason_in_the_argument() {
     w.hypercall(compat, [hypercall_abi::sched::SCHEDOP_shutdown as u64, 0xff00_0001, 0, 0, 0]);
     assert_eq!(w.xen.domains.get(&DomId(3)).and_then(|d| d.shutdown), Some(ShutdownReason::Reboot));
 }
+
+fn pirq_eoi_gmfn(w: &mut World, cmd: u32, gmfn: u64) -> i64 {
+    let s = w.scratch + 0x100;
+    w.write(s, &gmfn.to_le_bytes());
+    w.hypercall(nr::PHYSDEV_OP, [cmd as u64, s, 0, 0, 0])
+}
+
+#[test]
+fn the_pirq_eoi_map_is_one_writable_frame_of_the_domain_held_until_it_dies() {
+    use crate::mm::{Mfn, PageType};
+    use hypercall_abi::physdev::{PHYSDEVOP_pirq_eoi_gmfn_v1, PHYSDEVOP_pirq_eoi_gmfn_v2};
+    // Any PV domain registers one (Linux DomUs do at boot).
+    let mut w = World::with_domain(DomId(7), false);
+    let frame = w.pfn(w.spare_pfn(3));
+    // Not a frame of ours, a page table of ours: EINVAL, nothing held.
+    w.add_domain(DomId(6), false);
+    let theirs = w.xen.domains[&DomId(6)].p2m[900];
+    assert_eq!(pirq_eoi_gmfn(&mut w, PHYSDEVOP_pirq_eoi_gmfn_v2, theirs.0), Errno::EINVAL.to_ret());
+    let l4 = w.xen.domains[&DomId(7)].vcpus[0].cr3;
+    assert_eq!(pirq_eoi_gmfn(&mut w, PHYSDEVOP_pirq_eoi_gmfn_v2, l4.0), Errno::EINVAL.to_ret());
+    assert_eq!(pirq_eoi_gmfn(&mut w, PHYSDEVOP_pirq_eoi_gmfn_v2, u64::MAX), Errno::EINVAL.to_ret());
+    assert!(w.xen.domains[&DomId(7)].pirq_eoi_map.is_none());
+    // Ours: taken, typed writable, so it can no longer become a page table.
+    let count = w.xen.frames.get(frame).unwrap().count;
+    assert_eq!(pirq_eoi_gmfn(&mut w, PHYSDEVOP_pirq_eoi_gmfn_v2, frame.0), 0);
+    let pg = w.xen.frames.get(frame).unwrap();
+    assert_eq!((pg.ty, pg.type_count, pg.count), (PageType::Writable, 1, count + 1));
+    assert_eq!(w.mmuext(hypercall_abi::mm::MMUEXT_PIN_L1_TABLE, frame.0, 0), Errno::EINVAL.to_ret());
+    // Once only (v1 or v2), whatever frame comes second; a bad one is EINVAL.
+    let other = w.pfn(w.spare_pfn(4));
+    assert_eq!(pirq_eoi_gmfn(&mut w, PHYSDEVOP_pirq_eoi_gmfn_v1, other.0), Errno::EBUSY.to_ret());
+    assert_eq!(w.xen.frames.get(other).unwrap().type_count, 0, "the second frame is not kept");
+    assert_eq!(pirq_eoi_gmfn(&mut w, PHYSDEVOP_pirq_eoi_gmfn_v1, theirs.0), Errno::EINVAL.to_ret());
+    assert_eq!(w.hypercall(nr::PHYSDEV_OP, [PHYSDEVOP_pirq_eoi_gmfn_v2 as u64, 0xffff_8300_0000_0000, 0, 0, 0]), Errno::EFAULT.to_ret());
+    // The domain's death gives it back with the rest: the frame is free.
+    w.xen.current = None;
+    assert_eq!(w.xen.destroy_domain(DomId(7)), Ok(()));
+    let pg = w.xen.frames.get(frame).unwrap();
+    assert_eq!((pg.count, pg.type_count), (0, 0));
+    assert_eq!(pg.owner, crate::mm::Owner::Free);
+    let _ = Mfn(0);
+}

@@ -6,6 +6,7 @@ mod domctl;
 mod emul_priv_op;
 mod emul_review;
 mod events_props;
+mod evtchn_fifo;
 mod gnttab_props;
 mod hypercall_fuzz;
 mod invariants;
@@ -14,7 +15,9 @@ mod linux_abi;
 mod lifecycle;
 mod machine_safety;
 mod mmu_props;
+mod memory_exchange;
 mod mmu_regressions;
+mod platform_op;
 mod vcpu_hostile;
 
 use alloc::vec::Vec;
