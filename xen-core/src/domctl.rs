@@ -193,6 +193,7 @@ impl<P: Platform> Xen<P> {
         for (h, t) in handles {
             self.release_mapping(d, h, t);
         }
+        self.forget_granter(d);
         let vcpus: Vec<(Mfn, Option<Mfn>, Vec<Mfn>, bool, Option<crate::mm::SharedPage>)> = self.domains[&d]
             .vcpus
             .iter()

@@ -250,6 +250,20 @@ impl<P: Platform> Xen<P> {
         }
     }
 
+    /// `d` is being destroyed: other domains' mappings of its grants stay
+    /// (their PTEs keep the frames alive, ownerless), but no longer name
+    /// `d`, so unmapping them later cannot touch the grant entries of a
+    /// new domain given the same id. Xen gets the same by keeping a dying
+    /// domain, id and all, until its last page reference is gone.
+    pub(crate) fn forget_granter(&mut self, d: DomId) {
+        let gone = DomId(hypercall_abi::mm::DOMID_INVALID);
+        for t in self.domains.values_mut().flat_map(|o| o.gnttab.maptrack.iter_mut().flatten()) {
+            if t.granter == d {
+                t.granter = gone;
+            }
+        }
+    }
+
     fn gnttab_copy(&mut self, op: &[u8; 40]) -> Result<(), Status> {
         let me = self.current_id().map_err(|_| GNTST_general_error)?;
         use core::mem::offset_of;

@@ -6,6 +6,7 @@ mod domctl;
 mod emul_priv_op;
 mod emul_review;
 mod events_props;
+mod foreign_refs;
 mod gnttab_props;
 mod hypercall_fuzz;
 mod invariants;
