@@ -105,7 +105,9 @@ impl<P: Platform> Xen<P> {
         let mut out = Vec::new();
         for &gpfn in gpfns {
             let Some(dom) = self.domains.get(&d) else { break };
-            if dom.tot_pages >= dom.max_pages {
+            // Frames given back but still in use count too (see
+            // `FrameTable::lingering`).
+            if dom.tot_pages.saturating_add(self.frames.lingering(d)) >= dom.max_pages {
                 break;
             }
             let Some(mfn) = self.frames.alloc(&self.platform, Owner::Dom(d)) else { break };

@@ -5,10 +5,12 @@
 //! channels and the MMU. Each test fails on the tree before its fix.
 
 use super::invariants::check;
-use super::World;
+use super::{World, RW};
 use crate::domain::DomId;
-use crate::mm::Owner;
+use crate::mm::{Mfn, Owner};
 use hypercall_abi::grant::*;
+use hypercall_abi::mm::{MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE};
+use hypercall_abi::nr;
 
 fn invariants_hold(w: &World) {
     if let Err(e) = check(&w.xen) {
@@ -67,5 +69,59 @@ fn a_stale_mapping_of_a_destroyed_granter_cannot_touch_a_new_domain_with_its_id(
     assert_eq!(w.unmap_grant(va_new, h_new), GNTST_okay);
     assert_eq!(w.entry_flags(1, 5), GTF_permit_access);
     assert!(w.xen.domains[&d1].gnttab.active.is_empty());
+    invariants_hold(&w);
+}
+
+/// `XENMEM_increase_reservation` / `decrease_reservation` for the current
+/// domain with one extent listed at `scratch + 0x800`; returns the extents
+/// done and the frame named.
+fn reservation(w: &mut World, op: u32, mfn: Mfn) -> (i64, Mfn) {
+    let s = w.scratch;
+    w.write(s + 0x800, &mfn.0.to_le_bytes());
+    let mut res = [0u8; 32];
+    res[..8].copy_from_slice(&(s + 0x800).to_le_bytes());
+    res[8..16].copy_from_slice(&1u64.to_le_bytes());
+    res[24..26].copy_from_slice(&0x7ff0u16.to_le_bytes());
+    w.write(s + 0x900, &res);
+    let rc = w.hypercall(nr::MEMORY_OP, [op as u64, s + 0x900, 0, 0, 0]);
+    (rc, Mfn(w.read_u64(s + 0x800)))
+}
+
+/// A guest at its memory limit gives back a frame it still maps (or has
+/// pinned) and asks for a new one. On Xen the given-back frame still counts
+/// against the domain until it is really freed (`tot_pages` drops in
+/// `free_domheap_pages`), so the request fails. Before the fix it counted
+/// no more: one L1 of 512 such mappings per page of quota (or one pin per
+/// frame) let a small guest hold every free frame of the machine, and no
+/// other domain could be given memory.
+#[test]
+fn frames_given_back_but_still_mapped_or_pinned_count_against_the_domain() {
+    use hypercall_abi::memory::{XENMEM_decrease_reservation as DEC, XENMEM_increase_reservation as INC};
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let tot = w.xen.domains[&me].tot_pages;
+    w.xen.domains.get_mut(&me).unwrap().max_pages = tot;
+    let free = w.xen.frames.free_count();
+    // One frame mapped, one pinned as an (empty) L1.
+    let mapped = w.pfn(w.spare_pfn(0));
+    let pinned = w.pfn(w.spare_pfn(1));
+    let va = w.scratch + 0x2000;
+    let (_, l1e) = w.l1e_maddr(va);
+    assert_eq!(w.mmu_update(l1e, mapped.maddr() | RW, 0x7ff0), 0);
+    assert_eq!(w.mmuext(MMUEXT_PIN_L1_TABLE, pinned.0, 0), 0);
+    for f in [mapped, pinned] {
+        assert_eq!(reservation(&mut w, DEC, f).0, 1, "given back");
+        assert_eq!(w.xen.frames.get(f).unwrap().owner, Owner::Dom(me), "still in use");
+        assert_eq!(reservation(&mut w, INC, Mfn(0)).0, 0, "over the limit with a frame given back but alive");
+    }
+    assert_eq!(w.xen.frames.free_count(), free, "no frame taken beyond the limit");
+    // Once the frames are really freed, the room is back.
+    assert_eq!(w.mmu_update(l1e, 0, 0x7ff0), 0);
+    assert_eq!(w.mmuext(MMUEXT_UNPIN_TABLE, pinned.0, 0), 0);
+    assert_eq!(w.xen.frames.get(mapped).unwrap().owner, Owner::Free);
+    assert_eq!(w.xen.frames.get(pinned).unwrap().owner, Owner::Free);
+    assert_eq!(reservation(&mut w, INC, Mfn(0)).0, 1);
+    assert_eq!(reservation(&mut w, INC, Mfn(0)).0, 1);
+    assert_eq!(reservation(&mut w, INC, Mfn(0)).0, 0, "exactly the two frames freed");
     invariants_hold(&w);
 }
