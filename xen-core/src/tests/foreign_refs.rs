@@ -206,3 +206,51 @@ fn a_frame_retyped_in_a_multicall_ending_in_iret_leaves_no_stale_writable_tlb_en
     assert!(w.xen.frames.get(x).unwrap().pinned && w.xen.frames.get(x).unwrap().ty == PageType::L1);
     assert!(tlb_dropped(&w, before, &next), "back in the guest with its stale writable entry for the new L1: {next:?}");
 }
+
+/// XSA-45 through the other door: `mov %rax, %cr3` (emulated on #GP) to
+/// the root of an unvalidated tree of an L3, an L2 and 40 full L1s (some
+/// 22 000 entries) validated the whole tree in one go, outside any
+/// hypercall and so outside the work budget: a guest with more memory
+/// holds the only CPU for as long as it likes. Xen's `write_cr` answers
+/// `-ERESTART` from `new_guest_cr3` with `X86EMUL_RETRY`: the instruction
+/// runs again and the validation goes on from where it stopped.
+#[test]
+fn a_deep_tree_loaded_with_mov_to_cr3_is_validated_in_bounded_steps() {
+    use crate::hypercall::PT_WORK_BUDGET;
+    const NR_L1: u64 = 40;
+    let me = DomId(1);
+    let mut w = World::with_domain(me, false);
+    let spare = |w: &World, k: u64| w.pfn(w.spare_pfn(k));
+    let (l4, l3, l2, data) = (spare(&w, 0), spare(&w, 1), spare(&w, 2), spare(&w, 100));
+    let mem = &w.xen.platform;
+    crate::mm::MachineMemory::write_u64(mem, l4, 0, l3.maddr() | RW);
+    crate::mm::MachineMemory::write_u64(mem, l3, 0, l2.maddr() | RW);
+    for k in 0..NR_L1 {
+        let l1 = spare(&w, 3 + k);
+        crate::mm::MachineMemory::write_u64(mem, l2, k as usize, l1.maddr() | RW);
+        for i in 0..512 {
+            crate::mm::MachineMemory::write_u64(mem, l1, i, data.maddr() | super::RO);
+        }
+    }
+    let at = w.scratch + 0x3000;
+    w.write(at, &[0x0f, 0x22, 0xd8]);
+    let mut steps = 0u64;
+    let mut partial_seen = false;
+    loop {
+        steps += 1;
+        assert!(steps < 1000, "no progress");
+        let mut regs = GuestRegs { entry_vector: 13, rip: at, cs: 0xe033, ss: 0xe02b, rsp: w.layout.vstack_end - 0x100, rflags: 0x202, rax: l4.0 << 12, ..GuestRegs::default() };
+        w.xen.guest_exception(&mut regs, 0);
+        partial_seen |= w.xen.frames.iter().any(|(_, pg)| pg.partial);
+        invariants_hold(&w);
+        if regs.rip == at + 3 {
+            break;
+        }
+        assert_eq!(regs.rip, at, "run again, not the guest's #GP");
+    }
+    let work = (NR_L1 + 3) * 512;
+    assert!(steps >= work / PT_WORK_BUDGET as u64, "{work} entries validated in {steps} steps");
+    assert!(partial_seen, "progress is kept in the frames between steps");
+    assert_eq!(w.xen.domains[&me].vcpus[0].cr3, l4);
+    assert_eq!(w.xen.frames.get(data).unwrap().count, 1 + NR_L1 as u32 * 512);
+}
