@@ -245,8 +245,8 @@ impl<P: Platform> Xen<P> {
             self.platform.invlpg(t.host_addr);
         }
         self.grant_set_in_use(t.granter, t.gref, t.frame, !t.readonly, -1);
-        if let Some(slot) = self.domains.get_mut(&me).and_then(|d| d.gnttab.maptrack.get_mut(handle as usize)) {
-            *slot = None;
+        if let Some(d) = self.domains.get_mut(&me) {
+            d.gnttab.free_handle(handle);
         }
     }
 
