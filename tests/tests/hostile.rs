@@ -30,6 +30,11 @@ fn a_hostile_domu_under_xl_is_refused_every_escape() {
     assert!(failed.is_empty(), "refusals that were not Xen's:\n{failed:#?}");
     out.assert_guest_line("[hostile] check shared_info_pin_l1: got -22 expected -22 ok");
     out.assert_guest_line("[hostile] check virq_global_rebind_after_close: got 0 expected 0 ok");
+    // A frame given back while still mapped keeps counting against the
+    // guest's limit (the second review's R2; Dom0 has no limit on Xen, so
+    // only the DomU runs it).
+    out.assert_guest_line("[hostile] check given_back_still_counts: got 0 expected 0 ok");
+    out.assert_guest_line("[hostile] check given_back_freed_makes_room: got 1 expected 1 ok");
     out.assert_guest_line("[hostile] Test result: SUCCESS");
 }
 

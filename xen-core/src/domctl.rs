@@ -107,7 +107,9 @@ impl<P: Platform> Xen<P> {
         let mut out = Vec::new();
         for &gpfn in gpfns {
             let Some(dom) = self.domains.get(&d) else { break };
-            if dom.tot_pages >= dom.max_pages {
+            // Frames given back but still in use count too (see
+            // `FrameTable::lingering`).
+            if dom.tot_pages.saturating_add(self.frames.lingering(d)) >= dom.max_pages {
                 break;
             }
             let Some(mfn) = self.frames.alloc(&self.platform, Owner::Dom(d)) else { break };
@@ -195,6 +197,7 @@ impl<P: Platform> Xen<P> {
         for (h, t) in handles {
             self.release_mapping(d, h, t);
         }
+        self.forget_granter(d);
         let vcpus: Vec<(Mfn, Option<Mfn>, Vec<Mfn>, bool, Option<crate::mm::SharedPage>)> = self.domains[&d]
             .vcpus
             .iter()

@@ -11,7 +11,7 @@
 //! granted page cannot become a page table under a mapping, nor be freed),
 //! and installs the PTE itself, marked as a grant mapping.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use crate::domain::DomId;
@@ -63,6 +63,13 @@ pub struct GrantTable {
     pub active: BTreeMap<u32, Active>,
     /// Mappings this domain holds, by handle.
     pub maptrack: Vec<Option<MapTrack>>,
+    /// Free handles, oldest first (a FIFO, as Xen's maptrack free lists):
+    /// a map takes one without searching. A scan for a free slot cost a
+    /// guest holding Xen's maximum of mappings about a second of the only
+    /// CPU per hypercall entry (256 maps of a 262 144-slot scan each).
+    /// Its capacity is kept at least `maptrack.len()`, so freeing a handle
+    /// never allocates.
+    free_handles: VecDeque<u32>,
 }
 
 impl GrantTable {
@@ -82,15 +89,38 @@ impl GrantTable {
     ///
     /// [`new_handle`]: GrantTable::new_handle
     pub fn handle_available(&mut self) -> bool {
-        self.maptrack.iter().any(|m| m.is_none()) || (self.maptrack.len() < MAX_MAPTRACK && self.maptrack.try_reserve(1).is_ok())
+        // A listed handle whose slot is in use again (only tests set slots
+        // directly) is dropped from the list, each at most once.
+        while let Some(&h) = self.free_handles.front() {
+            if matches!(self.maptrack.get(h as usize), Some(None)) {
+                break;
+            }
+            self.free_handles.pop_front();
+        }
+        !self.free_handles.is_empty()
+            || (self.maptrack.len() < MAX_MAPTRACK
+                && self.maptrack.try_reserve(1).is_ok()
+                && self.free_handles.try_reserve((self.maptrack.len() + 1).saturating_sub(self.free_handles.len())).is_ok())
     }
 
+    /// Record a mapping under a free handle (after [`handle_available`]).
+    ///
+    /// [`handle_available`]: GrantTable::handle_available
     pub fn new_handle(&mut self, t: MapTrack) -> u32 {
-        if let Some(i) = self.maptrack.iter().position(|m| m.is_none()) {
-            self.maptrack[i] = Some(t);
-            return i as u32;
+        while let Some(h) = self.free_handles.pop_front() {
+            if let Some(slot @ None) = self.maptrack.get_mut(h as usize) {
+                *slot = Some(t);
+                return h;
+            }
         }
         self.maptrack.push(Some(t));
         (self.maptrack.len() - 1) as u32
+    }
+
+    /// Forget the mapping under `handle` and make the handle reusable.
+    pub fn free_handle(&mut self, handle: u32) {
+        if self.maptrack.get_mut(handle as usize).and_then(Option::take).is_some() {
+            self.free_handles.push_back(handle);
+        }
     }
 }

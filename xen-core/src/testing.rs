@@ -826,6 +826,20 @@ pub fn audit_frame_table(xen: &Xen<HostPlatform>) -> Result<(), String> {
             return Err(alloc::format!("free frame {mfn:?} still referenced"));
         }
     }
+    // Frames a domain gave back that are still held count against it until
+    // freed (`FrameTable::lingering`, Xen's tot_pages).
+    let mut lingering: BTreeMap<u16, u64> = BTreeMap::new();
+    for (_, pg) in xen.frames.iter() {
+        if let (Owner::Dom(d), false) = (pg.owner, pg.allocated) {
+            *lingering.entry(d.0).or_default() += 1;
+        }
+    }
+    for d in xen.domains.keys() {
+        let n = lingering.get(&d.0).copied().unwrap_or(0);
+        if xen.frames.lingering(*d) != n {
+            return Err(alloc::format!("d{}: {} frames given back but held, counted {}", d.0, n, xen.frames.lingering(*d)));
+        }
+    }
     audit_address_spaces(xen)
 }
 

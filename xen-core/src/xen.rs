@@ -265,7 +265,9 @@ impl<P: Platform> Xen<P> {
                 if runs && flat && crate::return_path::iret_fault(frame).is_none() {
                     if !dd.vcpu_info(v).is_some_and(|vi| vi.on(&self.platform).events_need_delivery()) {
                         frame.sanitize_for_guest();
-                        return Next::Resume { cr3: vc.active_cr3(), flush_global: false };
+                        // See `resume`: a retyped or freed frame flushes.
+                        let flush_global = core::mem::take(&mut self.frames.need_tlb_flush);
+                        return Next::Resume { cr3: vc.active_cr3(), flush_global };
                     }
                 }
                 if runs {
@@ -344,7 +346,12 @@ impl<P: Platform> Xen<P> {
             return next;
         }
         frame.sanitize_for_guest();
-        let flush_global = self.switching_tlb_to(d, v);
+        // A frame stopped being writable or was freed outside a hypercall
+        // (a `mov %cr3` emulated on #GP validates a new tree; ptwr drops
+        // entries): stale writable TLB entries, global ones included, must
+        // go before the guest runs again, as Xen flushes in _get_page_type.
+        let retyped = core::mem::take(&mut self.frames.need_tlb_flush);
+        let flush_global = self.switching_tlb_to(d, v) | retyped;
         Next::Resume { cr3: self.domains[&d].vcpus[v].active_cr3(), flush_global }
     }
 

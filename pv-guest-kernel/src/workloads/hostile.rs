@@ -185,6 +185,12 @@ pub fn run(_cmdline: &str) {
         }
     }
 
+    // 5. As a DomU (Dom0 has no memory limit on Xen): a frame given back
+    //    while still mapped keeps counting against our limit.
+    if si.flags & hypercall_abi::start_info::SIF_PRIVILEGED == 0 {
+        given_back_frames_still_count(&mut c);
+    }
+
     // The domain lives on: a fresh mapping still works.
     let alive = mm.alloc_frame().map(|pfn| {
         // SAFETY: BASE + 9 pages is this workload's and unused.
@@ -207,4 +213,63 @@ fn setup_grant_frames(c: &mut Checks) -> [Option<u64>; 2] {
         return [None, None];
     }
     [Some(frames[0]), Some(frames[1])]
+}
+
+/// `XENMEM_increase_reservation` or `decrease_reservation` of one frame
+/// (`mfn` in and out); returns the extents done.
+fn reservation(cmd: u32, mfn: &mut u64) -> i64 {
+    let mut res = hypercall_abi::memory::XenMemoryReservation {
+        extent_start: mfn as *mut u64 as u64,
+        nr_extents: 1,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: DOMID_SELF,
+        _pad: [0; 3],
+    };
+    // SAFETY: `res` names one extent, `*mfn`, which Xen reads or writes.
+    unsafe { guest::memory_op(cmd, &mut res as *mut _ as *mut u8) }
+}
+
+/// The second review's R2: at our memory limit, a frame we still map and
+/// give back leaves no room for a new one (Xen's `tot_pages` drops only
+/// when the frame is freed); once unmapped it is freed and the room is
+/// back. Without this a guest could hold every free frame of the machine.
+fn given_back_frames_still_count(c: &mut Checks) {
+    use hypercall_abi::memory::{XENMEM_decrease_reservation as DEC, XENMEM_increase_reservation as INC};
+    // Up to the limit (xl gives a 1 MiB slack above `memory`).
+    let mut extra = heapless::Vec::<u64, 1024>::new();
+    loop {
+        let mut m = 0;
+        if reservation(INC, &mut m) != 1 || extra.push(m).is_err() {
+            break;
+        }
+    }
+    c.eq("given_back_at_limit", extra.len() < extra.capacity(), true);
+    let Some(f) = extra.pop() else {
+        c.eq("given_back_frame", "none", "one");
+        return;
+    };
+    let va = BASE + 10 * 4096;
+    // SAFETY: BASE's L1 is this workload's; slot 10 is used only here.
+    c.eq("given_back_map", unsafe { guest::update_va_mapping(va, pte(f, LEAF_RW), UVMF_INVLPG) }, 0);
+    c.eq("given_back_while_mapped", reservation(DEC, &mut { f }), 1);
+    let mut m = 0;
+    let got = reservation(INC, &mut m);
+    c.eq("given_back_still_counts", got, 0);
+    if got == 1 {
+        let _ = extra.push(m);
+    }
+    // SAFETY: as above.
+    c.eq("given_back_unmap", unsafe { guest::update_va_mapping(va, 0, UVMF_INVLPG) }, 0);
+    let mut m = 0;
+    let got = reservation(INC, &mut m);
+    c.eq("given_back_freed_makes_room", got, 1);
+    if got == 1 {
+        let _ = extra.push(m);
+    }
+    let mut back = 0;
+    for m in extra {
+        back += reservation(DEC, &mut { m });
+    }
+    c.eq("given_back_all_returned", back >= 0, true);
 }

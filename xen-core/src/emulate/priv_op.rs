@@ -50,6 +50,7 @@ impl<P: Platform> Xen<P> {
             Code::Rdmsr => self.rdmsr(regs, d, v),
             Code::Wrmsr => self.wrmsr(regs, d, v),
             Code::Mov_r64_cr => self.read_cr(regs, insn, d, v),
+            Code::Mov_cr_r64 if insn.op0_register() == Register::CR3 => return self.write_cr3(regs, insn, d),
             Code::Mov_cr_r64 => self.write_cr(regs, insn, d, v),
             Code::Clts => {
                 self.set_fpu_ts(d, v, false);
@@ -174,6 +175,27 @@ impl<P: Platform> Xen<P> {
         }
     }
 
+    /// `mov` to CR3: a new top-level table, validated and referenced as
+    /// `MMUEXT_NEW_BASEPTR` does; a bad one is the guest's #GP. Validation
+    /// gets the work budget of one entry into the hypervisor, as in a
+    /// hypercall (XSA-45); when it runs out the instruction runs again
+    /// (Xen's `write_cr`: `-ERESTART` from `new_guest_cr3` is
+    /// `X86EMUL_RETRY`), and the validation goes on from the progress kept
+    /// in the frames. Table entries the domain left to drop go first, as
+    /// on a hypercall.
+    fn write_cr3(&mut self, regs: &mut GuestRegs, insn: &Instruction, d: crate::domain::DomId) -> Emul {
+        let Some(val) = gpr(regs, insn.op1_register()).map(|r| *r) else { return Emul::Refused };
+        self.frames.budget = Some(crate::hypercall::PT_WORK_BUDGET);
+        let rc = if self.frames.has_deferred(d) { self.mm().drain_deferred(d) } else { Ok(()) };
+        let rc = rc.and_then(|()| self.new_guest_cr3(Mfn((val & 0x000f_ffff_ffff_f000) >> 12), false));
+        self.frames.budget = None;
+        match rc {
+            Ok(()) => Emul::Done,
+            Err(hypercall_abi::errno::Errno::ERESTART) => Emul::Again,
+            Err(_) => Emul::Refused,
+        }
+    }
+
     fn write_cr(&mut self, regs: &mut GuestRegs, insn: &Instruction, d: crate::domain::DomId, v: usize) -> bool {
         let Some(val) = gpr(regs, insn.op1_register()).map(|r| *r) else { return false };
         match insn.op0_register() {
@@ -192,9 +214,6 @@ impl<P: Platform> Xen<P> {
                 }
                 true
             }
-            // A new top-level table: validated and referenced as
-            // MMUEXT_NEW_BASEPTR does; a bad one is the guest's #GP.
-            Register::CR3 => self.new_guest_cr3(Mfn((val & 0x000f_ffff_ffff_f000) >> 12), false).is_ok(),
             Register::CR4 => {
                 if let Some(vc) = self.domains.get_mut(&d).and_then(|dd| dd.vcpus.get_mut(v)) {
                     vc.io.cr4 = val & CR4_GUEST_ALLOWED;

@@ -285,8 +285,22 @@ impl<P: Platform> Xen<P> {
             self.platform.invlpg(t.host_addr);
         }
         self.grant_set_in_use(t.granter, t.gref, t.frame, !t.readonly, -1);
-        if let Some(slot) = self.domains.get_mut(&me).and_then(|d| d.gnttab.maptrack.get_mut(handle as usize)) {
-            *slot = None;
+        if let Some(d) = self.domains.get_mut(&me) {
+            d.gnttab.free_handle(handle);
+        }
+    }
+
+    /// `d` is being destroyed: other domains' mappings of its grants stay
+    /// (their PTEs keep the frames alive, ownerless), but no longer name
+    /// `d`, so unmapping them later cannot touch the grant entries of a
+    /// new domain given the same id. Xen gets the same by keeping a dying
+    /// domain, id and all, until its last page reference is gone.
+    pub(crate) fn forget_granter(&mut self, d: DomId) {
+        let gone = DomId(hypercall_abi::mm::DOMID_INVALID);
+        for t in self.domains.values_mut().flat_map(|o| o.gnttab.maptrack.iter_mut().flatten()) {
+            if t.granter == d {
+                t.granter = gone;
+            }
         }
     }
 

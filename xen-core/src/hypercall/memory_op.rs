@@ -115,7 +115,9 @@ impl<P: Platform> Xen<P> {
 
     fn populate_one(&mut self, d: crate::domain::DomId, list: u64, i: u64) -> bool {
         let Some(dom) = self.domains.get(&d) else { return false };
-        if dom.tot_pages >= dom.max_pages {
+        // Frames given back but still in use count too (see
+        // `FrameTable::lingering`).
+        if dom.tot_pages.saturating_add(self.frames.lingering(d)) >= dom.max_pages {
             return false;
         }
         let Some(mfn) = self.frames.alloc(&self.platform, Owner::Dom(d)) else { return false };

@@ -130,6 +130,12 @@ pub struct FrameTable {
     pub deferred: BTreeMap<DomId, Vec<(u64, u8)>>,
     /// A drain of `deferred` is under way (no nested drains).
     pub draining: bool,
+    /// Frames each domain gave back that are still referenced (mapped,
+    /// pinned): they stay its own and count against its `max_pages` until
+    /// really freed, as Xen's `tot_pages` drops only in
+    /// `free_domheap_pages`. Without this a guest could give back frames
+    /// it keeps mapped and take new ones without end.
+    lingering: BTreeMap<DomId, u64>,
 }
 
 impl FrameTable {
@@ -147,6 +153,7 @@ impl FrameTable {
             budget: None,
             deferred: BTreeMap::new(),
             draining: false,
+            lingering: BTreeMap::new(),
         }
     }
 
@@ -270,6 +277,12 @@ impl FrameTable {
             return;
         }
         pg.allocated = false;
+        if let Owner::Dom(d) = pg.owner {
+            // Counted until the frame is freed (`put_page` uncounts it, at
+            // once below if nothing else holds it).
+            *self.lingering.entry(d).or_insert(0) += 1;
+        }
+        let Some(pg) = self.get_mut(mfn) else { return };
         if pg.shared {
             // The permanent type reference of a shared frame goes with its
             // owner's claim; mappings still held elsewhere keep theirs.
@@ -306,12 +319,30 @@ impl FrameTable {
         pg.count -= 1;
         if pg.count == 0 {
             debug_assert_eq!(pg.type_count, 0, "freeing {mfn:?} with type references");
+            if let (Owner::Dom(d), false) = (pg.owner, pg.allocated) {
+                self.uncount_lingering(d);
+            }
+            let Some(pg) = self.get_mut(mfn) else { return };
             *pg = PageInfo { owner: Owner::Free, ..PageInfo::UNUSABLE };
             self.set_m2p(mfn, INVALID_M2P_ENTRY);
             self.free.push(mfn.0);
             self.need_tlb_flush = true;
             self.pt_gen += 1;
         }
+    }
+
+    fn uncount_lingering(&mut self, d: DomId) {
+        if let Some(n) = self.lingering.get_mut(&d) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.lingering.remove(&d);
+            }
+        }
+    }
+
+    /// Frames `d` gave back that something still holds (see `lingering`).
+    pub fn lingering(&self, d: DomId) -> u64 {
+        self.lingering.get(&d).copied().unwrap_or(0)
     }
 
     /// Take a type reference without validation (the validating form, for
@@ -402,6 +433,8 @@ impl FrameTable {
     /// destruction released what it could).
     pub fn orphan(&mut self, dom: DomId) -> u64 {
         let mut n = 0;
+        // Ownerless now: their domain's count goes with it.
+        self.lingering.remove(&dom);
         for pg in self.frames.iter_mut().filter(|pg| pg.owner == Owner::Dom(dom)) {
             pg.owner = Owner::Dead;
             n += 1;

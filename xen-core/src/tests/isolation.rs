@@ -512,7 +512,7 @@ fn grant_mappings_per_domain_are_bounded() {
     assert_eq!(st, GNTST_no_device_space);
     assert_eq!(w.xen.platform.read_u64(w.l1e_maddr(va).0, l1_index(va)), before, "nothing mapped");
     assert_eq!(w.xen.domains[&me].gnttab.maptrack.len(), MAX_MAPTRACK);
-    w.xen.domains.get_mut(&me).unwrap().gnttab.maptrack[7] = None;
+    w.xen.domains.get_mut(&me).unwrap().gnttab.free_handle(7);
     let (st, h) = w.map_grant(va, 0x7ff0, 3, false);
     assert_eq!((st, h), (GNTST_okay, 7), "a freed handle is reused");
     assert_eq!(w.unmap_grant(va, h), GNTST_okay);

@@ -7,6 +7,7 @@ mod emul_priv_op;
 mod emul_review;
 mod events_props;
 mod evtchn_fifo;
+mod foreign_refs;
 mod gnttab_props;
 mod hypercall_fuzz;
 mod invariants;
