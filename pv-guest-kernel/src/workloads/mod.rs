@@ -6,6 +6,8 @@ mod blk;
 mod bench_mmu;
 mod bench_grant; mod grant; mod grant_accept; mod grant_offer;
 mod echo;
+mod fuzz;
+mod canary;
 mod efault;
 mod enosys;
 mod events;
@@ -36,6 +38,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("bench-vcpu", crate::vcpu::bench::run),
     ("xenstore", xenstore::run), ("xenstore-hostile", xenstore::hostile), ("control", xenstore::control),
     ("echo", echo::run),
+    ("fuzz", fuzz::run), ("replay", fuzz::replay), ("canary", canary::run),
     ("blk-write", blk::write), ("blk-read", blk::read), ("blk-hostile", blk::hostile),
 ];
 
