@@ -5,6 +5,7 @@ mod cpuid;
 mod domctl;
 mod emul_priv_op;
 mod emul_review;
+mod fuzz_diff;
 mod events_props;
 mod gnttab_props;
 mod hypercall_fuzz;
