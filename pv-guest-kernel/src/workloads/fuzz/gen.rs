@@ -592,7 +592,10 @@ impl Gen<'_> {
             }
         }
         let count = if r.one_in(6) { self.count(r, 4) } else { n };
-        let list = if r.one_in(10) { self.ptr(r, MULTICALL_BUF) } else { table };
+        // Never the entries read from a shifted start: an `op` made of
+        // shifted bytes can be `iret` (23), which returns to whatever the
+        // fuzzer's stack holds.
+        let list = if r.one_in(10) { r.pick(&[HOLE, HYPERVISOR_VIRT_START, 0x0000_8000_0000_0000, ARGS_VA + ARGS_LEN - 32]) } else { table };
         Call { nr: nr::MULTICALL, args: [list, count, 0, 0, 0], name: "multicall" }
     }
 
