@@ -38,3 +38,20 @@ fn unregistering_an_unknown_callback_type_is_enosys() {
         assert_eq!(w.hypercall(nr::CALLBACK_OP, [CALLBACKOP_unregister as u64, s, 0, 0, 0]), want, "type {ty}");
     }
 }
+
+/// `scripts/fuzz.sh diff --seed 1`, calls 647 and 895: `get_debugreg(5)`
+/// and `get_debugreg(4)` were -ENODEV here; on Xen 4.17 they read DR7 and
+/// DR6 (the aliases of a CPU with CR4.DE clear, as a PV guest's is), and
+/// `set_debugreg(4|5)` writes DR6 and DR7 with their checks.
+#[test]
+fn debug_registers_4_and_5_alias_6_and_7() {
+    let mut w = World::with_domain(DomId(3), false);
+    let dr7 = w.hypercall(nr::GET_DEBUGREG, [7, 0, 0, 0, 0]);
+    let dr6 = w.hypercall(nr::GET_DEBUGREG, [6, 0, 0, 0, 0]);
+    assert_eq!(w.hypercall(nr::GET_DEBUGREG, [5, 0, 0, 0, 0]), dr7);
+    assert_eq!(w.hypercall(nr::GET_DEBUGREG, [4, 0, 0, 0, 0]), dr6);
+    assert_eq!(w.hypercall(nr::SET_DEBUGREG, [5, 1 << 40, 0, 0, 0]), Errno::EINVAL.to_ret(), "DR7's checks");
+    assert_eq!(w.hypercall(nr::SET_DEBUGREG, [4, 0xf, 0, 0, 0]), 0);
+    assert_eq!(w.hypercall(nr::GET_DEBUGREG, [6, 0, 0, 0, 0]) & 0xf, 0xf, "written through DR4");
+    assert_eq!(w.hypercall(nr::GET_DEBUGREG, [8, 0, 0, 0, 0]), Errno::ENODEV.to_ret());
+}
