@@ -55,3 +55,17 @@ fn debug_registers_4_and_5_alias_6_and_7() {
     assert_eq!(w.hypercall(nr::GET_DEBUGREG, [6, 0, 0, 0, 0]) & 0xf, 0xf, "written through DR4");
     assert_eq!(w.hypercall(nr::GET_DEBUGREG, [8, 0, 0, 0, 0]), Errno::ENODEV.to_ret());
 }
+
+/// `scripts/fuzz.sh diff --seed 1`, calls 1166 and 1832: a breakpoint
+/// address of `u64::MAX` was -EPERM here (the 8 bytes from it wrap) and 0
+/// on Xen 4.17, whose `access_ok` checks where the range starts: below the
+/// canonical hole or past the hypervisor's slots.
+#[test]
+fn breakpoint_addresses_are_checked_where_they_start() {
+    let mut w = World::with_domain(DomId(3), false);
+    assert_eq!(w.hypercall(nr::SET_DEBUGREG, [2, u64::MAX, 0, 0, 0]), 0);
+    assert_eq!(w.hypercall(nr::SET_DEBUGREG, [1, (1 << 47) - 1, 0, 0, 0]), 0);
+    assert_eq!(w.hypercall(nr::SET_DEBUGREG, [1, 1 << 47, 0, 0, 0]), Errno::EPERM.to_ret());
+    assert_eq!(w.hypercall(nr::SET_DEBUGREG, [0, 0xffff_8000_0000_0000, 0, 0, 0]), Errno::EPERM.to_ret());
+    assert_eq!(w.hypercall(nr::SET_DEBUGREG, [0, 0xffff_8800_0000_0000, 0, 0, 0]), 0);
+}
