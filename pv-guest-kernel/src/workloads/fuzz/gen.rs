@@ -655,7 +655,10 @@ impl Gen<'_> {
                 args: [r.pick(&[0, 0xe02b, 0xe033, 3, 0xffff]), pv_rt::traps::kernel_stack_top(), 0, 0, 0],
                 name: "stack_switch",
             },
-            _ => Call { nr: nr::SET_TRAP_TABLE, args: [r.pick(&[HYPERVISOR_VIRT_START, 0x0000_8000_0000_0000, u64::MAX - 15]), 0, 0, 0, 0], name: "set_trap_table_efault" },
+            // Only tables that cannot be read: the M2P at the start of the
+            // hypervisor's slots is readable, and read as trap entries it
+            // would install its frame numbers as handlers.
+            _ => Call { nr: nr::SET_TRAP_TABLE, args: [r.pick(&[HOLE, 0xffff_8300_0000_0000, 0x0000_8000_0000_0000, u64::MAX - 15]), 0, 0, 0, 0], name: "set_trap_table_efault" },
         }
     }
 
