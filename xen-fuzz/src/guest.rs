@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tests::{guest_archive, image, Boot, Hypervisor, Outcome, Status};
+use ::tests::{guest_archive, image, Boot, Hypervisor, Outcome, Status};
 
 /// A guest-mode or differential finding: replays with
 /// `workload=replay seed=<seed> calls=<calls>`.
@@ -275,4 +275,39 @@ pub fn compare(ours: &BTreeMap<u64, (String, i64, String)>, xen: &BTreeMap<u64, 
         v.push((*i, (name.clone(), "<no call: xen-core stopped before>".into(), "".into())));
     }
     v
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn call_lists_round_trip_through_ranges() {
+        let calls = [0, 1, 2, 3, 7, 9, 10, 11, 500];
+        assert_eq!(ranges(&calls), "0-3,7,9-11,500");
+        assert_eq!(parse_ranges(&ranges(&calls)), calls);
+        assert_eq!(parse_ranges("5"), [5]);
+    }
+
+    #[test]
+    fn the_minimizer_keeps_the_calls_a_finding_needs() {
+        // The finding needs calls 13 and 77 before the last one (99).
+        let needs = |c: &[u64]| c.contains(&13) && c.contains(&77) && c.last() == Some(&99);
+        let small = minimize((0..100).collect(), 200, needs);
+        assert_eq!(small, [13, 77, 99]);
+        // Out of budget: still a list that shows the finding.
+        let partial = minimize((0..100).collect(), 3, needs);
+        assert!(needs(&partial) && partial.len() < 100);
+    }
+
+    #[test]
+    fn an_effect_diverges_once_until_the_traces_agree_again() {
+        let t = |v: &[(u64, i64, &str)]| v.iter().map(|&(i, rc, fx)| (i, ("c".to_string(), rc, fx.to_string()))).collect::<BTreeMap<_, _>>();
+        let ours = t(&[(0, 0, "a"), (1, 0, "b"), (2, 0, "c"), (3, -22, "c"), (4, 0, "d")]);
+        let xen = t(&[(0, 0, "a"), (1, 0, "x"), (2, 0, "y"), (3, -14, "c"), (4, 0, "e")]);
+        let d = compare(&ours, &xen);
+        let at: Vec<u64> = d.iter().map(|(i, _)| *i).collect();
+        assert_eq!(at, [1, 3, 4], "1: first effect; 2: a consequence; 3: a return value; 4: effects agreed at 3");
+        assert_eq!(d[1].1, ("c".to_string(), "-22".to_string(), "-14".to_string()));
+    }
 }
