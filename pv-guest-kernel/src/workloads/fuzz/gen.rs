@@ -635,6 +635,9 @@ impl Gen<'_> {
                 let addr = match kind {
                     0 => pv_rt::traps::event_callback(),
                     1 => pv_rt::traps::failsafe_callback(),
+                    // The NMI callback only at an address both refuse:
+                    // VCPUOP_send_nmi would run it.
+                    4 => 0x0000_8000_0000_0000,
                     _ => self.va(r),
                 };
                 w32(p, 0, kind);
