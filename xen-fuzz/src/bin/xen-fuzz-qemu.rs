@@ -5,6 +5,7 @@
 //! xen-fuzz-qemu diff --seed S --count N [--out DIR] [--minimize-boots B] [--known FILE]
 //! xen-fuzz-qemu replay FILE     re-run a guest or diff record
 //! xen-fuzz-qemu show FILE       print a record
+//! xen-fuzz-qemu boot core|xen SEED "CALLS [trace=1|2]"  one fuzzer DomU and the canaries
 //!
 //! Serial logs of every boot go to stdout (the test harness prints them);
 //! the summary, `THROUGHPUT` lines and findings go to stderr.
@@ -32,7 +33,7 @@ struct Opts {
 
 fn usage() -> ExitCode {
     eprintln!("usage: xen-fuzz-qemu guest|diff --seed S --count N [--domains K] [--canaries C] [--secs T] [--xen] [--out DIR] [--minimize-boots B] [--known FILE]");
-    eprintln!("       xen-fuzz-qemu replay FILE | show FILE");
+    eprintln!("       xen-fuzz-qemu replay FILE | show FILE | boot core|xen SEED \"CALLS [trace=1|2]\"");
     ExitCode::from(2)
 }
 
