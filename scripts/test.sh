@@ -7,7 +7,8 @@
 #   2. builds the bare-metal images (scripts/build.sh),
 #   3. runs `cargo test --workspace`: host unit and property tests, then the
 #      QEMU integration tests of tests/ (two QEMUs at a time on two cores),
-#      and a short seeded smoke of the hypercall fuzzer.
+#      and a short seeded smoke of the hypercall fuzzer's host, guest and
+#      differential modes.
 # Knobs pass through the environment, e.g.
 #   PROPTEST_CASES=64 scripts/test.sh        # fewer property-test cases
 #   XEN_CORE_TEST_TIMEOUT=120 scripts/test.sh  # per-boot timeout (default 60 s)
@@ -74,6 +75,12 @@ if [ "$*" = --workspace ]; then
     cargo test --no-fail-fast --manifest-path xen-fuzz/Cargo.toml --target-dir target/fuzz-build || rc=1
     step "fuzz smoke (scripts/fuzz.sh host --seed 1 --count 20000)"
     scripts/fuzz.sh host --seed 1 --count 20000 --out target/fuzz/smoke || rc=1
+    # The in-guest fuzzer: two DomUs beside two canaries under xl, then the
+    # same calls as Dom0 on xen-core and Xen 4.17 compared (about a minute).
+    step "fuzz smoke (scripts/fuzz.sh guest --seed 1 --count 4000 --domains 2)"
+    scripts/fuzz.sh guest --seed 1 --count 4000 --domains 2 --minimize-boots 4 --out target/fuzz/smoke || rc=1
+    step "fuzz smoke (scripts/fuzz.sh diff --seed 1 --count 300)"
+    scripts/fuzz.sh diff --seed 1 --count 300 --minimize-boots 4 --out target/fuzz/smoke || rc=1
 fi
 set -e
 

@@ -12,9 +12,14 @@
 //! seeded generator ([`run`]) and libFuzzer (`xen-fuzz/libfuzzer`).
 //! Findings are recorded as postcard files ([`corpus`]) and shrunk by
 //! [`minimize`].
+//!
+//! [`guest`] drives the in-guest fuzzer (`pv-guest-kernel`'s
+//! `workload=fuzz`) under QEMU: as DomUs beside canaries, and as Dom0 on
+//! xen-core and Xen 4.17 side by side (the differential mode).
 
 pub mod corpus;
 pub mod gen;
+pub mod guest;
 pub mod machine;
 pub mod minimize;
 pub mod run;

@@ -7,6 +7,8 @@ mod blk;
 mod bench_mmu;
 mod bench_grant; mod grant; mod grant_accept; mod grant_offer;
 mod echo;
+mod fuzz;
+mod canary;
 mod efault;
 mod enosys;
 mod events;
@@ -40,6 +42,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("echo", echo::run),
     ("ioport", ioport::run),
     ("balloon", balloon::run),
+    ("fuzz", fuzz::run), ("replay", fuzz::replay), ("canary", canary::run),
     ("blk-write", blk::write), ("blk-read", blk::read), ("blk-hostile", blk::hostile),
     ("blk-bench", blk::bench),
 ];

@@ -69,9 +69,13 @@ impl<P: Platform> Xen<P> {
             }
             CALLBACKOP_unregister => {
                 let ty = g.copy_u16(arg)?;
-                // Only the NMI callback can be taken away (as on Xen).
-                if ty != CALLBACKTYPE_nmi {
-                    return Err(Errno::EINVAL);
+                // Only the NMI callback can be taken away (as on Xen); the
+                // others are -EINVAL, a type Xen does not know -ENOSYS.
+                match ty {
+                    CALLBACKTYPE_nmi => {}
+                    CALLBACKTYPE_event | CALLBACKTYPE_failsafe | CALLBACKTYPE_syscall | CALLBACKTYPE_syscall32
+                    | CALLBACKTYPE_sysenter => return Err(Errno::EINVAL),
+                    _ => return Err(Errno::ENOSYS),
                 }
                 let (d, v) = self.current.ok_or(Errno::ESRCH)?;
                 if let Some(vc) = self.domains.get_mut(&d).and_then(|d| d.vcpus.get_mut(v)) {

@@ -92,10 +92,19 @@ impl<P: Platform> Xen<P> {
     /// `set_debugreg(reg, value)`, with Xen's checks: breakpoint addresses in
     /// the guest's own range (`-EPERM` otherwise), no reserved bits, no
     /// general-detect, no I/O breakpoints.
+    /// DR4 and DR5 are DR6 and DR7 (a PV guest's CR4.DE is clear), as in
+    /// Xen's `set_debugreg`/`x86emul_read_dr` and our `mov %drN` emulation.
     pub(crate) fn do_set_debugreg(&mut self, [reg, value, ..]: [u64; 5]) -> HcResult {
+        let reg = match reg {
+            4 => 6,
+            5 => 7,
+            r => r,
+        };
         let value = match reg {
             0..=3 => {
-                if !guest_range_ok(value, 8) {
+                // Xen's access_ok() on the start only: below the canonical
+                // hole or above its own slots (the top page included).
+                if !(value < 1 << 47 || value >= HYPERVISOR_VIRT_END) {
                     return Err(Errno::EPERM);
                 }
                 value
@@ -122,7 +131,7 @@ impl<P: Platform> Xen<P> {
                 }
                 (value & !DR7_RESERVED_ZERO) | DR7_RESERVED_ONE
             }
-            // DR4/DR5 (aliases) and anything past DR7: Xen's -ENODEV.
+            // Anything past DR7: Xen's -ENODEV.
             _ => return Err(Errno::ENODEV),
         };
         let vc = self.current_vcpu_mut()?;
@@ -133,6 +142,11 @@ impl<P: Platform> Xen<P> {
     }
 
     pub(super) fn do_get_debugreg(&mut self, [reg, ..]: [u64; 5]) -> HcResult {
+        let reg = match reg {
+            4 => 6,
+            5 => 7,
+            r => r,
+        };
         match reg {
             0..=3 | 6 | 7 => ret(self.current_vcpu_mut()?.debugreg[reg as usize] as i64),
             _ => Err(Errno::ENODEV),

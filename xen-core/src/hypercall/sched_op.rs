@@ -85,10 +85,12 @@ impl<P: Platform> Xen<P> {
             }
             SCHEDOP_shutdown_code => {
                 let g = self.guest_mem().ok_or(Errno::ESRCH)?;
-                let code = g.read_u32(arg)?;
-                ShutdownReason::from_abi(code).ok_or(Errno::EINVAL)?;
+                // Xen keeps any value, as a byte, and only the first one
+                // (`d->shutdown_code` while still SHUTDOWN_CODE_INVALID):
+                // it is only reported, never acted on.
+                let code = g.read_u32(arg)? & 0xff;
                 if let Some(d) = self.current_domain_mut() {
-                    d.shutdown_code = Some(code);
+                    d.shutdown_code.get_or_insert(code);
                 }
                 ret(0)
             }

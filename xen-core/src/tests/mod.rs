@@ -5,6 +5,7 @@ mod cpuid;
 mod domctl;
 mod emul_priv_op;
 mod emul_review;
+mod fuzz_diff;
 mod events_props;
 mod evtchn_fifo;
 mod foreign_refs;
