@@ -105,7 +105,9 @@ fn linux_with_a_disk(hv: Hypervisor, marker: &str) -> Outcome {
         ("initrd-blk.cpio", initramfs()),
         ("guests/linux.cfg", cfg.into_bytes()),
     ];
-    let archive = guest_archive("linux-block", &files);
+    // One archive per hypervisor: both tests run in one process at once,
+    // each with its own marker.
+    let archive = guest_archive(&format!("linux-block-{}", hv.name().replace(' ', "-")), &files);
     Boot::new(hv)
         .dom0_image("dom0")
         .module(&archive, "")
