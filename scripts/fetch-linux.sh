@@ -8,6 +8,12 @@
 #   .cache/linux/initrd.cpio    busybox /init: mounts proc and sysfs, prints
 #                               "linux-init: reached /init" and what
 #                               /sys/hypervisor says, then powers off
+#   .cache/linux/busybox        busybox-static's binary (for other initramfs)
+#   .cache/linux/modules/       the kernel's modules an initramfs needs for a
+#                               disk: xen-blkfront and ext4 with what they
+#                               depend on; load-order lists them, dependencies
+#                               first (Debian 12's are plain .ko, busybox's
+#                               insmod loads them)
 #   .cache/linux/version        the two package files it came from
 #
 #   scripts/fetch-linux.sh          # prints the directory on stdout
@@ -19,12 +25,12 @@ case ${1:-} in
 -h|--help)
     echo "Usage: scripts/fetch-linux.sh [--help]"
     echo
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 0 ;;
 esac
 
 cache=.cache/linux
-if [ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.cpio" ]; then
+if [ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.cpio" ] && [ -s "$cache/busybox" ] && [ -s "$cache/modules/load-order" ]; then
     echo "fetch-linux: $cache already present" >&2
     echo "$cache"
     exit 0
@@ -80,8 +86,41 @@ chmod 755 "$rd/init"
 # busybox's own cpio writes the newc archive: nothing more to install.
 (cd "$rd" && find . | "$busybox" cpio -o -H newc) > "$work/initrd.cpio" 2>/dev/null
 
-cp "$vmlinuz" "$cache/vmlinuz"
+# The modules a disk needs, with their dependencies. The package has no
+# modules.dep (depmod writes it at install time): each module names what it
+# needs in its .modinfo section (`depends=a,b`), which is what depmod reads.
+moddir=$(ls -d "$work"/root/lib/modules/* | head -n1)
+mods=$work/modules
+mkdir -p "$mods"
+: > "$mods/load-order"
+add_module() {
+    local name=$1 ko dep
+    grep -qx "$name.ko" "$mods/load-order" && return 0
+    ko=$(find "$moddir/kernel" \( -name "$name.ko*" -o -name "${name//_/-}.ko*" -o -name "${name//-/_}.ko*" \) | head -n1)
+    case $ko in
+    "") echo "fetch-linux: module $name not in $kpkg" >&2; exit 1 ;;
+    *.ko) ;;
+    *) echo "fetch-linux: $ko: compressed modules need an insmod that unpacks them" >&2; exit 1 ;;
+    esac
+    for dep in $(grep -ao 'depends=[a-z0-9_,-]*' "$ko" | head -n1 | sed 's/^depends=//; s/,/ /g'); do
+        add_module "$dep"
+    done
+    cp "$ko" "$mods/$name.ko"
+    echo "$name.ko" >> "$mods/load-order"
+}
+# crc32c_generic: ext4 and jbd2 ask the crypto API for crc32c (by name, so
+# no `depends=`) when a filesystem has metadata checksums.
+for m in xen-blkfront crc32c_generic ext4; do
+    add_module "$m"
+done
+
+cp "$vmlinuz" "$work/vmlinuz" && mv "$work/vmlinuz" "$cache/vmlinuz"
 mv "$work/initrd.cpio" "$cache/initrd.cpio"
+cp "$busybox" "$work/busybox.bin" && mv "$work/busybox.bin" "$cache/busybox"
+rm -rf "$cache/modules.old"
+[ ! -d "$cache/modules" ] || mv "$cache/modules" "$cache/modules.old"
+mv "$mods" "$cache/modules"
+rm -rf "$cache/modules.old"
 (cd "$work" && ls *.deb) > "$cache/version"
 echo "fetch-linux: ready: $cache ($(tr '\n' ' ' < "$cache/version"))" >&2
 echo "$cache"

@@ -171,32 +171,52 @@ pub fn xen_binary() -> PathBuf {
 /// `scripts/fetch-linux.sh` leaves them in `.cache/linux/` (run here if
 /// missing, as `xen_binary` runs fetch-xen.sh).
 pub fn linux_images() -> (PathBuf, PathBuf) {
-    static FETCHED: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+    let root = repo_root();
+    let (k, rd) = (root.join(".cache/linux/vmlinuz"), root.join(".cache/linux/initrd.cpio"));
+    fetch_linux(&[&k, &rd]);
+    (k, rd)
+}
+
+/// busybox and the modules a Linux initramfs needs for a disk
+/// (xen-blkfront, ext4 and their dependencies), as fetch-linux.sh leaves
+/// them in `.cache/linux/`: (busybox, [(module file name, contents)] in
+/// load order).
+pub fn linux_disk_modules() -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
+    let c = repo_root().join(".cache/linux");
+    let (busybox, order) = (c.join("busybox"), c.join("modules/load-order"));
+    fetch_linux(&[&busybox, &order]);
+    let order = std::fs::read_to_string(&order).expect("modules/load-order");
+    let modules = order
+        .split_whitespace()
+        .map(|m| (m.to_string(), std::fs::read(c.join("modules").join(m)).unwrap_or_else(|e| panic!("modules/{m}: {e}"))))
+        .collect();
+    (std::fs::read(busybox).expect("busybox"), modules)
+}
+
+/// Runs scripts/fetch-linux.sh (once per test binary) if one of `needed`
+/// is missing; panics if they are still missing.
+fn fetch_linux(needed: &[&Path]) {
+    static FETCHED: OnceLock<Result<(), String>> = OnceLock::new();
+    if needed.iter().all(|p| p.is_file()) {
+        return;
+    }
     let result = FETCHED.get_or_init(|| {
         let root = repo_root();
-        let (k, rd) = (root.join(".cache/linux/vmlinuz"), root.join(".cache/linux/initrd.cpio"));
-        if !(k.is_file() && rd.is_file()) {
-            eprintln!("harness: .cache/linux missing: running scripts/fetch-linux.sh");
-            let status = Command::new("bash")
-                .arg(root.join("scripts/fetch-linux.sh"))
-                .current_dir(&root)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .status()
-                .map_err(|e| format!("cannot run scripts/fetch-linux.sh: {e}"))?;
-            if !status.success() {
-                return Err(format!("scripts/fetch-linux.sh failed ({status})"));
-            }
-        }
-        if k.is_file() && rd.is_file() {
-            Ok((k, rd))
-        } else {
-            Err("scripts/fetch-linux.sh left no .cache/linux/vmlinuz and initrd.cpio".into())
-        }
+        eprintln!("harness: .cache/linux missing or incomplete: running scripts/fetch-linux.sh");
+        let status = Command::new("bash")
+            .arg(root.join("scripts/fetch-linux.sh"))
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run scripts/fetch-linux.sh: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("scripts/fetch-linux.sh failed ({status})")) }
     });
-    match result {
-        Ok(p) => p.clone(),
-        Err(e) => panic!("{e}"),
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    for p in needed {
+        assert!(p.is_file(), "scripts/fetch-linux.sh left no {}", p.display());
     }
 }
 
@@ -977,6 +997,18 @@ mod tests {
 /// from) written to a fresh file under `target/test-archives/`; `files` are
 /// (name in the archive, contents).
 pub fn guest_archive(tag: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let entries: Vec<(&str, u32, &[u8])> = files.iter().map(|(n, d)| (*n, 0o100644, d.as_slice())).collect();
+    let dir = repo_root().join("target/test-archives");
+    std::fs::create_dir_all(&dir).expect("create target/test-archives");
+    let path = dir.join(format!("{tag}-{}.cpio", std::process::id()));
+    std::fs::write(&path, newc_archive(&entries)).expect("write the guest archive");
+    path
+}
+
+/// The bytes of a `cpio` "newc" archive of `entries` (name, mode with its
+/// file type, e.g. `0o100755` or `0o040755` for a directory, contents), as
+/// Dom0 and Linux's initramfs read it.
+pub fn newc_archive(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
     let mut a = Vec::new();
     let mut member = |name: &str, data: &[u8], mode: u32| {
         let header = format!(
@@ -994,13 +1026,9 @@ pub fn guest_archive(tag: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
             a.push(0);
         }
     };
-    for (name, data) in files {
-        member(name, data, 0o100644);
+    for (name, mode, data) in entries {
+        member(name, data, *mode);
     }
     member("TRAILER!!!", &[], 0);
-    let dir = repo_root().join("target/test-archives");
-    std::fs::create_dir_all(&dir).expect("create target/test-archives");
-    let path = dir.join(format!("{tag}-{}.cpio", std::process::id()));
-    std::fs::write(&path, a).expect("write the guest archive");
-    path
+    a
 }

@@ -50,13 +50,26 @@ pub fn handle(slot: &[u8; BLKIF_SLOT_SIZE], disk: &mut dyn Disk, grants: &mut dy
                 rw(r.operation == BLKIF_OP_WRITE, r.sector_number, &r.seg[..n], disk, grants, readonly)
             }
         }
-        BLKIF_OP_INDIRECT => indirect(&read_as::<BlkifRequestIndirect>(slot), disk, grants, readonly),
+        BLKIF_OP_INDIRECT => {
+            let ind: BlkifRequestIndirect = read_as(slot);
+            // The response names the operation carried out, as Linux's
+            // blkback answers (`pending_req->operation`): Linux's blkfront
+            // takes any other as a broken back end and stops the disk.
+            let status = indirect(&ind, disk, grants, readonly);
+            return BlkifResponse { id: ind.id, operation: ind.indirect_op, _pad: 0, status, _pad2: 0 };
+        }
         BLKIF_OP_FLUSH_DISKCACHE | BLKIF_OP_WRITE_BARRIER => {
-            // A barrier orders the writes before it: we complete each
-            // request before taking the next, so it is a flush, with data
-            // if it carries some.
+            // Either may carry data, as Linux's blkback takes them (a
+            // write with REQ_PREFLUSH): Linux's blkfront sends a write it
+            // must make durable (REQ_FUA, e.g. ext4's superblock) as
+            // FLUSH_DISKCACHE with its segments. A barrier also orders the
+            // writes before it: we complete each request before taking
+            // the next, so it is the same. The data is written, then the
+            // disk flushed.
             let n = r.nr_segments as usize;
-            let data = if n == 0 || n > BLKIF_MAX_SEGMENTS_PER_REQUEST || r.operation == BLKIF_OP_FLUSH_DISKCACHE {
+            let data = if n > BLKIF_MAX_SEGMENTS_PER_REQUEST {
+                BLKIF_RSP_ERROR
+            } else if n == 0 {
                 BLKIF_RSP_OKAY
             } else {
                 rw(true, r.sector_number, &r.seg[..n], disk, grants, readonly)

@@ -97,6 +97,19 @@ fn flush_barrier_discard_and_indirect_requests() {
     let mut back = [0u8; 4096];
     disk.read(8, &mut back).unwrap();
     assert!(back.iter().all(|&b| b == 0x11), "a barrier with data writes it");
+    // Linux's blkfront sends a write that must be durable (REQ_FUA) as a
+    // FLUSH_DISKCACHE with its data when the back end offers
+    // feature-flush-cache.
+    g.grant(4, 0x44, false);
+    let r = handle(&rw(BLKIF_OP_FLUSH_DISKCACHE, 5, 16, &[seg(4, 0, 7), seg(4, 0, 3)]), &mut disk, &mut g, false);
+    assert_eq!((r.id, r.operation, r.status), (5, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_RSP_OKAY));
+    let mut twelve = [0u8; 12 * 512];
+    disk.read(16, &mut twelve).unwrap();
+    assert!(twelve.iter().all(|&b| b == 0x44), "a flush with data writes it");
+    assert_eq!(handle(&rw(BLKIF_OP_FLUSH_DISKCACHE, 6, 16, &[seg(4, 0, 7)]), &mut disk, &mut g, true).status, BLKIF_RSP_ERROR, "a flush with data on a read-only disk");
+    let mut many = BlkifRequest { operation: BLKIF_OP_FLUSH_DISKCACHE, nr_segments: 12, id: 7, ..Default::default() };
+    many.seg[0] = seg(4, 0, 7);
+    assert_eq!(handle(&to_slot(&many), &mut disk, &mut g, false).status, BLKIF_RSP_ERROR, "more than 11 segments");
     let d = BlkifRequestDiscard { operation: BLKIF_OP_DISCARD, id: 3, sector_number: 8, nr_sectors: 8, ..Default::default() };
     assert_eq!(handle(&to_slot(&d), &mut disk, &mut g, false).status, BLKIF_RSP_OKAY);
     disk.read(8, &mut back).unwrap();
@@ -115,7 +128,9 @@ fn flush_barrier_discard_and_indirect_requests() {
     let mut ind = BlkifRequestIndirect { operation: BLKIF_OP_INDIRECT, indirect_op: BLKIF_OP_WRITE, nr_segments: 16, id: 9, sector_number: 0, ..Default::default() };
     ind.indirect_grefs[0] = 50;
     let r = handle(&to_slot(&ind), &mut disk, &mut g, false);
-    assert_eq!((r.id, r.status), (9, BLKIF_RSP_OKAY));
+    // Linux's blkfront stops a disk whose response names another
+    // operation than the one carried out (the indirect one, here).
+    assert_eq!((r.id, r.operation, r.status), (9, BLKIF_OP_WRITE, BLKIF_RSP_OKAY));
     disk.read(15 * 8, &mut back).unwrap();
     assert!(back.iter().all(|&b| b == 15), "the 16th segment's page");
     ind.nr_segments = (MAX_INDIRECT_SEGMENTS + 1) as u16;
