@@ -1032,3 +1032,42 @@ pub fn newc_archive(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
     member("TRAILER!!!", &[], 0);
     a
 }
+
+/// A guest config for the disk tests: pv-guest-kernel with `extra`, and
+/// `disk` as the one entry of `disk = [ ... ]` (a `disk` starting with a
+/// newline is put in as it is; an empty one gives no disk).
+pub fn disk_guest_cfg(name: &str, extra: &str, disk: &str) -> Vec<u8> {
+    let disk = match disk {
+        "" => String::new(),
+        d if d.starts_with('\n') => d.to_string(),
+        d => format!("disk = [ '{d}' ]\n"),
+    };
+    format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nextra=\"{extra}\"\n{disk}").into_bytes()
+}
+
+/// Boots `boot` with Dom0 running `script` over guests `cfgs` (name,
+/// extra, disk: see [`disk_guest_cfg`]) as `guests/NAME.cfg`. Words after
+/// a `|` in `script` go on Dom0's command line after it (`xl_keep_going`
+/// runs the commands after a failing one).
+pub fn run_disk_guests(boot: Boot, tag: &str, cfgs: &[(&str, &str, &str)], script: &str) -> Outcome {
+    let kernel = std::fs::read(image("pv-guest-kernel")).expect("guest image");
+    let mut files = vec![("pv-guest-kernel", kernel)];
+    let names: Vec<String> = cfgs.iter().map(|(n, ..)| format!("guests/{n}.cfg")).collect();
+    for ((name, extra, disk), path) in cfgs.iter().zip(&names) {
+        files.push((path.as_str(), disk_guest_cfg(name, extra, disk)));
+    }
+    let archive = guest_archive(tag, &files);
+    let (script, flags) = script.split_once('|').unwrap_or((script, ""));
+    boot.dom0_image("dom0").module(&archive, "").dom0_cmdline(format!("xl=\"{script}\" {flags}").trim_end()).run()
+}
+
+/// The lines of guest `name`'s console (as Dom0 relays it, `[name] ...`)
+/// from `marker` on, without a hypervisor line that broke into them.
+pub fn guest_markers<'a>(out: &'a Outcome, name: &str, marker: &str) -> Vec<&'a str> {
+    let prefix = format!("[{name}] ");
+    out.lines()
+        .filter_map(|l| l.find(&prefix).map(|i| &l[i + prefix.len()..]))
+        .filter_map(|l| l.find(marker).map(|i| &l[i..]))
+        .map(|l| l.split("(XEN)").next().unwrap_or(l).trim_end())
+        .collect()
+}

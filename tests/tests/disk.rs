@@ -8,25 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tests::{guest_archive, image, Boot, Outcome, Status};
-
-fn cfg(name: &str, extra: &str, disk: &str) -> Vec<u8> {
-    let disk = if disk.is_empty() { String::new() } else { format!("disk = [ '{disk}' ]\n") };
-    format!("name=\"{name}\"\nkernel=\"pv-guest-kernel\"\nmemory=16\nextra=\"{extra}\"\n{disk}").into_bytes()
-}
+use tests::{Boot, Outcome, Status};
 
 fn run(boot: Boot, tag: &str, cfgs: &[(&str, &str, &str)], script: &str) -> Outcome {
-    let kernel = std::fs::read(image("pv-guest-kernel")).expect("guest image");
-    let mut files = vec![("pv-guest-kernel", kernel)];
-    let names: Vec<String> = cfgs.iter().map(|(n, ..)| format!("guests/{n}.cfg")).collect();
-    for ((name, extra, disk), path) in cfgs.iter().zip(&names) {
-        files.push((path.as_str(), cfg(name, extra, disk)));
-    }
-    let archive = guest_archive(tag, &files);
-    // `script|flags`: words after a `|` go on Dom0's command line after the
-    // script (`xl_keep_going` runs the commands after a failing one).
-    let (script, flags) = script.split_once('|').unwrap_or((script, ""));
-    boot.dom0_image("dom0").module(&archive, "").dom0_cmdline(format!("xl=\"{script}\" {flags}").trim_end()).run()
+    tests::run_disk_guests(boot, tag, cfgs, script)
 }
 
 fn host(cmd: &str, args: &[&str]) -> String {

@@ -68,14 +68,8 @@ pub fn linux_domu(hv: Hypervisor) -> Outcome {
         .run()
 }
 
-/// The marker lines in guest `name`'s console as Dom0 relays it.
 fn markers<'a>(out: &'a Outcome, name: &str) -> Vec<&'a str> {
-    let prefix = format!("[{name}] ");
-    out.lines()
-        .filter_map(|l| l.find(&prefix).map(|i| &l[i + prefix.len()..]))
-        .filter_map(|l| l.find("linux-init: ").map(|i| &l[i..]))
-        .map(|l| l.split("(XEN)").next().unwrap_or(l).trim_end())
-        .collect()
+    tests::guest_markers(out, name, "linux-init: ")
 }
 
 on_both_hypervisors! {

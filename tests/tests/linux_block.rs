@@ -119,14 +119,8 @@ fn linux_with_a_disk(hv: Hypervisor, marker: &str) -> Outcome {
         .run()
 }
 
-/// The /init lines of guest `name`'s console, as Dom0 relays them.
 fn markers<'a>(out: &'a Outcome, name: &str) -> Vec<&'a str> {
-    let prefix = format!("[{name}] ");
-    out.lines()
-        .filter_map(|l| l.find(&prefix).map(|i| &l[i + prefix.len()..]))
-        .filter_map(|l| l.find("linux-blk: ").map(|i| &l[i..]))
-        .map(|l| l.split("(XEN)").next().unwrap_or(l).trim_end())
-        .collect()
+    tests::guest_markers(out, name, "linux-blk: ")
 }
 
 on_both_hypervisors! {

@@ -346,18 +346,7 @@ fn deep_tree(w: &mut World, me: DomId) -> (Mfn, Mfn, [u64; 5]) {
 /// guest had to enter the hypervisor (continuations included).
 fn entries_for(w: &mut World, nr: u64, args: [u64; 5], mut between: impl FnMut(&World)) -> (i64, u32) {
     let page = 0x101000 + 32 * nr;
-    let mut regs = GuestRegs {
-        rax: nr,
-        rdi: args[0],
-        rsi: args[1],
-        rdx: args[2],
-        r10: args[3],
-        r8: args[4],
-        rip: page + 9,
-        cs: 0xe033,
-        ss: 0xe02b,
-        ..GuestRegs::default()
-    };
+    let mut regs = super::hypercall_frame(nr, args);
     let mut entries = 0;
     loop {
         entries += 1;
