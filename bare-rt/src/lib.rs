@@ -4,8 +4,11 @@
 //! `bcmp`, and (even with `panic = "abort"`) references `rust_eh_personality`.
 //! Only the three bare-metal images link this crate; host builds get these
 //! symbols from libc and std, so nothing here is compiled for tests.
+//!
+//! It also holds the one heap both images' allocators are ([`heap`]).
 #![no_std]
 
+pub mod heap;
 #[cfg(not(test))]
 mod mem;
 

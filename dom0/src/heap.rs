@@ -1,7 +1,6 @@
 //! Dom0's heap, for the store's nodes, watches and queues and for the
-//! builder's unpacked kernels: a first-fit allocator (the
-//! `linked_list_allocator` crate the hypervisor also uses) over Dom0's own
-//! free RAM, mapped at [`HEAP_VA`] at boot.
+//! builder's unpacked kernels: the first-fit heap the hypervisor also
+//! uses (`bare_rt::heap`) over Dom0's own free RAM, mapped at [`HEAP_VA`] at boot.
 //!
 //! Sized from Dom0's memory (`dom0_mem=`), not fixed in the image: the
 //! builder unpacks a distribution's kernel here (Debian's Linux: 63 MiB
@@ -10,13 +9,9 @@
 //! every Dom0 that size; this way a small Dom0 still boots and a kernel
 //! that does not fit is an `xl` error saying how much is missing.
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::ptr::NonNull;
-
+use bare_rt::heap::LockedHeap;
 use hypercall_abi::Errno;
-use linked_list_allocator::Heap;
 use pv_rt::mm::Mm;
-use spin::Mutex;
 
 /// Where the heap is mapped: away from the initial mapping and from the
 /// toolstack's windows (`xl::VA_BASE`, 64 GiB).
@@ -28,24 +23,8 @@ const SCRATCH_VA: u64 = HEAP_VA - 4096;
 /// Free frames left to Dom0's memory manager for later page tables.
 const KEEP_FRAMES: u64 = 256;
 
-struct Locked(Mutex<Heap>);
-
 #[global_allocator]
-static HEAP: Locked = Locked(Mutex::new(Heap::empty()));
-
-// SAFETY: every access goes through the mutex; the heap hands out disjoint blocks.
-unsafe impl GlobalAlloc for Locked {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(p) = NonNull::new(ptr) {
-            // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc's contract).
-            unsafe { self.0.lock().deallocate(p, layout) }
-        }
-    }
-}
+static HEAP: LockedHeap = LockedHeap::empty();
 
 /// Maps Dom0's free RAM past its initial mapping at [`HEAP_VA`] and hands
 /// it to the allocator; returns the heap's size in bytes. Call once, before
@@ -59,11 +38,11 @@ pub fn init(mm: &mut Mm) -> Result<u64, Errno> {
     let size = pages * 4096;
     // SAFETY: called once at start of day; `map_fresh` just mapped these
     // pages writable for Dom0 alone, and nothing else names them.
-    unsafe { HEAP.0.lock().init(HEAP_VA as *mut u8, size as usize) };
+    unsafe { HEAP.init(HEAP_VA as *mut u8, size as usize) };
     Ok(size)
 }
 
 /// Bytes free in the heap (for the builder's error messages).
 pub fn free() -> usize {
-    HEAP.0.lock().free()
+    HEAP.free()
 }
