@@ -218,7 +218,20 @@ elif [ "$dom0" = "$root/target/images/dom0" ] && [ ${#modules[@]} -eq 0 ]; then
     command -v cpio >/dev/null || { echo "run: installing cpio" >&2; apt-get install -y -qq cpio >/dev/null; }
     mkdir -p "$tmp/archive/guests"
     cp "$root/target/images/pv-guest-kernel" "$tmp/archive/"
-    for g in "${guests[@]}"; do cp "$g" "$tmp/archive/guests/"; done
+    for g in "${guests[@]}"; do
+        cp "$g" "$tmp/archive/guests/"
+        # The kernel and ramdisk a config names come along: an absolute path
+        # at the same path in the archive, a relative one beside the config
+        # (where Dom0's xl looks), as on a real Dom0's file system.
+        for f in $(sed -n -E "s/^[[:space:]]*(kernel|ramdisk)[[:space:]]*=[[:space:]]*[\"']([^\"']+)[\"'].*/\2/p" "$g"); do
+            case $f in
+                /*) src=$f dst=$tmp/archive$f ;;
+                *) src=$(dirname "$g")/$f dst=$tmp/archive/guests/$f ;;
+            esac
+            [ -f "$src" ] || continue
+            mkdir -p "$(dirname "$dst")" && cp "$src" "$dst"
+        done
+    done
     (cd "$tmp/archive" && find . -type f | cpio -o -H newc --quiet > "$tmp/guests.cpio")
     initrd="$initrd,$tmp/guests.cpio"
     echo "run: Dom0's initrd carries: pv-guest-kernel $(cd "$tmp/archive" && echo guests/*.cfg)" >&2

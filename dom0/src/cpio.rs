@@ -118,9 +118,12 @@ impl<'a> Reader<'a> {
 }
 
 /// The regular file called `name`, if the archive has one (the last one
-/// wins, as when cpio extracts).
+/// wins, as when cpio extracts). An absolute name is looked up relative to
+/// the archive's root, where `scripts/run.sh` puts the kernels that configs
+/// name by absolute host paths.
 pub fn find<'a>(archive: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let name = name.strip_prefix("./").unwrap_or(name);
+    let name = name.trim_start_matches('/');
     let mut found = None;
     for e in Reader::new(archive) {
         match e {

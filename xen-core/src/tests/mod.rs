@@ -1,6 +1,7 @@
 //! Host tests that drive the whole core through its hypercall entry, as a
 //! guest would: a Dom0 built from a small ELF image over simulated memory.
 
+mod console_io;
 mod cpuid;
 mod domctl;
 mod emul_priv_op;
