@@ -152,3 +152,28 @@ fn the_mmu_sample_guest_passes_on_xen_core_and_on_xen() {
         assert!(text.contains("[mmu] Test result: SUCCESS"), "{args:?}\n{text}");
     }
 }
+
+/// `--guest` with a config naming its kernel by an absolute host path, as
+/// XTF's configs do, and another naming it beside the config: run.sh
+/// carries both kernels into Dom0's initrd and `xl create` finds them.
+#[test]
+fn guest_configs_bring_the_kernels_they_name() {
+    let dir = std::env::temp_dir().join(format!("xen-core-guest-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("k")).unwrap();
+    let kernel = repo_root().join("target/images/pv-guest-kernel");
+    std::fs::copy(&kernel, dir.join("k/banner-kernel")).unwrap();
+    let abs = dir.join("abs.cfg");
+    std::fs::write(&abs, format!("name = \"abs\"\nkernel = \"{}\"\nmemory = 16\ncmdline = \"workload=banner\"\n", dir.join("k/banner-kernel").display())).unwrap();
+    let rel = dir.join("rel.cfg");
+    std::fs::write(&rel, "name = \"rel\"\nkernel = 'k/banner-kernel'\nmemory = 16\ncmdline = \"workload=banner\"\n").unwrap();
+    let (st, text) = Run::start(
+        &["--guest", abs.to_str().unwrap(), "--guest", rel.to_str().unwrap(), "--xl", "create abs; wait abs; create rel; wait rel"],
+        false,
+    )
+    .finish();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(st.code(), Some(0), "{text}");
+    for name in ["abs", "rel"] {
+        assert!(text.contains(&format!("[{name}] workload: banner")), "{name}\n{text}");
+    }
+}
