@@ -319,7 +319,6 @@ fn a_bad_vcpu_context_is_refused_whole() {
     for (off, bad) in [
         (ur + offset_of!(CpuUserRegs, rip), NONCANON),
         (ur + offset_of!(CpuUserRegs, rsp), NONCANON),
-        (ur + offset_of!(CpuUserRegs, cs), 0xe008),
         (offset_of!(VcpuGuestContext, event_callback_eip), HV),
         (offset_of!(VcpuGuestContext, ctrlreg) + 24, Mfn(1).maddr()),
         (offset_of!(VcpuGuestContext, gdt_ents), 9000),
@@ -331,6 +330,32 @@ fn a_bad_vcpu_context_is_refused_whole() {
         assert!(!w.xen.domains[&DomId(0)].vcpus[1].initialised);
     }
     assert_eq!(w.xen.frames.iter().filter(|(_, p)| p.type_count > 0).count(), free, "no reference left behind");
+    ok(&w);
+}
+
+/// Xen checks no selector when a vCPU is initialised (it only forces the
+/// RPL); the hypervisor's own ring-0 code selector is accepted, and the
+/// vCPU's first return to the guest gives it #GP instead of ring 0.
+#[test]
+fn a_hypervisor_code_selector_in_a_vcpu_context_never_reaches_ring_0() {
+    use core::mem::offset_of;
+    use hypercall_abi::arch::{CpuUserRegs, VcpuGuestContext};
+    let mut w = World::new();
+    let s = w.scratch - 0x3000;
+    let mut c = context(&w, 0x100080);
+    let off = offset_of!(VcpuGuestContext, user_regs) + offset_of!(CpuUserRegs, cs);
+    c[off..off + 8].copy_from_slice(&0xe008u64.to_le_bytes());
+    w.write(s, &c);
+    assert_eq!(w.hypercall(nr::VCPU_OP, [0, 1, s, 0, 0]), 0, "accepted, as Xen");
+    assert_eq!(w.hypercall(nr::VCPU_OP, [1, 1, 0, 0, 0]), 0);
+    let mut regs = GuestRegs { rax: nr::SCHED_OP, cs: 0xe033, ss: 0xe02b, ..GuestRegs::default() };
+    let next = w.xen.hypercall(&mut regs);
+    // The #GP(0xe008) has no handler in vCPU 1's empty trap table: the
+    // domain crashes (Dom0 here, so the machine halts), as on Xen where the
+    // faulting `iretq` finds no failsafe callback.
+    assert!(matches!(next, Next::Halt(_)), "{next:?} {regs:x?}");
+    assert_eq!(w.xen.domains[&DomId(0)].shutdown, Some(ShutdownReason::Crash));
+    assert_eq!((regs.entry_vector, regs.error_code), (13, 0xe008), "{regs:x?}");
     ok(&w);
 }
 
