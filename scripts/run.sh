@@ -223,7 +223,8 @@ elif [ "$dom0" = "$root/target/images/dom0" ] && [ ${#modules[@]} -eq 0 ]; then
         # The kernel and ramdisk a config names come along: an absolute path
         # at the same path in the archive, a relative one beside the config
         # (where Dom0's xl looks), as on a real Dom0's file system.
-        for f in $(sed -n -E "s/^[[:space:]]*(kernel|ramdisk)[[:space:]]*=[[:space:]]*[\"']([^\"']+)[\"'].*/\2/p" "$g"); do
+        sed -n -E "s/^[[:space:]]*(kernel|ramdisk)[[:space:]]*=[[:space:]]*[\"']([^\"']+)[\"'].*/\2/p" "$g" |
+        while IFS= read -r f; do
             case $f in
                 /*) src=$f dst=$tmp/archive$f ;;
                 *) src=$(dirname "$g")/$f dst=$tmp/archive/guests/$f ;;
